@@ -1,0 +1,28 @@
+"""The ``modstream`` command: one sub-command per job."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from modstream import __version__
+from modstream.cli import score
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="modstream", description="Real-time NSFW moderation of image streams."
+    )
+    parser.add_argument("--version", action="version", version=f"modstream {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    score.add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except KeyboardInterrupt:
+        print("modstream: interrupted", file=sys.stderr)
+        return 130

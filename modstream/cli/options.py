@@ -1,0 +1,101 @@
+"""Command-line options shared by ``score``, ``run`` and ``demo``, translated to config."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from modstream.models.decode import DecodeLimits
+from modstream.models.network import DeviceSpec, default_cache_dir
+from modstream.models.preprocess import Preprocessing
+from modstream.pipeline.batcher import BatchPolicy
+from modstream.pipeline.policy import DEFAULT_POLICY, PRESETS
+from modstream.pipeline.scorer import ScorerConfig
+
+MB = 1024 * 1024
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive whole number")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
+
+
+def add_scorer_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("scoring")
+    group.add_argument(
+        "--device",
+        action="append",
+        metavar="D",
+        help="OpenVINO device for a worker; repeat for several (CPU, GPU.1, NPU, AUTO:GPU,CPU, "
+        "MYRIAD on OpenVINO 2022.3). Default: CPU",
+    )
+    group.add_argument(
+        "--decode",
+        choices=[mode.value for mode in Preprocessing],
+        default=Preprocessing.FAST.value,
+        help="preprocessing: 'exact' reproduces the reference, 'fast' uses DCT-domain JPEG "
+        "downscaling (default: fast)",
+    )
+    group.add_argument("--batch-size", type=positive_int, default=8, help="max images per batch")
+    group.add_argument(
+        "--max-delay-ms",
+        type=float,
+        default=10.0,
+        help="longest the oldest queued image waits for a fuller batch (default: 10)",
+    )
+    group.add_argument(
+        "--precision",
+        default="f32",
+        help="inference precision hint where the device supports it: f32 (default), bf16, f16",
+    )
+    group.add_argument(
+        "--performance-hint",
+        choices=["THROUGHPUT", "LATENCY", "CUMULATIVE_THROUGHPUT"],
+        default="THROUGHPUT",
+    )
+    group.add_argument(
+        "--max-image-mb", type=positive_float, default=20.0, help="largest encoded image accepted"
+    )
+    group.add_argument(
+        "--max-megapixels", type=positive_float, default=64.0, help="largest decoded image accepted"
+    )
+    group.add_argument("--cache-dir", type=Path, default=None, help="OpenVINO model cache")
+    group.add_argument("--no-cache", action="store_true", help="disable the model cache")
+    group.add_argument(
+        "--policy",
+        default=DEFAULT_POLICY,
+        help=f"preset ({', '.join(PRESETS)}), 'flag=0.7,review=0.3', or a policy JSON file "
+        f"(default: {DEFAULT_POLICY})",
+    )
+    group.add_argument(
+        "--review-at",
+        type=float,
+        default=None,
+        help="scores from here to the flag threshold go to review",
+    )
+
+
+def scorer_config(args: argparse.Namespace) -> ScorerConfig:
+    devices = tuple(
+        DeviceSpec(name=name, performance_hint=args.performance_hint, precision=args.precision)
+        for name in (args.device or ["CPU"])
+    )
+    cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir())
+    return ScorerConfig(
+        devices=devices,
+        preprocessing=Preprocessing(args.decode),
+        limits=DecodeLimits(
+            max_bytes=int(args.max_image_mb * MB), max_pixels=int(args.max_megapixels * 1e6)
+        ),
+        batch=BatchPolicy(max_batch_size=args.batch_size, max_delay_s=args.max_delay_ms / 1000),
+        cache_dir=cache_dir,
+    )

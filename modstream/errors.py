@@ -1,0 +1,165 @@
+"""Every error modstream reports, with a stable ``kind`` for topics, JSON lines and HTTP bodies.
+
+Foreign exceptions (PIL, aiohttp, OpenVINO, aiokafka) are mapped to the most specific class here at
+the boundary where they occur, with ``raise ... from exc``. Code that decides whether to retry reads
+the ``retriable`` class attribute; code that reports an error writes ``kind`` and ``str(error)``.
+
+    ModstreamError                     kind=internal
+    ├── InputError                     one input is bad; record it and keep going
+    │   ├── ImageError
+    │   │   ├── EmptyImage             kind=empty
+    │   │   ├── NotAnImage             kind=not_an_image
+    │   │   ├── UnsupportedFormat      kind=unsupported_format
+    │   │   ├── TruncatedImage         kind=truncated
+    │   │   ├── DecompressionBomb      kind=decompression_bomb
+    │   │   ├── ImageTooLarge          kind=too_large
+    │   │   └── DecodeFailed           kind=decode_failed
+    │   ├── FetchError
+    │   │   ├── InvalidUrl             kind=invalid_url
+    │   │   ├── BlockedAddress         kind=blocked_address
+    │   │   ├── FetchTimeout           kind=fetch_timeout       (retriable)
+    │   │   ├── ConnectFailed          kind=connect_failed      (retriable)
+    │   │   ├── HttpStatusError        kind=http_status
+    │   │   ├── TooManyRedirects       kind=too_many_redirects
+    │   │   └── BodyTooLarge           kind=too_large
+    │   └── MalformedRecord            kind=malformed_record
+    ├── Overloaded                     kind=overloaded          (retriable)
+    ├── ScorerClosed                   kind=scorer_closed
+    ├── ModelError                     kind=model_error
+    │   ├── WeightsNotFound            kind=weights_not_found
+    │   └── ChecksumMismatch           kind=checksum_mismatch
+    ├── DeviceError                    kind=device_error        (retriable)
+    └── ConfigError                    kind=config_error
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class ModstreamError(Exception):
+    """Base class: carries a stable machine-readable ``kind`` and a human message."""
+
+    kind: ClassVar[str] = "internal"
+    retriable: ClassVar[bool] = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def to_dict(self) -> dict[str, str]:
+        return {"kind": self.kind, "message": self.message}
+
+
+class InputError(ModstreamError):
+    """One input (an image, a URL, a record) cannot be scored; others are unaffected."""
+
+    kind = "bad_input"
+
+
+class ImageError(InputError):
+    kind = "bad_image"
+
+
+class EmptyImage(ImageError):
+    kind = "empty"
+
+
+class NotAnImage(ImageError):
+    kind = "not_an_image"
+
+
+class UnsupportedFormat(ImageError):
+    kind = "unsupported_format"
+
+
+class TruncatedImage(ImageError):
+    kind = "truncated"
+
+
+class DecompressionBomb(ImageError):
+    kind = "decompression_bomb"
+
+
+class ImageTooLarge(ImageError):
+    kind = "too_large"
+
+
+class DecodeFailed(ImageError):
+    kind = "decode_failed"
+
+
+class FetchError(InputError):
+    kind = "fetch_failed"
+
+
+class InvalidUrl(FetchError):
+    kind = "invalid_url"
+
+
+class BlockedAddress(FetchError):
+    kind = "blocked_address"
+
+
+class FetchTimeout(FetchError):
+    kind = "fetch_timeout"
+    retriable = True
+
+
+class ConnectFailed(FetchError):
+    kind = "connect_failed"
+    retriable = True
+
+
+class HttpStatusError(FetchError):
+    kind = "http_status"
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class TooManyRedirects(FetchError):
+    kind = "too_many_redirects"
+
+
+class BodyTooLarge(FetchError):
+    kind = "too_large"
+
+
+class MalformedRecord(InputError):
+    kind = "malformed_record"
+
+
+class Overloaded(ModstreamError):
+    """The scorer's queue is full; the caller should back off and retry."""
+
+    kind = "overloaded"
+    retriable = True
+
+
+class ScorerClosed(ModstreamError):
+    kind = "scorer_closed"
+
+
+class ModelError(ModstreamError):
+    kind = "model_error"
+
+
+class WeightsNotFound(ModelError):
+    kind = "weights_not_found"
+
+
+class ChecksumMismatch(ModelError):
+    kind = "checksum_mismatch"
+
+
+class DeviceError(ModstreamError):
+    """An inference device failed to compile the model or to run a batch."""
+
+    kind = "device_error"
+    retriable = True
+
+
+class ConfigError(ModstreamError):
+    kind = "config_error"

@@ -1,0 +1,112 @@
+"""Open untrusted image bytes safely: size limits, format allow-list, and typed errors.
+
+This is the only place PIL sees bytes from the outside world. It parses the header, checks the
+byte and pixel limits *before* any pixel buffer is allocated (a 40000x40000 PNG is refused from its
+header), and maps PIL's many exception types onto :mod:`modstream.errors`.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from dataclasses import dataclass
+
+from PIL import Image, UnidentifiedImageError
+
+from modstream.errors import (
+    DecodeFailed,
+    DecompressionBomb,
+    EmptyImage,
+    ImageError,
+    ImageTooLarge,
+    NotAnImage,
+    TruncatedImage,
+    UnsupportedFormat,
+)
+
+# Formats with maintained, memory-safe decoders in Pillow. Everything else (EPS, which would run
+# Ghostscript; PSD; ICO; ...) is refused at the header: hostile input never reaches those plugins.
+# Multi-picture JPEGs (MPO) open through the JPEG entry.
+ALLOWED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "AVIF")
+# Image.open(formats=...) looks each name up in the plugin registry, which PIL fills lazily.
+Image.init()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DecodeLimits:
+    """Bounds on what one image may cost before it is refused."""
+
+    max_bytes: int = 20 * 1024 * 1024
+    max_pixels: int = 64_000_000
+
+    def __post_init__(self) -> None:
+        if self.max_bytes <= 0 or self.max_pixels <= 0:
+            raise ValueError("decode limits must be positive")
+
+
+def describe_non_image(data: bytes) -> str | None:
+    """Name what ``data`` looks like when it is text rather than an image, else ``None``."""
+    head = data[:512].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if head.startswith((b"<!doctype html", b"<html", b"<head", b"<body")):
+        return "an HTML document"
+    if b"<svg" in head:
+        return "an SVG (vector) document"
+    if head.startswith(b"<?xml") or head.startswith(b"<"):
+        return "an XML/markup document"
+    if head.startswith((b"{", b"[")):
+        return "a JSON document"
+    return None
+
+
+def open_image(data: bytes, limits: DecodeLimits) -> Image.Image:
+    """Parse the header of ``data`` and return an unloaded image that is within ``limits``."""
+    if not data:
+        raise EmptyImage("the body is empty (0 bytes)")
+    if len(data) > limits.max_bytes:
+        raise ImageTooLarge(
+            f"the image is {len(data)} bytes, more than the {limits.max_bytes}-byte limit"
+        )
+    try:
+        image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+    except Image.DecompressionBombError as exc:
+        raise DecompressionBomb(f"refused before decoding: {exc}") from exc
+    except Image.DecompressionBombWarning as exc:  # raised when warnings are errors
+        raise DecompressionBomb(f"refused before decoding: {exc}") from exc
+    except UnidentifiedImageError as exc:
+        raise _unidentified(data) from exc
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise DecodeFailed(f"cannot parse the image header: {exc}") from exc
+    width, height = image.size
+    if width <= 0 or height <= 0:
+        raise DecodeFailed(f"the image has an empty size {width}x{height}")
+    if width * height > limits.max_pixels:
+        raise DecompressionBomb(
+            f"the image is {width}x{height} = {width * height} pixels, more than the "
+            f"{limits.max_pixels}-pixel limit; refused before decoding"
+        )
+    return image
+
+
+def load_pixels(image: Image.Image) -> None:
+    """Decode the pixels of an image opened by :func:`open_image`, mapping failures to errors."""
+    try:
+        image.load()
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise DecompressionBomb(f"refused while decoding: {exc}") from exc
+    except (OSError, ValueError, SyntaxError, EOFError, IndexError, struct.error) as exc:
+        text = str(exc)
+        if "truncated" in text or "broken data stream" in text or isinstance(exc, EOFError):
+            raise TruncatedImage(f"the image data ends early: {text}") from exc
+        raise DecodeFailed(f"cannot decode the image: {text}") from exc
+
+
+def _unidentified(data: bytes) -> ImageError:
+    looks_like = describe_non_image(data)
+    if looks_like is not None and "SVG" in looks_like:
+        return UnsupportedFormat(f"the body is {looks_like}; only raster images are scored")
+    if looks_like is not None:
+        return NotAnImage(f"the body is {looks_like}, not an image")
+    formats = ", ".join(ALLOWED_FORMATS)
+    return NotAnImage(f"the body is not an image in a supported format ({formats})")

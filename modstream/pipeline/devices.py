@@ -1,0 +1,116 @@
+"""One worker per OpenVINO device: batches in, scores out, through an ``AsyncInferQueue``.
+
+The worker counts its own free infer requests so that :meth:`DeviceWorker.submit` never blocks the
+event loop (``AsyncInferQueue.start_async`` waits when every request is busy). OpenVINO calls back
+on its own thread; the result is handed to the event loop with ``call_soon_threadsafe``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import openvino as ov
+
+from modstream.errors import DeviceError
+from modstream.models.network import CompiledNetwork
+
+ScoreArray = npt.NDArray[np.float32]
+BatchCallback = Callable[[ScoreArray | DeviceError, float], None]
+
+
+@dataclass(slots=True)
+class DeviceStatistics:
+    device: str
+    requests: int
+    in_flight: int = 0
+    batches: int = 0
+    images: int = 0
+    failures: int = 0
+    busy_s: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "device": self.device,
+            "requests": self.requests,
+            "in_flight": self.in_flight,
+            "batches": self.batches,
+            "images": self.images,
+            "failures": self.failures,
+            "busy_s": round(self.busy_s, 4),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    count: int
+    started: float
+    callback: BatchCallback
+    pixels: npt.NDArray[np.uint8]  # kept alive while the device reads it
+
+
+class DeviceWorker:
+    def __init__(self, network: CompiledNetwork, loop: asyncio.AbstractEventLoop) -> None:
+        self.network = network
+        self._loop = loop
+        self._queue = ov.AsyncInferQueue(network.compiled, network.num_requests)
+        self._queue.set_callback(self._on_complete)
+        self.stats = DeviceStatistics(device=network.device, requests=network.num_requests)
+
+    @property
+    def device(self) -> str:
+        return self.network.device
+
+    @property
+    def free_slots(self) -> int:
+        return self.stats.requests - self.stats.in_flight
+
+    def submit(self, pixels: npt.NDArray[np.uint8], callback: BatchCallback) -> None:
+        """Start inference on ``pixels`` (N, 224, 224, 3); ``callback`` runs on the event loop."""
+        if self.free_slots <= 0:
+            raise RuntimeError("submit() called on a device with no free infer request")
+        count = pixels.shape[0]
+        static = self.network.static_batch
+        if static is not None and count < static:
+            padding = np.zeros((static - count, *pixels.shape[1:]), dtype=pixels.dtype)
+            pixels = np.concatenate([pixels, padding])
+        self.stats.in_flight += 1
+        job = _Job(count=count, started=time.perf_counter(), callback=callback, pixels=pixels)
+        try:
+            self._queue.start_async({0: pixels}, job, share_inputs=True)
+        except RuntimeError as exc:
+            self.stats.in_flight -= 1
+            self.stats.failures += 1
+            raise DeviceError(f"device {self.device} refused a batch: {exc}") from exc
+
+    def wait_idle(self) -> None:
+        """Block until every started request has finished (call from a worker thread)."""
+        self._queue.wait_all()
+
+    def _on_complete(self, request: ov.InferRequest, job: _Job) -> None:
+        # OpenVINO's thread: copy the scores out of the request's buffer before it is reused.
+        elapsed = time.perf_counter() - job.started
+        outcome: ScoreArray | DeviceError
+        try:
+            outcome = np.array(request.get_output_tensor(0).data[: job.count, 1], dtype=np.float32)
+        except Exception as exc:  # noqa: BLE001 - any failure here must reach the callers
+            outcome = DeviceError(f"device {self.device} failed a batch: {exc}")
+        # A closed loop means nobody is left to receive the result.
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._finish, job, outcome, elapsed)
+
+    def _finish(self, job: _Job, outcome: ScoreArray | DeviceError, elapsed: float) -> None:
+        self.stats.in_flight -= 1
+        self.stats.busy_s += elapsed
+        if isinstance(outcome, DeviceError):
+            self.stats.failures += 1
+        else:
+            self.stats.batches += 1
+            self.stats.images += job.count
+        job.callback(outcome, elapsed)

@@ -1,0 +1,216 @@
+"""Fetch image bytes over HTTP(S) without trusting the URL, the server, or the body.
+
+* pooled connections with a per-host cap (``aiohttp.TCPConnector``);
+* one total deadline for the whole fetch, redirects included, plus a connect timeout;
+* the body is cut off while streaming once it passes ``max_bytes`` (after any gzip decoding, so a
+  compressed bomb is cut too);
+* redirects are followed by hand, at most ``max_redirects``, and every hop is checked again;
+* SSRF guard: only http(s); literal IPs are checked before connecting and host names when they
+  resolve (:class:`GuardedResolver`), against :class:`~modstream.pipeline.addresses.AddressPolicy`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from yarl import URL
+
+from modstream import __version__
+from modstream.errors import (
+    BlockedAddress,
+    BodyTooLarge,
+    ConnectFailed,
+    FetchError,
+    FetchTimeout,
+    HttpStatusError,
+    InvalidUrl,
+    TooManyRedirects,
+)
+from modstream.pipeline.addresses import AddressPolicy, IPNetwork
+
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FetchConfig:
+    total_timeout_s: float = 30.0
+    connect_timeout_s: float = 5.0
+    max_bytes: int = 20 * 1024 * 1024
+    max_redirects: int = 5
+    per_host_limit: int = 8
+    pool_limit: int = 100
+    allow_cidrs: tuple[IPNetwork, ...] = ()
+    user_agent: str = field(default=f"modstream/{__version__} (+image moderation)")
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    body: bytes
+    url: str
+    status: int
+    content_type: str
+    fetch_s: float
+
+
+class GuardedResolver(AbstractResolver):
+    """Resolves with aiohttp's threaded resolver, then refuses hosts that map to blocked addresses.
+
+    aiohttp connects to exactly the addresses returned here, so a DNS answer that changes between
+    check and connect (rebinding) cannot slip through.
+    """
+
+    def __init__(self, policy: AddressPolicy) -> None:
+        self._policy = policy
+        self._inner = aiohttp.ThreadedResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        results = await self._inner.resolve(host, port, family)
+        for result in results:
+            self._policy.check(result["host"], host=host)
+        return results
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+class Fetcher:
+    """An HTTP client session for untrusted image URLs. Use ``async with Fetcher(config)``."""
+
+    def __init__(self, config: FetchConfig | None = None) -> None:
+        self.config = config or FetchConfig()
+        self._policy = AddressPolicy(self.config.allow_cidrs)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Self:
+        self._ensure_session()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def _ensure_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                limit=self.config.pool_limit,
+                limit_per_host=self.config.per_host_limit,
+                resolver=GuardedResolver(self._policy),
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=None, connect=self.config.connect_timeout_s),
+                headers={"User-Agent": self.config.user_agent, "Accept": "image/*"},
+                auto_decompress=True,
+            )
+        return self._session
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            session, self._session = self._session, None
+            await asyncio.shield(session.close())
+
+    async def fetch(self, url: str) -> Fetched:
+        """Return the body at ``url``; raise a :class:`~modstream.errors.FetchError` otherwise."""
+        session = self._ensure_session()
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.config.total_timeout_s):
+                return await self._follow(session, url, started)
+        except TimeoutError:
+            raise FetchTimeout(
+                f"no complete response from {_host_of(url)} within "
+                f"{self.config.total_timeout_s:g} s"
+            ) from None
+
+    async def _follow(self, session: aiohttp.ClientSession, url: str, started: float) -> Fetched:
+        current = self._checked_url(url)
+        for _hop in range(self.config.max_redirects + 1):
+            try:
+                async with session.get(current, allow_redirects=False) as response:
+                    if response.status in _REDIRECTS and "Location" in response.headers:
+                        location = URL(response.headers["Location"])
+                        current = self._checked_url(str(response.url.join(location)))
+                        continue
+                    if response.status >= 400:
+                        raise HttpStatusError(
+                            f"{current.host} answered HTTP {response.status} {response.reason}",
+                            status=response.status,
+                        )
+                    body = await self._read_capped(response)
+                    return Fetched(
+                        body=body,
+                        url=str(current),
+                        status=response.status,
+                        content_type=response.headers.get("Content-Type", ""),
+                        fetch_s=time.perf_counter() - started,
+                    )
+            except (FetchError, BlockedAddress):
+                raise
+            except aiohttp.ClientConnectorDNSError as exc:
+                raise ConnectFailed(f"cannot resolve {current.host}: {exc.os_error}") from exc
+            except aiohttp.ClientConnectorError as exc:
+                raise ConnectFailed(f"cannot connect to {current.host}: {exc.os_error}") from exc
+            except aiohttp.InvalidURL as exc:
+                raise InvalidUrl(f"invalid URL {str(current)!r}: {exc}") from exc
+            except aiohttp.ClientError as exc:
+                raise FetchError(f"fetching from {current.host} failed: {exc!r}") from exc
+        raise TooManyRedirects(
+            f"more than {self.config.max_redirects} redirects starting at {_host_of(url)}"
+        )
+
+    def _checked_url(self, raw: str) -> URL:
+        try:
+            url = URL(raw)
+        except (ValueError, TypeError) as exc:
+            raise InvalidUrl(f"invalid URL {raw!r}: {exc}") from exc
+        if url.scheme not in ("http", "https"):
+            raise InvalidUrl(f"only http and https URLs are fetched, not {url.scheme or 'none'!r}")
+        if not url.host:
+            raise InvalidUrl(f"the URL {raw!r} has no host")
+        if _is_ip_literal(url.host):
+            # aiohttp does not resolve literal addresses, so they are checked here.
+            self._policy.check(url.host, host=url.host)
+        return url
+
+    async def _read_capped(self, response: aiohttp.ClientResponse) -> bytes:
+        limit = self.config.max_bytes
+        declared = response.content_length
+        if declared is not None and declared > limit:
+            raise BodyTooLarge(
+                f"the server declares {declared} bytes, more than the {limit}-byte limit"
+            )
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.content.iter_chunked(_CHUNK):
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge(f"the body passed the {limit}-byte limit; download stopped")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def statistics(self) -> dict[str, Any]:
+        return {"open": self._session is not None and not self._session.closed}
+
+
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
+
+
+def _host_of(url: str) -> str:
+    try:
+        return URL(url).host or url
+    except (ValueError, TypeError):
+        return url

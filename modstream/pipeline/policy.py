@@ -1,0 +1,106 @@
+"""Turn a score into a decision: ``flagged``, ``review`` or ``safe``. Pure, no I/O.
+
+Presets (thresholds on open_nsfw's NSFW probability; fit your own with labelled data):
+
+``brand-safety`` flag >= 0.20
+    open_nsfw's authors call scores below 0.2 "likely safe"; anything above is not safe enough to
+    place an ad next to. Few false negatives, many false positives.
+``balanced`` flag >= 0.50
+    The model's own decision boundary (the larger of its two softmax outputs).
+``auto-ban`` flag >= 0.80
+    The authors' "highly probable NSFW" line: few false positives, for automatic action.
+
+Any preset can add a review band (``review_at``): scores in ``[review_at, flag_at)`` go to people,
+as NSFW-as-a-Service did with everything above 0.3.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from modstream.errors import ConfigError
+
+
+class Decision(enum.StrEnum):
+    FLAGGED = "flagged"
+    REVIEW = "review"
+    SAFE = "safe"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Policy:
+    name: str
+    flag_at: float
+    review_at: float | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.flag_at <= 1.0:
+            raise ConfigError(f"flag threshold {self.flag_at} is outside 0..1")
+        if self.review_at is not None and not 0.0 <= self.review_at <= self.flag_at:
+            raise ConfigError(
+                f"review threshold {self.review_at} must lie between 0 and the flag threshold "
+                f"{self.flag_at}"
+            )
+
+    def decide(self, nsfw: float) -> Decision:
+        if nsfw >= self.flag_at:
+            return Decision.FLAGGED
+        if self.review_at is not None and nsfw >= self.review_at:
+            return Decision.REVIEW
+        return Decision.SAFE
+
+    def with_review(self, review_at: float | None) -> Policy:
+        return Policy(name=self.name, flag_at=self.flag_at, review_at=review_at)
+
+
+PRESETS: dict[str, Policy] = {
+    "brand-safety": Policy(name="brand-safety", flag_at=0.20),
+    "balanced": Policy(name="balanced", flag_at=0.50),
+    "auto-ban": Policy(name="auto-ban", flag_at=0.80),
+}
+DEFAULT_POLICY = "balanced"
+
+
+def resolve_policy(spec: str) -> Policy:
+    """A preset name, an explicit ``flag=0.7[,review=0.3]``, or a path to a JSON policy file."""
+    if spec in PRESETS:
+        return PRESETS[spec]
+    if "=" in spec:
+        return _parse_thresholds(spec)
+    path = Path(spec)
+    if path.is_file():
+        return _load_file(path)
+    names = ", ".join(PRESETS)
+    raise ConfigError(
+        f"unknown policy {spec!r}: use a preset ({names}), 'flag=0.7,review=0.3', or a policy file"
+    )
+
+
+def _parse_thresholds(spec: str) -> Policy:
+    values: dict[str, float] = {}
+    for part in spec.split(","):
+        key, _, raw = part.partition("=")
+        try:
+            values[key.strip()] = float(raw)
+        except ValueError:
+            raise ConfigError(f"policy threshold {part!r} is not a number") from None
+    unknown = set(values) - {"flag", "review"}
+    if unknown or "flag" not in values:
+        raise ConfigError(f"policy {spec!r} needs 'flag=' and may have 'review=' only")
+    return Policy(name="custom", flag_at=values["flag"], review_at=values.get("review"))
+
+
+def _load_file(path: Path) -> Policy:
+    try:
+        data = orjson.loads(path.read_bytes())
+        return Policy(
+            name=str(data.get("name", path.stem)),
+            flag_at=float(data["flag_at"]),
+            review_at=None if data.get("review_at") is None else float(data["review_at"]),
+        )
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ConfigError(f"policy file {path} is not valid: {exc}") from exc

@@ -1,0 +1,52 @@
+"""What scoring one image produces: the score, the model that gave it, and where time went."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Timings:
+    """Seconds spent in each stage for one image; ``total_s`` is from submission to result."""
+
+    decode_s: float
+    queue_s: float
+    infer_s: float
+    total_s: float
+    batch_size: int
+
+    def as_ms(self) -> dict[str, float | int]:
+        return {
+            "decode": round(self.decode_s * 1000, 3),
+            "queue": round(self.queue_s * 1000, 3),
+            "infer": round(self.infer_s * 1000, 3),
+            "total": round(self.total_s * 1000, 3),
+            "batch_size": self.batch_size,
+        }
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ScoreResult:
+    nsfw: float
+    model: str
+    device: str
+    precision: str
+    sha256: str
+    width: int
+    height: int
+    format: str
+    timings: Timings
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "nsfw": round(self.nsfw, 6),
+            "model": self.model,
+            "device": self.device,
+            "precision": self.precision,
+            "sha256": self.sha256,
+            "width": self.width,
+            "height": self.height,
+            "format": self.format,
+            "timings": self.timings.as_ms(),
+        }

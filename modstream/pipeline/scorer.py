@@ -1,0 +1,319 @@
+"""The scorer: ``await scorer.score(data, deadline=...)`` in front of a deadline-aware batcher.
+
+Flow of one call::
+
+    score() -> admission (bounded, budgeted wait) -> decode thread pool -> DeadlineBatcher
+            -> dispatch loop -> DeviceWorker (AsyncInferQueue) -> result future -> score()
+
+Decoding runs on a bounded thread pool while devices infer, so both cores stay busy. The dispatch
+loop is the only place that moves items from the batcher to devices; it acts on the batcher's pure
+decisions. A caller that is cancelled only loses its own result: its queued item is discarded, or
+its in-flight score is dropped when the batch returns.
+
+Shutdown order (:meth:`Scorer.aclose`): refuse new calls -> flush the queue and let every admitted
+call finish (bounded by ``drain_timeout_s``) -> stop the dispatch loop -> wait for the devices ->
+stop the decode pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+
+from modstream.errors import DecodeFailed, DeviceError, ImageError, Overloaded, ScorerClosed
+from modstream.models.decode import DecodeLimits
+from modstream.models.network import (
+    CompiledNetwork,
+    DeviceSpec,
+    build_model,
+    compile_network,
+    default_cache_dir,
+    make_core,
+)
+from modstream.models.preprocess import PreparedImage, Preprocessing, prepare
+from modstream.models.weights import ModelWeights, load_weights
+from modstream.pipeline.batcher import (
+    BatchPolicy,
+    DeadlineBatcher,
+    Dispatch,
+    ServiceTimeEstimate,
+    WaitUntil,
+)
+from modstream.pipeline.devices import DeviceWorker, ScoreArray
+from modstream.pipeline.results import ScoreResult, Timings
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ScorerConfig:
+    """Everything the scorer needs; ``deadline`` defaults to now + ``latency_budget_s``."""
+
+    devices: tuple[DeviceSpec, ...] = (DeviceSpec(),)
+    preprocessing: Preprocessing = Preprocessing.FAST
+    limits: DecodeLimits = field(default_factory=DecodeLimits)
+    batch: BatchPolicy = field(default_factory=BatchPolicy)
+    latency_budget_s: float = 0.250
+    decode_workers: int = field(default_factory=lambda: os.cpu_count() or 2)
+    max_pending: int = 64
+    admission_timeout_s: float = 30.0
+    drain_timeout_s: float = 30.0
+    cache_dir: Path | None = field(default_factory=default_cache_dir)
+    weights_path: Path | None = None
+
+    def __post_init__(self) -> None:
+        if not self.devices:
+            raise ValueError("at least one device is required")
+        if self.decode_workers < 1 or self.max_pending < 1:
+            raise ValueError("decode_workers and max_pending must be at least 1")
+
+
+@dataclass(frozen=True, slots=True)
+class _Decoded:
+    image: PreparedImage
+    sha256: str
+    decode_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Scored:
+    nsfw: float
+    device: str
+    precision: str
+    queue_s: float
+    infer_s: float
+    batch_size: int
+
+
+@dataclass(slots=True)
+class _Item:
+    pixels: np.ndarray[Any, np.dtype[np.uint8]]
+    enqueued: float
+    future: asyncio.Future[_Scored]
+
+
+def _decode(data: bytes, mode: Preprocessing, limits: DecodeLimits) -> _Decoded:
+    """Runs on the decode pool: hash the bytes and prepare the model input."""
+    started = time.perf_counter()
+    try:
+        image = prepare(data, mode, limits)
+    except ImageError:
+        raise
+    except Exception as exc:
+        raise DecodeFailed(f"the decoder failed unexpectedly: {type(exc).__name__}: {exc}") from exc
+    digest = hashlib.sha256(data).hexdigest()
+    return _Decoded(image=image, sha256=digest, decode_s=time.perf_counter() - started)
+
+
+def _compile_all(config: ScorerConfig) -> tuple[ModelWeights, list[CompiledNetwork]]:
+    weights = load_weights(config.weights_path)
+    core = make_core(config.cache_dir)
+    model = build_model(core, weights)
+    networks = [
+        compile_network(core, model, spec, max_batch_size=config.batch.max_batch_size)
+        for spec in config.devices
+    ]
+    return weights, networks
+
+
+class Scorer:
+    """Scores image bytes on one or more OpenVINO devices. Create with :meth:`start`."""
+
+    def __init__(
+        self,
+        config: ScorerConfig,
+        weights: ModelWeights,
+        networks: list[CompiledNetwork],
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.config = config
+        self.model_id = weights.model_id
+        self._loop = loop
+        self._workers = [DeviceWorker(network, loop) for network in networks]
+        self._pool = ThreadPoolExecutor(
+            config.decode_workers, thread_name_prefix="modstream-decode"
+        )
+        self._batcher: DeadlineBatcher[_Item] = DeadlineBatcher(config.batch, ServiceTimeEstimate())
+        self._admission = asyncio.Semaphore(config.max_pending)
+        self._wake = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._active = 0
+        self._closing = False
+        self._closed = False
+        self._dispatcher: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def start(cls, config: ScorerConfig | None = None) -> Self:
+        """Verify the weights, compile for every device (off the event loop) and start."""
+        config = config or ScorerConfig()
+        weights, networks = await asyncio.to_thread(_compile_all, config)
+        scorer = cls(config, weights, networks, asyncio.get_running_loop())
+        scorer._dispatcher = asyncio.create_task(scorer._dispatch_loop(), name="modstream-dispatch")
+        return scorer
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    @property
+    def devices(self) -> list[str]:
+        return [worker.device for worker in self._workers]
+
+    async def score(self, data: bytes, *, deadline: float | None = None) -> ScoreResult:
+        """Score one image. ``deadline`` is an absolute ``time.monotonic()`` value in seconds.
+
+        Raises :class:`~modstream.errors.ImageError` for bad input, :class:`Overloaded` when no
+        slot frees up within ``admission_timeout_s``, :class:`ScorerClosed` after :meth:`aclose`.
+        """
+        if self._closing:
+            raise ScorerClosed("the scorer is shut down")
+        started = time.perf_counter()
+        if deadline is None:
+            deadline = time.monotonic() + self.config.latency_budget_s
+        try:
+            async with asyncio.timeout(self.config.admission_timeout_s):
+                await self._admission.acquire()
+        except TimeoutError:
+            raise Overloaded(
+                f"no scoring slot became free within {self.config.admission_timeout_s:.1f} s"
+            ) from None
+        self._active += 1
+        try:
+            decoded = await self._loop.run_in_executor(
+                self._pool, _decode, data, self.config.preprocessing, self.config.limits
+            )
+            future: asyncio.Future[_Scored] = self._loop.create_future()
+            item = _Item(pixels=decoded.image.pixels, enqueued=time.perf_counter(), future=future)
+            self._batcher.add(item, now=time.monotonic(), deadline=deadline)
+            self._wake.set()
+            scored = await future
+        finally:
+            self._admission.release()
+            self._active -= 1
+            if self._closing and self._active == 0:
+                self._drained.set()
+        return ScoreResult(
+            nsfw=scored.nsfw,
+            model=self.model_id,
+            device=scored.device,
+            precision=scored.precision,
+            sha256=decoded.sha256,
+            width=decoded.image.width,
+            height=decoded.image.height,
+            format=decoded.image.format,
+            timings=Timings(
+                decode_s=decoded.decode_s,
+                queue_s=scored.queue_s,
+                infer_s=scored.infer_s,
+                total_s=time.perf_counter() - started,
+                batch_size=scored.batch_size,
+            ),
+        )
+
+    def statistics(self) -> dict[str, Any]:
+        return {
+            "active": self._active,
+            "queued": len(self._batcher),
+            "per_item_s": round(self._batcher.service.per_item_s, 5),
+            "devices": [worker.stats.as_dict() for worker in self._workers],
+        }
+
+    async def aclose(self) -> None:
+        """Drain admitted work, then release devices and threads. Safe to call twice."""
+        if self._closed:
+            return
+        self._closing = True
+        self._wake.set()
+        try:
+            if self._active:
+                try:
+                    async with asyncio.timeout(self.config.drain_timeout_s):
+                        await self._drained.wait()
+                except TimeoutError:
+                    pass
+        finally:
+            self._closed = True
+            await asyncio.shield(self._stop())
+
+    async def _stop(self) -> None:
+        if self._dispatcher is not None:
+            self._dispatcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._dispatcher
+        for worker in self._workers:
+            await asyncio.to_thread(worker.wait_idle)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        failure = ScorerClosed("the scorer shut down before this image was scored")
+        for item in self._batcher.take(len(self._batcher)):
+            if not item.future.done():
+                item.future.set_exception(failure)
+
+    async def _dispatch_loop(self) -> None:
+        while True:
+            self._wake.clear()
+            self._batcher.discard(lambda item: item.future.done())
+            free = sum(worker.free_slots for worker in self._workers)
+            decision = self._batcher.decide(
+                now=time.monotonic(), free_slots=free, flush=self._closing
+            )
+            if isinstance(decision, Dispatch):
+                self._dispatch(self._batcher.take(decision.count))
+                continue
+            timeout = None
+            if isinstance(decision, WaitUntil):
+                timeout = max(decision.when - time.monotonic(), 0.0)
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+
+    def _dispatch(self, items: list[_Item]) -> None:
+        worker = max(self._workers, key=lambda candidate: candidate.free_slots)
+        pixels = np.stack([item.pixels for item in items])
+        callback = partial(self._on_batch, items, worker, time.perf_counter())
+        try:
+            worker.submit(pixels, callback)
+        except DeviceError as exc:
+            for item in items:
+                if not item.future.done():
+                    item.future.set_exception(exc)
+
+    def _on_batch(
+        self,
+        items: list[_Item],
+        worker: DeviceWorker,
+        dispatched: float,
+        outcome: ScoreArray | DeviceError,
+        elapsed: float,
+    ) -> None:
+        self._wake.set()
+        if isinstance(outcome, DeviceError):
+            for item in items:
+                if not item.future.done():
+                    item.future.set_exception(outcome)
+            return
+        self._batcher.service.observe(len(items), elapsed)
+        for item, nsfw in zip(items, outcome.tolist(), strict=True):
+            if item.future.done():  # the caller was cancelled while the batch ran
+                continue
+            item.future.set_result(
+                _Scored(
+                    nsfw=float(nsfw),
+                    device=worker.device,
+                    precision=worker.network.precision,
+                    queue_s=dispatched - item.enqueued,
+                    infer_s=elapsed,
+                    batch_size=len(items),
+                )
+            )
