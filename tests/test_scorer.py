@@ -1,0 +1,134 @@
+"""The async scorer on real OpenVINO (CPU): batching, several device workers, cancellation, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from pathlib import Path
+
+import pytest
+
+from modstream.errors import NotAnImage, Overloaded, ScorerClosed
+from modstream.models.network import DeviceSpec
+from modstream.models.preprocess import Preprocessing
+from modstream.pipeline.batcher import BatchPolicy
+from modstream.pipeline.scorer import Scorer, ScorerConfig
+
+LADDER = Path(__file__).parent / "fixtures" / "ladder"
+REFERENCE: dict[str, float] = json.loads((LADDER / "reference.json").read_text())
+IMAGES = {name: (LADDER / name).read_bytes() for name in REFERENCE}
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("openvino-cache")
+
+
+def config(cache_dir: Path, **overrides: object) -> ScorerConfig:
+    values: dict[str, object] = {"cache_dir": cache_dir, "preprocessing": Preprocessing.EXACT}
+    values.update(overrides)
+    return ScorerConfig(**values)  # type: ignore[arg-type]
+
+
+async def test_concurrent_calls_are_batched_and_each_gets_its_own_score(cache_dir: Path) -> None:
+    """Many concurrent calls share batches, and every caller gets the score of its own image."""
+    names = list(REFERENCE) * 2
+    async with await Scorer.start(config(cache_dir)) as scorer:
+        results = await asyncio.gather(*(scorer.score(IMAGES[name]) for name in names))
+        stats = scorer.statistics()
+    for name, result in zip(names, results, strict=True):
+        assert result.nsfw == pytest.approx(REFERENCE[name], abs=2e-3), name
+        assert result.model.startswith("open_nsfw@864bb37b")
+    assert max(result.timings.batch_size for result in results) > 1
+    assert stats["devices"][0]["images"] == len(names)
+
+
+async def test_two_device_workers_share_the_load(cache_dir: Path) -> None:
+    """With two workers, batches go to whichever has a free request, and both do work."""
+    devices = (DeviceSpec(name="CPU", num_requests=1), DeviceSpec(name="CPU", num_requests=1))
+    cfg = config(cache_dir, devices=devices, batch=BatchPolicy(max_batch_size=2))
+    names = list(REFERENCE)
+    async with await Scorer.start(cfg) as scorer:
+        results = await asyncio.gather(*(scorer.score(IMAGES[name]) for name in names))
+        per_device = [device["images"] for device in scorer.statistics()["devices"]]
+    assert len(per_device) == 2
+    assert all(count > 0 for count in per_device), per_device
+    assert sum(per_device) == len(names)
+    for name, result in zip(names, results, strict=True):
+        assert result.nsfw == pytest.approx(REFERENCE[name], abs=2e-3), name
+
+
+async def test_cancelling_callers_never_loses_or_swaps_other_results(cache_dir: Path) -> None:
+    """Cancelled callers at any stage leave every other caller with exactly its own score."""
+    rng = random.Random(7)
+    names = [rng.choice(list(REFERENCE)) for _ in range(60)]
+    async with await Scorer.start(config(cache_dir)) as scorer:
+        tasks = [asyncio.create_task(scorer.score(IMAGES[name])) for name in names]
+        doomed = set(rng.sample(range(len(tasks)), 25))
+        for step, index in enumerate(sorted(doomed)):
+            if step % 5 == 0:
+                await asyncio.sleep(0)  # let some of them reach the queue or a device first
+            tasks[index].cancel()
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+        # The scorer is still healthy afterwards.
+        again = await scorer.score(IMAGES[names[0]])
+        assert scorer.statistics()["queued"] == 0
+    for index, (name, outcome) in enumerate(zip(names, outcomes, strict=True)):
+        if isinstance(outcome, asyncio.CancelledError):
+            assert index in doomed
+            continue
+        assert not isinstance(outcome, BaseException), outcome
+        assert outcome.nsfw == pytest.approx(REFERENCE[name], abs=2e-3), (index, name)
+    assert again.nsfw == pytest.approx(REFERENCE[names[0]], abs=2e-3)
+
+
+async def test_bad_input_is_a_typed_error_and_the_scorer_keeps_going(cache_dir: Path) -> None:
+    """A broken image fails alone; the next call still scores."""
+    async with await Scorer.start(config(cache_dir)) as scorer:
+        with pytest.raises(NotAnImage) as caught:
+            await scorer.score(b"<html><body>not found</body></html>")
+        assert caught.value.kind == "not_an_image"
+        name = next(iter(REFERENCE))
+        result = await scorer.score(IMAGES[name])
+    assert result.nsfw == pytest.approx(REFERENCE[name], abs=2e-3)
+
+
+async def test_tight_deadline_dispatches_before_max_delay(cache_dir: Path) -> None:
+    """A lone image whose deadline is near leaves long before a 2 s max_delay would release it."""
+    cfg = config(cache_dir, batch=BatchPolicy(max_batch_size=8, max_delay_s=2.0))
+    name = next(iter(REFERENCE))
+    async with await Scorer.start(cfg) as scorer:
+        result = await scorer.score(IMAGES[name], deadline=time.monotonic() + 0.2)
+        relaxed = await scorer.score(IMAGES[name], deadline=time.monotonic() + 60)
+    assert result.timings.queue_s < 1.0
+    assert relaxed.timings.queue_s >= 2.0 - 0.05  # waited for company up to max_delay
+
+
+async def test_full_admission_raises_overloaded(cache_dir: Path) -> None:
+    """With one slot and no patience, a second concurrent call is refused as overloaded."""
+    cfg = config(cache_dir, max_pending=1, admission_timeout_s=0.001)
+    name = next(iter(REFERENCE))
+    async with await Scorer.start(cfg) as scorer:
+        outcomes = await asyncio.gather(
+            scorer.score(IMAGES[name]), scorer.score(IMAGES[name]), return_exceptions=True
+        )
+    assert not isinstance(outcomes[0], BaseException)
+    assert isinstance(outcomes[1], Overloaded)
+    assert outcomes[1].retriable
+
+
+async def test_aclose_drains_admitted_work_then_refuses(cache_dir: Path) -> None:
+    """Closing lets admitted calls finish, then new calls get ScorerClosed; closing twice is fine."""
+    names = list(REFERENCE)[:10]
+    scorer = await Scorer.start(config(cache_dir))
+    tasks = [asyncio.create_task(scorer.score(IMAGES[name])) for name in names]
+    await asyncio.sleep(0)  # every task is admitted before the close starts
+    await scorer.aclose()
+    results = await asyncio.gather(*tasks)
+    for name, result in zip(names, results, strict=True):
+        assert result.nsfw == pytest.approx(REFERENCE[name], abs=2e-3), name
+    with pytest.raises(ScorerClosed):
+        await scorer.score(IMAGES[names[0]])
+    await scorer.aclose()
