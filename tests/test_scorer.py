@@ -1,4 +1,4 @@
-"""The async scorer on real OpenVINO (CPU): batching, several device workers, cancellation, shutdown."""
+"""The async scorer on real OpenVINO (CPU): batching, device workers, cancellation, shutdown."""
 
 from __future__ import annotations
 
@@ -120,7 +120,7 @@ async def test_full_admission_raises_overloaded(cache_dir: Path) -> None:
 
 
 async def test_aclose_drains_admitted_work_then_refuses(cache_dir: Path) -> None:
-    """Closing lets admitted calls finish, then new calls get ScorerClosed; closing twice is fine."""
+    """Closing lets admitted calls finish, then new calls get ScorerClosed; twice is fine."""
     names = list(REFERENCE)[:10]
     scorer = await Scorer.start(config(cache_dir))
     tasks = [asyncio.create_task(scorer.score(IMAGES[name])) for name in names]
