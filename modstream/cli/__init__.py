@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from modstream import __version__
-from modstream.cli import score
+from modstream.cli import demo, run, score
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,6 +16,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"modstream {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     score.add_parser(subparsers)
+    run.add_parser(subparsers)
+    demo.add_parser(subparsers)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""The offline demo: embedded broker, loopback image server, synthetic firehose, pipeline."""

