@@ -47,6 +47,12 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--replication-factor", type=positive_int, default=1)
     group.add_argument("--max-in-flight", type=positive_int, default=64)
     group.add_argument("--fetch-timeout", type=float, default=30.0, help="seconds per image")
+    group.add_argument(
+        "--session-timeout-ms",
+        type=positive_int,
+        default=None,
+        help="consumer group session timeout (default: 10000; 2000 on the embedded broker)",
+    )
 
 
 def add_parser(subparsers: Any) -> None:
@@ -83,6 +89,7 @@ def pipeline_settings(args: argparse.Namespace) -> PipelineSettings:
         ),
         max_in_flight=args.max_in_flight,
         metrics_port=args.metrics_port or None,
+        session_timeout_ms=args.session_timeout_ms,
     )
 
 

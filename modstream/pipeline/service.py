@@ -21,6 +21,8 @@ from modstream.pipeline.scorer import Scorer, ScorerConfig
 from modstream.pipeline.stream import ScoringStream, StreamConfig, Topics
 
 log = logging.getLogger("modstream.service")
+KAFKA_SESSION_TIMEOUT_MS = 10_000
+EMBEDDED_SESSION_TIMEOUT_MS = 2_000
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -37,6 +39,9 @@ class PipelineSettings:
     metrics_port: int | None = 9108
     metrics_host: str = "0.0.0.0"
     log_interval_s: float = 10.0
+    # Kafka's usual 10 s; the embedded broker makes every join wait about half of it, so a
+    # development pipeline uses 2 s (see README, "Embedded broker").
+    session_timeout_ms: int | None = None
 
 
 class Pipeline:
@@ -46,6 +51,7 @@ class Pipeline:
         self.stream: ScoringStream | None = None
         self._stack = contextlib.AsyncExitStack()
         self._servers = settings.bootstrap_servers
+        self._embedded = settings.bootstrap_servers is None
 
     @property
     def bootstrap_servers(self) -> str:
@@ -100,6 +106,10 @@ class Pipeline:
                     policy=settings.policy,
                     max_in_flight=settings.max_in_flight,
                     log_interval_s=settings.log_interval_s,
+                    session_timeout_ms=settings.session_timeout_ms
+                    or (
+                        EMBEDDED_SESSION_TIMEOUT_MS if self._embedded else KAFKA_SESSION_TIMEOUT_MS
+                    ),
                 ),
                 scorer,
                 fetcher,
