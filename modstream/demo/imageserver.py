@@ -107,12 +107,12 @@ class ImageServer:
         if images is None and root is not None:
             images = {p.name: p.read_bytes() for p in sorted(root.iterdir()) if p.is_file()}
         self.images = images if images is not None else sample_images()
-        self._runner = web.AppRunner(build_app(self.images), access_log=None)
+        self._runner = web.AppRunner(build_app(self.images), access_log=None, shutdown_timeout=0.5)
         self.served: ServedImages | None = None
 
     async def __aenter__(self) -> Self:
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0, shutdown_timeout=0.5)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         sockets = self._runner.addresses
         port = sockets[0][1]

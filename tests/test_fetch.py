@@ -1,0 +1,146 @@
+"""The fetcher against real loopback HTTP servers: limits, redirects, and the SSRF guard."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import web
+
+from modstream.demo.imageserver import ImageServer
+from modstream.errors import (
+    BlockedAddress,
+    BodyTooLarge,
+    FetchError,
+    FetchTimeout,
+    HttpStatusError,
+    InvalidUrl,
+    TooManyRedirects,
+)
+from modstream.pipeline.addresses import parse_cidrs
+from modstream.pipeline.fetch import FetchConfig, Fetcher
+
+# The async fixtures below run on the session loop (the project default), so the tests must too.
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+LOOPBACK = parse_cidrs(["127.0.0.0/8"])
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[ImageServer]:
+    async with ImageServer() as running:
+        yield running
+
+
+@pytest.fixture
+async def odd_server() -> AsyncIterator[str]:
+    """Endpoints the image server does not have: a redirect loop, a gzip bomb, a liar."""
+
+    async def loop(request: web.Request) -> web.Response:
+        raise web.HTTPFound(str(request.url))
+
+    async def gzip_bomb(_request: web.Request) -> web.Response:
+        body = gzip.compress(b"\0" * (50 * 1024 * 1024), compresslevel=9)
+        return web.Response(body=body, headers={"Content-Encoding": "gzip"})
+
+    async def declared_huge(_request: web.Request) -> web.StreamResponse:
+        return web.Response(body=b"x", headers={"Content-Length": "1"}, status=200)
+
+    app = web.Application()
+    app.router.add_get("/loop", loop)
+    app.router.add_get("/gzip", gzip_bomb)
+    app.router.add_get("/small", declared_huge)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    yield f"http://127.0.0.1:{port}"
+    await runner.cleanup()
+
+
+async def test_fetches_an_image_from_an_allowed_range(server: ImageServer) -> None:
+    """With loopback allowed, a sample image comes back whole."""
+    assert server.served is not None
+    url = server.served.image_urls()[0]
+    async with Fetcher(FetchConfig(allow_cidrs=LOOPBACK)) as fetcher:
+        fetched = await fetcher.fetch(url)
+    assert fetched.body == server.images[server.served.names[0]]
+    assert fetched.status == 200
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::1]", "10.0.0.1", "169.254.169.254"])
+async def test_blocked_hosts_are_refused_without_allow(host: str) -> None:
+    """Loopback, private and metadata hosts are refused, by literal address or by name."""
+    async with Fetcher(FetchConfig(connect_timeout_s=1.0)) as fetcher:
+        with pytest.raises(BlockedAddress) as caught:
+            await fetcher.fetch(f"http://{host}:9/x.jpg")
+    assert caught.value.kind == "blocked_address"
+
+
+async def test_redirect_to_metadata_is_refused_even_with_loopback_allowed(
+    server: ImageServer,
+) -> None:
+    """Every redirect hop is checked again: a hop to 169.254.169.254 is blocked."""
+    assert server.served is not None
+    async with Fetcher(FetchConfig(allow_cidrs=LOOPBACK)) as fetcher:
+        with pytest.raises(BlockedAddress, match=r"169\.254\.169\.254"):
+            await fetcher.fetch(f"{server.served.base_url}/bad/metadata")
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://example.com/a.jpg", "gopher://x/"])
+async def test_non_http_schemes_are_invalid(url: str) -> None:
+    """Only http and https are fetched."""
+    async with Fetcher() as fetcher:
+        with pytest.raises(InvalidUrl):
+            await fetcher.fetch(url)
+
+
+async def test_http_errors_are_typed(server: ImageServer) -> None:
+    """A 404 is an http_status error carrying the status."""
+    assert server.served is not None
+    async with Fetcher(FetchConfig(allow_cidrs=LOOPBACK)) as fetcher:
+        with pytest.raises(HttpStatusError) as caught:
+            await fetcher.fetch(f"{server.served.base_url}/bad/missing.jpg")
+    assert caught.value.status == 404
+
+
+async def test_endless_body_is_cut_off(server: ImageServer) -> None:
+    """A body past max_bytes stops downloading and is too_large."""
+    assert server.served is not None
+    config = FetchConfig(allow_cidrs=LOOPBACK, max_bytes=1024 * 1024)
+    async with Fetcher(config) as fetcher:
+        with pytest.raises(BodyTooLarge) as caught:
+            await fetcher.fetch(f"{server.served.base_url}/bad/huge")
+    assert caught.value.kind == "too_large"
+
+
+async def test_gzip_bomb_is_cut_off_after_decompression(odd_server: str) -> None:
+    """50 MB of zeros sent gzip-compressed is cut at the decompressed limit."""
+    async with Fetcher(FetchConfig(allow_cidrs=LOOPBACK, max_bytes=1024 * 1024)) as fetcher:
+        with pytest.raises(BodyTooLarge):
+            await fetcher.fetch(f"{odd_server}/gzip")
+
+
+async def test_slow_server_times_out(server: ImageServer) -> None:
+    """A trickling body ends as fetch_timeout at the total deadline."""
+    assert server.served is not None
+    async with Fetcher(FetchConfig(allow_cidrs=LOOPBACK, total_timeout_s=1.0)) as fetcher:
+        with pytest.raises(FetchTimeout) as caught:
+            await fetcher.fetch(f"{server.served.base_url}/bad/slow")
+    assert caught.value.retriable
+
+
+async def test_redirect_loop_is_bounded(odd_server: str) -> None:
+    """A redirect loop stops at max_redirects."""
+    async with Fetcher(FetchConfig(allow_cidrs=LOOPBACK, max_redirects=3)) as fetcher:
+        with pytest.raises(TooManyRedirects):
+            await fetcher.fetch(f"{odd_server}/loop")
+
+
+async def test_connection_refused_is_a_fetch_error() -> None:
+    """Nothing listening is a typed, retriable connect failure."""
+    async with Fetcher(FetchConfig(allow_cidrs=LOOPBACK)) as fetcher:
+        with pytest.raises(FetchError) as caught:
+            await fetcher.fetch("http://127.0.0.1:9/x.jpg")
+    assert caught.value.kind == "connect_failed"
