@@ -18,6 +18,7 @@ from modstream.connectors.publisher import publish_events
 from modstream.connectors.registry import SOURCES, make_source
 from modstream.errors import ConfigError
 from modstream.pipeline.addresses import parse_cidrs
+from modstream.pipeline.cache import CacheConfig
 from modstream.pipeline.fetch import FetchConfig
 from modstream.pipeline.policy import resolve_policy
 from modstream.pipeline.service import Pipeline, PipelineSettings
@@ -47,6 +48,10 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--replication-factor", type=positive_int, default=1)
     group.add_argument("--max-in-flight", type=positive_int, default=64)
     group.add_argument("--fetch-timeout", type=float, default=30.0, help="seconds per image")
+    group.add_argument(
+        "--cache-entries", type=int, default=100_000, help="scores cached by url and sha256; 0: off"
+    )
+    group.add_argument("--cache-ttl", type=float, default=3600.0, help="seconds a score is reused")
     group.add_argument(
         "--session-timeout-ms",
         type=positive_int,
@@ -90,6 +95,7 @@ def pipeline_settings(args: argparse.Namespace) -> PipelineSettings:
         max_in_flight=args.max_in_flight,
         metrics_port=args.metrics_port or None,
         session_timeout_ms=args.session_timeout_ms,
+        cache=CacheConfig(max_entries=args.cache_entries, ttl_s=args.cache_ttl),
     )
 
 

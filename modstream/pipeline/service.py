@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Self
 
 from modstream.pipeline.broker import EmbeddedBroker, TopicSpec, ensure_topics
+from modstream.pipeline.cache import CacheConfig
 from modstream.pipeline.fetch import FetchConfig, Fetcher
 from modstream.pipeline.metrics import PipelineMetrics
 from modstream.pipeline.policy import PRESETS, Policy
@@ -42,6 +43,7 @@ class PipelineSettings:
     # Kafka's usual 10 s; the embedded broker makes every join wait about half of it, so a
     # development pipeline uses 2 s (see README, "Embedded broker").
     session_timeout_ms: int | None = None
+    cache: CacheConfig = field(default_factory=CacheConfig)
 
 
 class Pipeline:
@@ -106,6 +108,7 @@ class Pipeline:
                     policy=settings.policy,
                     max_in_flight=settings.max_in_flight,
                     log_interval_s=settings.log_interval_s,
+                    cache=settings.cache,
                     session_timeout_ms=settings.session_timeout_ms
                     or (
                         EMBEDDED_SESSION_TIMEOUT_MS if self._embedded else KAFKA_SESSION_TIMEOUT_MS
