@@ -1,4 +1,4 @@
-"""Decoding untrusted bytes: every supported format becomes the model crop, hostile input is refused.
+"""Decoding untrusted bytes: supported formats become the model crop, hostile input is refused.
 
 Checks run against :func:`modstream.models.preprocess.prepare` in both preprocessing modes, and
 through a real :class:`~modstream.pipeline.scorer.Scorer` to show one bad input never stops it.
@@ -135,7 +135,7 @@ def test_hostile_input_raises_its_typed_error(name: str, mode: Preprocessing) ->
 
 @pytest.mark.parametrize("mode", MODES)
 def test_body_over_max_bytes_is_refused_for_its_size_alone(mode: Preprocessing) -> None:
-    """A valid image one byte over max_bytes is too_large; the same bytes decode under a higher cap."""
+    """An image 1 byte over max_bytes is too_large; the same bytes decode with a higher cap."""
     limit = 16 * 1024
     data = imagegen.oversized(limit)
     assert len(data) == limit + 1
@@ -175,7 +175,10 @@ def test_decompression_bomb_is_refused_without_allocating_pixels(
 
 def test_pixel_limit_is_enforced_by_modstream_not_only_by_pillow() -> None:
     """A 9000x9000 header (81 MP: over the 64 MP default, under Pillow's own guard) is refused."""
-    assert 9000 * 9000 < Image.MAX_IMAGE_PIXELS, "the case must sit below Pillow's own limit"
+    pixels = 9000 * 9000
+    assert DEFAULT_LIMITS.max_pixels < pixels, "the case must exceed modstream's default limit"
+    pillow_limit = Image.MAX_IMAGE_PIXELS
+    assert pillow_limit is not None and pixels < pillow_limit, "must sit below Pillow's own limit"
     with pytest.raises(ImageError) as raised:
         prepare(imagegen.png_bomb(9000, 9000), Preprocessing.FAST, DEFAULT_LIMITS)
     assert_typed_error(raised.value, DecompressionBomb, "decompression_bomb")

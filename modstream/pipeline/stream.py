@@ -318,7 +318,7 @@ class ScoringStream:
             self._metrics.errors.labels(exc.kind).inc()
             record = error_record(exc, published_at=self._now(), event=event, origin=origin)
             return topics.errors, record
-        except Exception as exc:  # noqa: BLE001 - a bug must still yield its one output record
+        except Exception as exc:  # a bug must still yield its one output record
             log.exception("unexpected failure on offset %d of %s", origin.offset, origin.topic)
             internal = ModstreamError(f"internal error: {type(exc).__name__}: {exc}")
             self._metrics.errors.labels(internal.kind).inc()
