@@ -22,7 +22,7 @@ def ov_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def scorer_config(ov_cache_dir: Path) -> ScorerConfigFactory:
+def make_scorer_config(ov_cache_dir: Path) -> ScorerConfigFactory:
     """Build a :class:`ScorerConfig` that caches compiled models under ``ov_cache_dir``."""
 
     def build(**overrides: Any) -> ScorerConfig:
@@ -37,14 +37,14 @@ def scorer_config(ov_cache_dir: Path) -> ScorerConfigFactory:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def exact_scorer(scorer_config: ScorerConfigFactory) -> AsyncIterator[Scorer]:
+async def exact_scorer(make_scorer_config: ScorerConfigFactory) -> AsyncIterator[Scorer]:
     """A real CPU scorer with the reference ("exact") preprocessing, shared by one module."""
-    async with await Scorer.start(scorer_config(preprocessing=Preprocessing.EXACT)) as scorer:
+    async with await Scorer.start(make_scorer_config(preprocessing=Preprocessing.EXACT)) as scorer:
         yield scorer
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def fast_scorer(scorer_config: ScorerConfigFactory) -> AsyncIterator[Scorer]:
+async def fast_scorer(make_scorer_config: ScorerConfigFactory) -> AsyncIterator[Scorer]:
     """A real CPU scorer with the "fast" preprocessing, shared by one module."""
-    async with await Scorer.start(scorer_config(preprocessing=Preprocessing.FAST)) as scorer:
+    async with await Scorer.start(make_scorer_config(preprocessing=Preprocessing.FAST)) as scorer:
         yield scorer

@@ -179,14 +179,14 @@ def webp() -> Sample:
 
 
 FIRST_FRAME_RGB = (220, 30, 30)
-LATER_FRAME_RGB = (30, 30, 220)
+LATER_FRAME_RGBS = ((30, 30, 220), (30, 200, 30))
 
 
 @functools.cache
 def gif_animated() -> Sample:
-    """Three frames: the first solid red, the other two solid blue."""
+    """Three frames: the first solid red, then solid blue, then solid green."""
     first = Image.new("RGB", (WIDTH, HEIGHT), FIRST_FRAME_RGB)
-    later = [Image.new("RGB", (WIDTH, HEIGHT), LATER_FRAME_RGB) for _ in range(2)]
+    later = [Image.new("RGB", (WIDTH, HEIGHT), colour) for colour in LATER_FRAME_RGBS]
     data = _encode(first, "GIF", save_all=True, append_images=later, duration=100, loop=0)
     expected = np.asarray(first).copy()
     return Sample("gif_animated", data, WIDTH, HEIGHT, "GIF", expected)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import random
 import time
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from modstream.errors import NotAnImage, Overloaded, ScorerClosed
 from modstream.models.network import DeviceSpec
@@ -132,3 +134,19 @@ async def test_aclose_drains_admitted_work_then_refuses(cache_dir: Path) -> None
     with pytest.raises(ScorerClosed):
         await scorer.score(IMAGES[names[0]])
     await scorer.aclose()
+
+
+async def test_fast_mode_screens_low_scores_and_confirms_high_ones(cache_dir: Path) -> None:
+    """Fast mode keeps its shortcut for a low-scoring photo and rescores a high one exactly."""
+    photo = (Path(__file__).parent.parent / "modstream" / "samples" / "photo-a.jpg").read_bytes()
+    high_name = max(REFERENCE, key=lambda name: REFERENCE[name])
+    with Image.open(LADDER / high_name) as image:
+        buffer = io.BytesIO()
+        image.convert("RGB").resize((1600, 1600)).save(buffer, format="JPEG", quality=92)
+    async with await Scorer.start(config(cache_dir, preprocessing=Preprocessing.FAST)) as fast:
+        low, high = await asyncio.gather(fast.score(photo), fast.score(buffer.getvalue()))
+    assert low.nsfw < fast.config.confirm_at
+    assert low.preprocessing == "fast"
+    assert high.nsfw > 0.9
+    assert high.preprocessing == "exact"
+    assert high.timings.decode_s > 0 and high.timings.infer_s > 0

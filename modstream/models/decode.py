@@ -42,6 +42,10 @@ class DecodeLimits:
     def __post_init__(self) -> None:
         if self.max_bytes <= 0 or self.max_pixels <= 0:
             raise ValueError("decode limits must be positive")
+        ceiling = Image.MAX_IMAGE_PIXELS
+        if ceiling is not None and self.max_pixels > ceiling:
+            # Above this, Pillow's own bomb check answers first (a warning, then an error).
+            raise ValueError(f"max_pixels cannot exceed Pillow's limit of {ceiling} pixels")
 
 
 def describe_non_image(data: bytes) -> str | None:
@@ -74,7 +78,8 @@ def open_image(data: bytes, limits: DecodeLimits) -> Image.Image:
         raise DecompressionBomb(f"refused before decoding: {exc}") from exc
     except UnidentifiedImageError as exc:
         raise _unidentified(data) from exc
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error, Warning) as exc:
+        # Warning: Pillow's other warnings (corrupt EXIF, ...) when warnings are errors.
         raise DecodeFailed(f"cannot parse the image header: {exc}") from exc
     width, height = image.size
     if width <= 0 or height <= 0:
@@ -95,9 +100,9 @@ def load_pixels(image: Image.Image) -> None:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise DecompressionBomb(f"refused while decoding: {exc}") from exc
-    except (OSError, ValueError, SyntaxError, EOFError, IndexError, struct.error) as exc:
+    except (OSError, ValueError, SyntaxError, EOFError, IndexError, struct.error, Warning) as exc:
         text = str(exc)
-        if "truncated" in text or "broken data stream" in text or isinstance(exc, EOFError):
+        if "truncated" in text.lower() or isinstance(exc, EOFError):
             raise TruncatedImage(f"the image data ends early: {text}") from exc
         raise DecodeFailed(f"cannot decode the image: {text}") from exc
 

@@ -11,7 +11,11 @@ Two modes:
     The same steps, but JPEGs are decoded with DCT-domain downscaling (``draft``) to the smallest
     power-of-two scale that is still at least 256 pixels on each side, and large non-JPEG images
     are box-reduced before the bilinear resize. The JPEG round trip is kept: skipping it moves
-    scores by up to 0.45 on the ladder.
+    scores by up to 0.45 on the ladder. The quality-75 round trip turns the small pixel changes of
+    these shortcuts into score changes of up to 0.2 on some images, so the scorer uses a fast crop
+    only to *screen*: a score at or above a floor is computed again from the exact crop
+    (:class:`~modstream.pipeline.scorer.ScorerConfig`, ``confirm_at``). ``approximate`` says
+    whether a shortcut changed anything for this image.
 
 The channel swap to BGR and the mean subtraction happen inside the compiled network
 (:mod:`modstream.models.network`), so this module hands over compact uint8 arrays.
@@ -54,6 +58,7 @@ class PreparedImage:
     width: int
     height: int
     format: str
+    approximate: bool = False  # a fast-mode shortcut changed the pixels
 
 
 def prepare(data: bytes, mode: Preprocessing, limits: DecodeLimits) -> PreparedImage:
@@ -61,18 +66,24 @@ def prepare(data: bytes, mode: Preprocessing, limits: DecodeLimits) -> PreparedI
     image = open_image(data, limits)
     width, height = image.size
     source_format = image.format or "unknown"
+    approximate = False
     if mode is Preprocessing.FAST and source_format in ("JPEG", "MPO"):
         image.draft("RGB", (RESIZE, RESIZE))
+        approximate = image.size != (width, height)
     load_pixels(image)
     rgb = _to_rgb(image)
     if mode is Preprocessing.FAST:
+        # The test PIL applies before it box-reduces.
+        approximate |= any(int(side / RESIZE / _FAST_REDUCING_GAP) > 1 for side in rgb.size)
         resized = rgb.resize(
             (RESIZE, RESIZE), Image.Resampling.BILINEAR, reducing_gap=_FAST_REDUCING_GAP
         )
     else:
         resized = rgb.resize((RESIZE, RESIZE), Image.Resampling.BILINEAR)
     crop = _jpeg_round_trip(resized.crop(_CROP_BOX))
-    return PreparedImage(pixels=crop, width=width, height=height, format=source_format)
+    return PreparedImage(
+        pixels=crop, width=width, height=height, format=source_format, approximate=approximate
+    )
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

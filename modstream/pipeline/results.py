@@ -32,6 +32,7 @@ class ScoreResult:
     model: str
     device: str
     precision: str
+    preprocessing: str  # the mode that produced the final score: "exact" or "fast"
     sha256: str
     width: int
     height: int
@@ -44,6 +45,7 @@ class ScoreResult:
             "model": self.model,
             "device": self.device,
             "precision": self.precision,
+            "preprocessing": self.preprocessing,
             "sha256": self.sha256,
             "width": self.width,
             "height": self.height,

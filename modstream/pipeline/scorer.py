@@ -5,6 +5,10 @@ Flow of one call::
     score() -> admission (bounded, budgeted wait) -> decode thread pool -> DeadlineBatcher
             -> dispatch loop -> DeviceWorker (AsyncInferQueue) -> result future -> score()
 
+In fast mode an approximate crop whose score reaches ``confirm_at`` goes round once more with the
+exact crop (:func:`needs_confirmation`): the shortcut pays off on the many low-scoring images and
+every score near a decision threshold is the reference one.
+
 Decoding runs on a bounded thread pool while devices infer, so both cores stay busy. The dispatch
 loop is the only place that moves items from the batcher to devices; it acts on the batcher's pure
 decisions. A caller that is cancelled only loses its own result: its queued item is discarded, or
@@ -62,6 +66,9 @@ class ScorerConfig:
     limits: DecodeLimits = field(default_factory=DecodeLimits)
     batch: BatchPolicy = field(default_factory=BatchPolicy)
     latency_budget_s: float = 0.250
+    # Fast mode screens with an approximate crop; a screen score at or above this is computed
+    # again from the exact crop, so every score that can matter to a decision is exact.
+    confirm_at: float = 0.05
     decode_workers: int = field(default_factory=lambda: os.cpu_count() or 2)
     max_pending: int = 64
     admission_timeout_s: float = 30.0
@@ -100,7 +107,14 @@ class _Item:
     future: asyncio.Future[_Scored]
 
 
-def _decode(data: bytes, mode: Preprocessing, limits: DecodeLimits) -> _Decoded:
+def needs_confirmation(
+    mode: Preprocessing, image: PreparedImage, screen_score: float, confirm_at: float
+) -> bool:
+    """Whether a fast-mode screen score must be recomputed from the exact crop."""
+    return mode is Preprocessing.FAST and image.approximate and screen_score >= confirm_at
+
+
+def _decode_job(data: bytes, mode: Preprocessing, limits: DecodeLimits) -> _Decoded:
     """Runs on the decode pool: hash the bytes and prepare the model input."""
     started = time.perf_counter()
     try:
@@ -189,14 +203,17 @@ class Scorer:
             ) from None
         self._active += 1
         try:
-            decoded = await self._loop.run_in_executor(
-                self._pool, _decode, data, self.config.preprocessing, self.config.limits
-            )
-            future: asyncio.Future[_Scored] = self._loop.create_future()
-            item = _Item(pixels=decoded.image.pixels, enqueued=time.perf_counter(), future=future)
-            self._batcher.add(item, now=time.monotonic(), deadline=deadline)
-            self._wake.set()
-            scored = await future
+            mode = self.config.preprocessing
+            decoded = await self._decode(data, mode)
+            scored = await self._infer(decoded.image.pixels, deadline)
+            decode_s, queue_s, infer_s = decoded.decode_s, scored.queue_s, scored.infer_s
+            if needs_confirmation(mode, decoded.image, scored.nsfw, self.config.confirm_at):
+                mode = Preprocessing.EXACT
+                decoded = await self._decode(data, mode)
+                scored = await self._infer(decoded.image.pixels, deadline)
+                decode_s += decoded.decode_s
+                queue_s += scored.queue_s
+                infer_s += scored.infer_s
         finally:
             self._admission.release()
             self._active -= 1
@@ -207,18 +224,31 @@ class Scorer:
             model=self.model_id,
             device=scored.device,
             precision=scored.precision,
+            preprocessing=mode.value,
             sha256=decoded.sha256,
             width=decoded.image.width,
             height=decoded.image.height,
             format=decoded.image.format,
             timings=Timings(
-                decode_s=decoded.decode_s,
-                queue_s=scored.queue_s,
-                infer_s=scored.infer_s,
+                decode_s=decode_s,
+                queue_s=queue_s,
+                infer_s=infer_s,
                 total_s=time.perf_counter() - started,
                 batch_size=scored.batch_size,
             ),
         )
+
+    async def _decode(self, data: bytes, mode: Preprocessing) -> _Decoded:
+        return await self._loop.run_in_executor(
+            self._pool, _decode_job, data, mode, self.config.limits
+        )
+
+    async def _infer(self, pixels: np.ndarray[Any, np.dtype[np.uint8]], deadline: float) -> _Scored:
+        future: asyncio.Future[_Scored] = self._loop.create_future()
+        item = _Item(pixels=pixels, enqueued=time.perf_counter(), future=future)
+        self._batcher.add(item, now=time.monotonic(), deadline=deadline)
+        self._wake.set()
+        return await future
 
     def statistics(self) -> dict[str, Any]:
         return {

@@ -1,0 +1,208 @@
+"""``modstream score`` end to end: the real CLI in a subprocess, files, directories and URLs.
+
+URLs are served by a real aiohttp server on the loopback interface, which the SSRF guard refuses
+unless ``--allow-cidr`` lets it through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import imagegen
+import pytest
+import pytest_asyncio
+from aiohttp import web
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+REPO = Path(__file__).resolve().parent.parent
+LADDER = REPO / "tests" / "fixtures" / "ladder"
+REFERENCE: dict[str, float] = json.loads((LADDER / "reference.json").read_text())
+PICKED = ("syn_11_5.png", "syn_13_3.png", "syn_14_0.png")  # high, middle and low scores
+SERVED = "syn_12_4.png"
+MODEL_PREFIX = "open_nsfw@864bb37b"
+CLI_TIMEOUT_S = 90.0
+# The CLI's default preprocessing is "fast"; on 512x512 PNGs it equals "exact".
+SCORE_TOLERANCE = 2e-3
+
+
+@dataclass(frozen=True, slots=True)
+class CliRun:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def lines(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
+
+
+@dataclass(slots=True)
+class ImageServer:
+    url: str
+    requests: list[str] = field(default_factory=list)
+
+
+async def run_score(*args: str | Path, cache_dir: Path) -> CliRun:
+    """Run ``python -m modstream score --json --no-progress --cache-dir ... ARGS``."""
+    argv = [
+        sys.executable,
+        "-m",
+        "modstream",
+        "score",
+        "--json",
+        "--no-progress",
+        "--cache-dir",
+        str(cache_dir),
+        *map(str, args),
+    ]
+    process = await asyncio.create_subprocess_exec(
+        *argv, cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        async with asyncio.timeout(CLI_TIMEOUT_S):
+            stdout, stderr = await process.communicate()
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
+    assert process.returncode is not None
+    return CliRun(process.returncode, stdout.decode(), stderr.decode())
+
+
+def assert_scored_line(line: dict[str, Any], label: str, reference: float) -> None:
+    assert "error" not in line, line
+    assert line["input"] == label
+    assert isinstance(line["nsfw"], float) and 0.0 <= line["nsfw"] <= 1.0
+    assert line["nsfw"] == pytest.approx(reference, abs=SCORE_TOLERANCE)
+    # the default policy is "balanced": flag at 0.5, no review band
+    assert line["decision"] == ("flagged" if line["nsfw"] >= 0.5 else "safe")
+    assert line["model"].startswith(MODEL_PREFIX)
+    timings = line["timings"]
+    assert {"decode", "queue", "infer", "total", "batch_size"} <= timings.keys()
+    assert all(value >= 0 for value in timings.values())
+    assert timings["total"] > 0
+
+
+@pytest.fixture(scope="module")
+def cli_cache_dir(ov_cache_dir: Path) -> Path:
+    """The CLI processes share the session's OpenVINO cache, kept out of the home directory."""
+    return ov_cache_dir
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def image_server() -> AsyncIterator[ImageServer]:
+    """A real HTTP server on 127.0.0.1 (free port) serving one ladder PNG at /image.png."""
+    body = (LADDER / SERVED).read_bytes()
+    server = ImageServer(url="")
+
+    async def image(request: web.Request) -> web.Response:
+        server.requests.append(request.path)
+        return web.Response(body=body, content_type="image/png")
+
+    app = web.Application()
+    app.router.add_get("/image.png", image)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        server.url = f"http://{host}:{port}/image.png"
+        yield server
+    finally:
+        await runner.cleanup()
+
+
+async def test_directory_with_a_bad_file_gives_one_line_each_and_exit_1(
+    tmp_path: Path, cli_cache_dir: Path
+) -> None:
+    """A directory of PNGs plus garbage x.jpg: one JSON line per file, in order; exit code 1."""
+    for name in PICKED:
+        shutil.copy(LADDER / name, tmp_path / name)
+    (tmp_path / "x.jpg").write_bytes(imagegen.garbage())
+    (tmp_path / "notes.txt").write_text("not an image suffix: never read")
+
+    run = await run_score(tmp_path, cache_dir=cli_cache_dir)
+
+    assert run.returncode == 1, run.stderr
+    lines = run.lines()
+    expected_labels = [str(tmp_path / name) for name in (*sorted(PICKED), "x.jpg")]
+    assert [line["input"] for line in lines] == expected_labels
+    for line, name in zip(lines[:-1], sorted(PICKED), strict=True):
+        assert_scored_line(line, str(tmp_path / name), REFERENCE[name])
+    bad = lines[-1]
+    assert set(bad) == {"input", "error"}
+    assert bad["error"]["kind"] == "not_an_image"
+    assert bad["error"]["message"]
+
+
+async def test_all_good_inputs_exit_0(tmp_path: Path, cli_cache_dir: Path) -> None:
+    """Files given one by one, all valid: every line has a score and the exit code is 0."""
+    paths = []
+    for name in PICKED[:2]:
+        shutil.copy(LADDER / name, tmp_path / name)
+        paths.append(tmp_path / name)
+
+    run = await run_score(*paths, cache_dir=cli_cache_dir)
+
+    assert run.returncode == 0, run.stderr
+    lines = run.lines()
+    assert len(lines) == len(paths)
+    for line, path in zip(lines, paths, strict=True):
+        assert_scored_line(line, str(path), REFERENCE[path.name])
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["batch_size_zero", "no_inputs", "empty_directory", "bad_cidr"],
+)
+async def test_usage_errors_exit_2_without_output(
+    case: str, tmp_path: Path, cli_cache_dir: Path
+) -> None:
+    """Bad options, no inputs, or no image files exit 2 and print nothing on stdout."""
+    image = LADDER / PICKED[0]
+    args: dict[str, list[str | Path]] = {
+        "batch_size_zero": ["--batch-size", "0", image],
+        "no_inputs": [],
+        "empty_directory": [tmp_path],
+        "bad_cidr": ["--allow-cidr", "not-a-network", image],
+    }
+    run = await run_score(*args[case], cache_dir=cli_cache_dir)
+    assert run.returncode == 2, (run.stdout, run.stderr)
+    assert run.stdout == ""
+    assert "modstream score" in run.stderr
+
+
+async def test_loopback_url_scores_when_its_range_is_allowed(
+    image_server: ImageServer, cli_cache_dir: Path
+) -> None:
+    """With --allow-cidr 127.0.0.0/8 a URL on a loopback server is fetched and scored."""
+    before = len(image_server.requests)
+    run = await run_score("--allow-cidr", "127.0.0.0/8", image_server.url, cache_dir=cli_cache_dir)
+    assert run.returncode == 0, run.stderr
+    (line,) = run.lines()
+    assert_scored_line(line, image_server.url, REFERENCE[SERVED])
+    assert line["timings"]["fetch"] >= 0
+    assert image_server.requests[before:] == ["/image.png"]
+
+
+async def test_loopback_url_is_blocked_by_default(
+    image_server: ImageServer, cli_cache_dir: Path
+) -> None:
+    """Without --allow-cidr a loopback URL is refused as blocked_address before any request."""
+    before = len(image_server.requests)
+    run = await run_score(image_server.url, cache_dir=cli_cache_dir)
+    assert run.returncode == 1, run.stderr
+    (line,) = run.lines()
+    assert line["input"] == image_server.url
+    assert "nsfw" not in line
+    assert line["error"]["kind"] == "blocked_address"
+    assert "127.0.0.1" in line["error"]["message"]
+    assert image_server.requests[before:] == [], "the guard must refuse before connecting"
