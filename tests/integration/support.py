@@ -1,0 +1,197 @@
+"""Kafka helpers for the integration tests: produce, read the output topics, compare offsets."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Self
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import RecordMetadata
+
+from modstream.pipeline.stream import Topics
+
+
+def unique_topics(label: str) -> Topics:
+    """Topic names no other test uses on the shared broker."""
+    prefix = f"it-{label}-{uuid.uuid4().hex[:10]}"
+    return Topics(
+        incoming=f"{prefix}.incoming",
+        flagged=f"{prefix}.flagged",
+        review=f"{prefix}.review",
+        safe=f"{prefix}.safe",
+        errors=f"{prefix}.errors",
+    )
+
+
+def unique_group(label: str) -> str:
+    return f"it-{label}-{uuid.uuid4().hex[:10]}"
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    value: bytes | None
+    partition: int
+    offset: int
+
+
+async def produce(
+    servers: str, topic: str, values: Sequence[bytes | None], *, partitions: int
+) -> list[Sent]:
+    """Send ``values`` round-robin over ``partitions``, each acknowledged by the broker.
+
+    A ``None`` value is a tombstone, which Kafka only accepts with a key.
+    """
+    producer = AIOKafkaProducer(bootstrap_servers=servers, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(
+                topic,
+                value=value,
+                key=b"tombstone" if value is None else None,
+                partition=index % partitions,
+            )
+            for index, value in enumerate(values)
+        ]
+        metadata: list[RecordMetadata] = list(await asyncio.gather(*futures))
+    finally:
+        await producer.stop()
+    return [
+        Sent(value=value, partition=meta.partition, offset=meta.offset)
+        for value, meta in zip(values, metadata, strict=True)
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    record: dict[str, Any]
+
+
+class OutputReader:
+    """Reads every partition of some topics from the beginning, without a consumer group."""
+
+    def __init__(self, servers: str, topics: Iterable[str], *, decode: bool = True) -> None:
+        self._topics = tuple(topics)
+        self._decode = decode
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=servers,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=50,
+        )
+        self.outputs: list[Output] = []
+
+    async def __aenter__(self) -> Self:
+        consumer = self._consumer
+        await consumer.start()
+        try:
+            partitions = await _partitions(consumer, self._topics)
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+        except BaseException:
+            await consumer.stop()
+            raise
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._consumer.stop()
+
+    async def poll(self) -> None:
+        batches = await self._consumer.getmany(timeout_ms=100)
+        for partition, messages in batches.items():
+            for message in messages:
+                self.outputs.append(
+                    Output(
+                        topic=partition.topic,
+                        partition=partition.partition,
+                        offset=message.offset,
+                        key=message.key,
+                        record=orjson.loads(message.value) if self._decode else {},
+                    )
+                )
+
+    async def wait_until(
+        self,
+        condition: Callable[[list[Output]], bool],
+        *,
+        timeout_s: float,
+        what: str,
+        alive: Callable[[], None] | None = None,
+    ) -> None:
+        """Poll until ``condition(outputs)`` holds; ``alive`` raises if what we wait on died."""
+        deadline = time.monotonic() + timeout_s
+        while not condition(self.outputs):
+            if alive is not None:
+                alive()
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"timed out after {timeout_s:g} s waiting for {what}; "
+                    f"{len(self.outputs)} outputs so far"
+                )
+            await self.poll()
+
+    async def read_to_end(self, *, timeout_s: float = 20.0) -> dict[TopicPartition, int]:
+        """Read everything on the topics now; return the position reached on each partition.
+
+        tansu 0.6 answers ListOffsets(latest) with the base offset of the last record batch + 1,
+        not the log end offset. Reading past that offset still reads the whole last batch (a
+        fetch delivers batches whole), so the positions reached are the true end offsets.
+        """
+        consumer = self._consumer
+        assigned = consumer.assignment()
+        ends = await consumer.end_offsets(list(assigned))
+        deadline = time.monotonic() + timeout_s
+        while True:
+            positions = {tp: await consumer.position(tp) for tp in assigned}
+            if all(positions[tp] >= end for tp, end in ends.items()):
+                return positions
+            if time.monotonic() > deadline:
+                raise AssertionError(f"could not read to the end offsets {ends}: at {positions}")
+            await self.poll()
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topics: Sequence[str]) -> list[TopicPartition]:
+    await consumer.topics()  # refresh the metadata
+    found: list[TopicPartition] = []
+    for topic in topics:
+        numbers = consumer.partitions_for_topic(topic)
+        if not numbers:
+            raise AssertionError(f"topic {topic} does not exist on the broker")
+        found += [TopicPartition(topic, number) for number in sorted(numbers)]
+    return found
+
+
+async def end_offsets(servers: str, topic: str) -> dict[int, int]:
+    """The end offset of each partition of ``topic``, found by reading it to the end."""
+    async with OutputReader(servers, [topic], decode=False) as reader:
+        positions = await reader.read_to_end()
+    return {tp.partition: offset for tp, offset in positions.items()}
+
+
+async def committed_offsets(
+    servers: str, group_id: str, topic: str, partitions: Iterable[int]
+) -> dict[int, int]:
+    """The group's committed positions on ``topic``, as the broker reports them.
+
+    The partitions are named explicitly: tansu drops the connection on an OffsetFetch for "all".
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=servers)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(
+            group_id, partitions=[TopicPartition(topic, number) for number in partitions]
+        )
+    finally:
+        await admin.close()
+    return {tp.partition: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}

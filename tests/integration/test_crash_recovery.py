@@ -1,0 +1,154 @@
+"""A scorer process killed with SIGKILL mid-stream loses nothing: a new one replays the rest.
+
+``modstream run`` has no option to rename the topics, so this test runs its own broker (the CLI's
+default ``images.*`` topic names would collide on the shared one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+from PIL import Image
+
+from modstream.demo.imageserver import ImageServer
+from modstream.pipeline.broker import EmbeddedBroker, TopicSpec, ensure_topics
+from modstream.pipeline.stream import Topics
+
+from .support import OutputReader, committed_offsets, end_offsets, produce, unique_group
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+PICTURES = 30  # distinct pictures, ~1 MP each
+VARIANTS = 5  # byte-distinct copies of each picture, so no event is a cache hit
+EVENTS = PICTURES * VARIANTS
+PARTITIONS = 4  # the CLI's default
+KILL_AFTER = 20  # outputs seen before the first scorer is killed
+
+
+def _pictures() -> list[bytes]:
+    """Smooth random-noise JPEGs of 1200x900: cheap to make, real work to decode and score."""
+    rng = np.random.default_rng(20240601)
+    pictures = []
+    for _ in range(PICTURES):
+        coarse = Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8))
+        buffer = io.BytesIO()
+        coarse.resize((1200, 900), Image.Resampling.BICUBIC).save(buffer, "JPEG", quality=90)
+        pictures.append(buffer.getvalue())
+    return pictures
+
+
+def _with_comment(jpeg: bytes, comment: bytes) -> bytes:
+    """The same picture with a JPEG comment segment after SOI: other bytes, other sha256."""
+    assert jpeg[:2] == b"\xff\xd8"
+    segment = b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment
+    return jpeg[:2] + segment + jpeg[2:]
+
+
+def _images() -> dict[str, bytes]:
+    images: dict[str, bytes] = {}
+    for p, picture in enumerate(_pictures()):
+        for v in range(VARIANTS):
+            images[f"noise-{p:02d}-{v}.jpg"] = _with_comment(picture, f"variant {v}".encode())
+    return images
+
+
+def _start_scorer(servers: str, group: str, cache_dir: Path, log: Path) -> subprocess.Popen[bytes]:
+    command = [
+        sys.executable, "-m", "modstream", "run", "--role", "scorer",
+        "--bootstrap-servers", servers, "--metrics-port", "0", "--allow-cidr", "127.0.0.0/8",
+        "--cache-dir", str(cache_dir), "--group-id", group,
+        "--session-timeout-ms", "2000",  # the embedded broker's setting; a join waits ~half
+    ]  # fmt: skip
+    with log.open("ab") as sink:
+        return subprocess.Popen(
+            command, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
+
+
+def _alive(process: subprocess.Popen[bytes], log: Path) -> None:
+    if process.poll() is not None:
+        tail = log.read_text(errors="replace")[-3000:]
+        raise AssertionError(f"the scorer exited with {process.returncode}:\n{tail}")
+
+
+async def test_sigkilled_scorer_is_replaced_without_losing_events(
+    tmp_path: Path, model_cache_dir: Path
+) -> None:
+    """After kill -9 of a scorer mid-stream, a new one gives every event at least one output."""
+    topics = Topics()
+    group = unique_group("crash")
+    processes: list[subprocess.Popen[bytes]] = []
+    images = await asyncio.to_thread(_images)
+    async with (
+        EmbeddedBroker(log_path=tmp_path / "tansu.log") as broker,
+        ImageServer(images=images) as server,
+    ):
+        try:
+            servers = broker.bootstrap_servers
+            specs = [TopicSpec(topics.incoming, PARTITIONS)]
+            specs += [TopicSpec(name, PARTITIONS) for name in topics.outputs()]
+            await ensure_topics(servers, specs)
+            assert server.served is not None
+            events = {
+                f"crash-{n:03d}": {"id": f"crash-{n:03d}", "url": f"{url}?n={n}", "source": "crash"}
+                for n, url in enumerate(server.served.image_urls())
+            }
+            assert len(events) == EVENTS
+            values = [orjson.dumps(event) for event in events.values()]
+            await produce(servers, topics.incoming, values, partitions=PARTITIONS)
+
+            first_log, second_log = tmp_path / "scorer-1.log", tmp_path / "scorer-2.log"
+            first = _start_scorer(servers, group, model_cache_dir, first_log)
+            processes.append(first)
+            async with OutputReader(servers, topics.outputs()) as reader:
+                await reader.wait_until(
+                    lambda outputs: len(outputs) >= KILL_AFTER,
+                    timeout_s=40,
+                    what=f"{KILL_AFTER} outputs from the first scorer",
+                    alive=lambda: _alive(first, first_log),
+                )
+                first.send_signal(signal.SIGKILL)
+                await asyncio.to_thread(first.wait, 10)
+                done_at_kill = {o.record["id"] for o in reader.outputs}
+                assert len(done_at_kill) < EVENTS, "the first scorer finished before the kill"
+
+                second = _start_scorer(servers, group, model_cache_dir, second_log)
+                processes.append(second)
+                await reader.wait_until(
+                    lambda outputs: {o.record["id"] for o in outputs} >= set(events),
+                    timeout_s=60,
+                    what="an output for every event after the restart (group rebalance)",
+                    alive=lambda: _alive(second, second_log),
+                )
+                second.send_signal(signal.SIGTERM)
+                returncode = await asyncio.to_thread(second.wait, 30)
+                assert returncode == 0, second_log.read_text(errors="replace")[-3000:]
+                await reader.read_to_end()
+                outputs = list(reader.outputs)
+        finally:
+            for process in processes:
+                if process.poll() is None:
+                    process.kill()
+                    await asyncio.to_thread(process.wait)
+
+        counts = Counter(o.record["id"] for o in outputs)
+        duplicates = sum(n - 1 for n in counts.values())
+        print(
+            f"\ncrash recovery: {len(done_at_kill)}/{EVENTS} events done at the kill, "
+            f"{len(outputs)} outputs in all, {duplicates} duplicates"
+        )
+        assert set(counts) == set(events)
+        assert [o.record for o in outputs if o.topic == topics.errors] == []
+        ends = await end_offsets(servers, topics.incoming)
+        assert await committed_offsets(servers, group, topics.incoming, ends) == ends
