@@ -9,12 +9,10 @@ import sys
 from typing import Any
 
 from modstream.cli.options import add_scorer_options, positive_float, positive_int, scorer_config
-from modstream.demo.app import DemoConfig, run_demo
 from modstream.errors import ConfigError
 from modstream.pipeline.addresses import parse_cidrs
-from modstream.pipeline.fetch import FetchConfig
+from modstream.pipeline.fetch_config import FetchConfig
 from modstream.pipeline.policy import resolve_policy
-from modstream.pipeline.service import PipelineSettings
 
 
 def add_parser(subparsers: Any) -> None:
@@ -35,6 +33,9 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from modstream.demo.app import DemoConfig, run_demo
+    from modstream.pipeline.service import PipelineSettings
+
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         stream=sys.stderr,

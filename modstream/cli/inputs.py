@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Self
 
 from modstream.errors import ImageTooLarge, InputError
-from modstream.pipeline.fetch import Fetcher
+
+if TYPE_CHECKING:
+    from modstream.pipeline.fetch import FetchConfig, Fetcher
 
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".avif"}
@@ -64,6 +68,29 @@ def read_file(path: Path, max_bytes: int) -> Loaded:
     return Loaded(body=body, load_s=time.perf_counter() - started)
 
 
-async def fetch_url(fetcher: Fetcher, url: str) -> Loaded:
-    fetched = await fetcher.fetch(url)
-    return Loaded(body=fetched.body, load_s=fetched.fetch_s)
+class InputLoader:
+    """Reads files on a worker thread; fetches URLs with a guarded fetcher opened on first use."""
+
+    def __init__(self, fetch_config: FetchConfig, max_bytes: int) -> None:
+        self._fetch_config = fetch_config
+        self._max_bytes = max_bytes
+        self._fetcher: Fetcher | None = None
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._fetcher is not None:
+            await self._fetcher.aclose()
+
+    async def load(self, item: Input) -> tuple[str, Loaded]:
+        """``("read" | "fetch", bytes and time taken)``; raises an :class:`InputError`."""
+        if item.url is None:
+            assert item.path is not None
+            return "read", await asyncio.to_thread(read_file, item.path, self._max_bytes)
+        if self._fetcher is None:
+            from modstream.pipeline.fetch import Fetcher  # aiohttp loads only for URLs
+
+            self._fetcher = Fetcher(self._fetch_config)
+        fetched = await self._fetcher.fetch(item.url)
+        return "fetch", Loaded(body=fetched.body, load_s=fetched.fetch_s)

@@ -1,16 +1,21 @@
-"""Command-line options shared by ``score``, ``run`` and ``demo``, translated to config."""
+"""Command-line options shared by ``score``, ``run`` and ``demo``, translated to config.
+
+Defining the options imports nothing heavy: OpenVINO, PIL and aiohttp load only once a command
+actually runs, so ``--help`` and usage errors answer at once and start-up stays short.
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from modstream.models.decode import DecodeLimits
-from modstream.models.network import DeviceSpec, default_cache_dir
-from modstream.models.preprocess import Preprocessing
-from modstream.pipeline.batcher import BatchPolicy
 from modstream.pipeline.policy import DEFAULT_POLICY, PRESETS
-from modstream.pipeline.scorer import ScorerConfig
+
+if TYPE_CHECKING:
+    from modstream.pipeline.scorer import ScorerConfig
+
+PREPROCESSING_MODES = ("exact", "fast")  # modstream.models.preprocess.Preprocessing
 
 MB = 1024 * 1024
 
@@ -40,8 +45,8 @@ def add_scorer_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--decode",
-        choices=[mode.value for mode in Preprocessing],
-        default=Preprocessing.FAST.value,
+        choices=PREPROCESSING_MODES,
+        default="fast",
         help="preprocessing: 'exact' reproduces the reference, 'fast' uses DCT-domain JPEG "
         "downscaling (default: fast)",
     )
@@ -85,6 +90,12 @@ def add_scorer_options(parser: argparse.ArgumentParser) -> None:
 
 
 def scorer_config(args: argparse.Namespace) -> ScorerConfig:
+    from modstream.models.decode import DecodeLimits
+    from modstream.models.network import DeviceSpec, default_cache_dir
+    from modstream.models.preprocess import Preprocessing
+    from modstream.pipeline.batcher import BatchPolicy
+    from modstream.pipeline.scorer import ScorerConfig
+
     devices = tuple(
         DeviceSpec(name=name, performance_hint=args.performance_hint, precision=args.precision)
         for name in (args.device or ["CPU"])

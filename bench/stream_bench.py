@@ -1,0 +1,194 @@
+"""End-to-end streaming benchmark: Kafka in, scores out, through a real scorer process.
+
+What it measures, on one machine, in one sitting:
+
+* **saturation**: a backlog of N events (one per distinct image) is put on ``images.incoming`` and
+  the time from the first event produced to the N-th output consumed gives results/s;
+* **latency**: events paced at a fixed rate (default 12/s, and 50 % of the measured saturation),
+  round trip = ``published_at - observed_at`` of each result, p50/p99;
+* **peer**: ``modstream score --json DIR`` on the same images, as a whole process and with its
+  start-up (a one-image run) subtracted, so the stream can be compared with batch scoring.
+
+The broker is the embedded tansu broker, the images are served from a loopback HTTP server in this
+process, and the scorer is ``modstream run --role scorer`` in a separate process with the score
+cache off, so every event costs a real fetch, decode and inference.
+
+    python bench/stream_bench.py bench/data/photos --rounds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from modstream.demo.imageserver import ImageServer
+from modstream.pipeline.broker import EmbeddedBroker, TopicSpec, ensure_topics
+from modstream.pipeline.metrics import percentile
+from modstream.pipeline.stream import Topics
+
+OUTPUTS = Topics().outputs()
+
+
+@dataclass
+class Watcher:
+    consumer: AIOKafkaConsumer
+    seen: dict[str, dict[str, Any]]
+    arrival: dict[str, float]
+
+    async def until(self, ids: set[str], timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not ids <= self.seen.keys():
+            if time.monotonic() > deadline:
+                missing = len(ids - self.seen.keys())
+                raise TimeoutError(f"{missing} outputs missing after {timeout_s} s")
+            batches = await self.consumer.getmany(timeout_ms=50)
+            now = time.monotonic()
+            for messages in batches.values():
+                for message in messages:
+                    record = orjson.loads(message.value)
+                    self.seen.setdefault(record["id"], record)
+                    self.arrival.setdefault(record["id"], now)
+
+
+def start_scorer(servers: str, cache_dir: Path, extra: list[str]) -> subprocess.Popen[bytes]:
+    command = [
+        sys.executable, "-m", "modstream", "run", "--role", "scorer",
+        "--bootstrap-servers", servers, "--metrics-port", "0", "--allow-cidr", "127.0.0.0/8",
+        "--cache-entries", "0", "--session-timeout-ms", "2000",
+        "--group-id", f"bench-{uuid.uuid4().hex[:8]}", "--cache-dir", str(cache_dir), *extra,
+    ]  # fmt: skip
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+async def produce(
+    producer: AIOKafkaProducer, urls: list[str], tag: str, rate: float | None
+) -> list[str]:
+    ids = []
+    start = time.monotonic()
+    sends = []
+    for index, url in enumerate(urls):
+        if rate is not None:
+            delay = start + index / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        event_id = f"{tag}-{index}"
+        ids.append(event_id)
+        value = orjson.dumps({"id": event_id, "url": url, "source": "bench",
+                              "observed_at": time.time()})  # fmt: skip
+        sends.append(await producer.send("images.incoming", value=value, key=event_id.encode()))
+    await asyncio.gather(*sends)
+    return ids
+
+
+async def stream_round(
+    images: Path, cache_dir: Path, rates: list[float], extra: list[str]
+) -> dict[str, Any]:
+    async with EmbeddedBroker() as broker, ImageServer(root=images) as server:
+        assert server.served is not None
+        servers = broker.bootstrap_servers
+        await ensure_topics(servers, [TopicSpec(name, 4) for name in ("images.incoming", *OUTPUTS)])
+        urls = [f"{u}?r={uuid.uuid4().hex[:6]}" for u in server.served.image_urls()]
+        scorer = start_scorer(servers, cache_dir, extra)
+        producer = AIOKafkaProducer(bootstrap_servers=servers, acks="all", linger_ms=0)
+        consumer = AIOKafkaConsumer(
+            *OUTPUTS, bootstrap_servers=servers, group_id=None, auto_offset_reset="earliest",
+            fetch_max_wait_ms=10,
+        )  # fmt: skip
+        await producer.start()
+        await consumer.start()
+        watcher = Watcher(consumer, {}, {})
+        try:
+            warm = await produce(producer, urls[:16], "warm", None)
+            await watcher.until(set(warm), 120)
+            started = time.monotonic()
+            backlog = await produce(producer, urls, "sat", None)
+            await watcher.until(set(backlog), 600)
+            last = max(watcher.arrival[i] for i in backlog)
+            saturation = len(backlog) / (last - started)
+            errors = sum("error" in watcher.seen[i] for i in backlog)
+            result: dict[str, Any] = {
+                "events": len(backlog), "saturation_per_s": round(saturation, 2),
+                "errors": errors, "latency": [],
+            }  # fmt: skip
+            for rate in [*rates, round(saturation / 2, 1)]:
+                ids = await produce(producer, urls, f"rate{rate}", rate)
+                await watcher.until(set(ids), 600)
+                trips = sorted(
+                    watcher.seen[i]["published_at"] - watcher.seen[i]["observed_at"] for i in ids
+                )
+                result["latency"].append({
+                    "rate_per_s": rate,
+                    "p50_ms": round(percentile(trips, 50) * 1000, 1),
+                    "p99_ms": round(percentile(trips, 99) * 1000, 1),
+                    "max_ms": round(trips[-1] * 1000, 1),
+                })  # fmt: skip
+            return result
+        finally:
+            await producer.stop()
+            await consumer.stop()
+            scorer.terminate()
+            scorer.wait(60)
+
+
+def score_round(images: Path, cache_dir: Path, extra: list[str]) -> dict[str, float]:
+    base = [sys.executable, "-m", "modstream", "score", "--json", "--no-progress",
+            "--cache-dir", str(cache_dir), *extra]  # fmt: skip
+    one = next(iter(sorted(images.iterdir())))
+    started = time.perf_counter()
+    subprocess.run([*base, str(one)], check=True, capture_output=True)
+    startup = time.perf_counter() - started
+    started = time.perf_counter()
+    done = subprocess.run([*base, str(images)], check=True, capture_output=True)
+    total = time.perf_counter() - started
+    count = len(done.stdout.splitlines())
+    return {
+        "images": count,
+        "whole_process_per_s": round(count / total, 2),
+        "steady_per_s": round(count / max(total - startup, 1e-9), 2),
+        "startup_s": round(startup, 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("images", type=Path, help="folder of distinct images")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rate", type=float, action="append", default=None,
+                        help="paced rate(s) for the latency test (default 12)")  # fmt: skip
+    parser.add_argument("--scorer-arg", action="append", default=[],
+                        help="extra argument for both modstream commands")  # fmt: skip
+    parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    args = parser.parse_args()
+    default_cache = Path(tempfile.gettempdir()) / "modstream-bench-cache"
+    cache_dir = Path(os.environ.get("MODSTREAM_CACHE_DIR", default_cache))
+    rounds = []
+    for _round in range(args.rounds):
+        score = score_round(args.images, cache_dir, args.scorer_arg)
+        stream = asyncio.run(
+            stream_round(args.images, cache_dir, args.rate or [12.0], args.scorer_arg)
+        )
+        ratio = stream["saturation_per_s"] / score["steady_per_s"]
+        rounds.append({"score": score, "stream": stream, "saturation_vs_score": round(ratio, 3)})
+        print(json.dumps(rounds[-1]), flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"stream-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    machine = {"cpus": os.cpu_count()}
+    path.write_text(json.dumps({"machine": machine, "rounds": rounds}, indent=2))
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,20 @@
+"""Limits for fetching untrusted image URLs (kept apart from the fetcher so it imports lightly)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from modstream import __version__
+from modstream.pipeline.addresses import IPNetwork
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FetchConfig:
+    total_timeout_s: float = 30.0
+    connect_timeout_s: float = 5.0
+    max_bytes: int = 20 * 1024 * 1024
+    max_redirects: int = 5
+    per_host_limit: int = 8
+    pool_limit: int = 100
+    allow_cidrs: tuple[IPNetwork, ...] = ()
+    user_agent: str = field(default=f"modstream/{__version__} (+image moderation)")

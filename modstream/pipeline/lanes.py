@@ -1,0 +1,45 @@
+"""A lane: one deadline batcher in front of the device workers that run one compiled network.
+
+In ``exact`` mode the scorer has one lane. In ``fast`` mode it has two: ``screen`` (approximate
+crops, the screening precision) and ``exact`` (exact crops at f32, for confirmations). Keeping
+them apart means a batch never mixes networks, and each lane learns its own batch times.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Generic, TypeVar
+
+from modstream.pipeline.batcher import BatchPolicy, DeadlineBatcher, ServiceTimeEstimate
+from modstream.pipeline.devices import DeviceWorker
+
+T = TypeVar("T")
+
+
+class LaneName(enum.StrEnum):
+    SCREEN = "screen"
+    EXACT = "exact"
+
+
+class Lane(Generic[T]):
+    def __init__(self, name: LaneName, workers: list[DeviceWorker], policy: BatchPolicy) -> None:
+        if not workers:
+            raise ValueError(f"lane {name} has no device worker")
+        self.name = name
+        self.workers = workers
+        self.batcher: DeadlineBatcher[T] = DeadlineBatcher(policy, ServiceTimeEstimate())
+
+    @property
+    def free_slots(self) -> int:
+        return sum(worker.free_slots for worker in self.workers)
+
+    def pick_worker(self) -> DeviceWorker:
+        """The worker with the most idle infer requests (the first, on a tie)."""
+        return max(self.workers, key=lambda worker: worker.free_slots)
+
+    def statistics(self) -> dict[str, object]:
+        return {
+            "queued": len(self.batcher),
+            "per_item_s": round(self.batcher.service.per_item_s, 5),
+            "devices": [worker.stats.as_dict() for worker in self.workers],
+        }
