@@ -15,7 +15,12 @@ rounds run the peer and every variant once each, in alternating order (round 0 p
 peer last, ...), each timed with ``time.perf_counter`` around ``subprocess.run``; the CPU time of
 each process (user + sys) comes from ``resource.getrusage(RUSAGE_CHILDREN)`` before and after. The
 ratio ``peer_time / modstream_time`` is taken within each round (paired runs share the machine's
-state at that moment), and the median and range of those ratios are reported, with images/s. Every
+state at that moment), and the median and range of those ratios are reported, with images/s.
+
+The machine may be shared: before each run the script waits (``--wait-quiet``) until other
+processes are idle, and it records the CPU time other processes used during each run (from
+``/proc/stat``, minus the run's own CPU time). Pairs in which both runs were quiet (others used less
+than ``--quiet-cores`` cores on average) also get their own median ratio. Every
 run must exit 0 and print exactly one result line per image, or the benchmark stops. A start-up
 probe (each command on a one-image folder, ``--startup-runs`` times) separates fixed cost from
 per-image cost. Raw results are written as JSON to ``bench/results/``.
@@ -65,6 +70,7 @@ class Run:
     wall_s: float
     cpu_s: float
     images: int
+    foreign_cpu_s: float  # CPU used by other processes on the machine during this run
 
 
 def modstream_command() -> list[str]:
@@ -106,17 +112,46 @@ def parse_scores(name: str, stdout: str) -> dict[str, float]:
     return scores
 
 
+def machine_busy_s() -> float:
+    """Seconds of CPU time the whole machine has spent busy since boot (``/proc/stat``)."""
+    try:
+        with open("/proc/stat", encoding="ascii") as fp:
+            fields = [int(value) for value in fp.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0.0
+    # user nice system idle iowait irq softirq steal ...: busy = all but idle and iowait.
+    busy = sum(fields) - fields[3] - fields[4]
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def wait_for_quiet(max_wait_s: float, threshold_cores: float) -> float:
+    """Wait until other processes use less than ``threshold_cores`` over one second, or give up.
+
+    Returns the seconds waited. On a shared machine this keeps runs out of other people's bursts.
+    """
+    started = time.perf_counter()
+    while time.perf_counter() - started < max_wait_s:
+        before = machine_busy_s()
+        time.sleep(1.0)
+        if machine_busy_s() - before < threshold_cores:
+            break
+    return time.perf_counter() - started
+
+
 def timed_run(
     name: str, folder: Path, expected: list[str]
-) -> tuple[float, float, dict[str, float]]:
-    """Run one whole process; return (wall seconds, CPU seconds, scores)."""
+) -> tuple[float, float, float, dict[str, float]]:
+    """Run one whole process; return (wall s, its CPU s, other processes' CPU s, scores)."""
     command = command_for(name, folder)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    busy_before = machine_busy_s()
     started = time.perf_counter()
     completed = subprocess.run(command, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - started
+    busy_after = machine_busy_s()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    foreign = max(busy_after - busy_before - cpu, 0.0)
     if completed.returncode != 0:
         raise SystemExit(
             f"{name}: exit status {completed.returncode}\n{' '.join(command)}\n{completed.stderr}"
@@ -125,7 +160,26 @@ def timed_run(
     lines = sum(1 for line in completed.stdout.splitlines() if line.strip())
     if lines != len(expected) or sorted(scores) != expected:
         raise SystemExit(f"{name}: {lines} result lines for {len(expected)} images")
-    return wall, cpu, scores
+    return wall, cpu, foreign, scores
+
+
+def source_version() -> dict[str, Any]:
+    """The git commit of the modstream being measured, and whether its sources differ from it."""
+    root = BENCH.parent
+
+    def git(*args: str) -> str:
+        try:
+            done = subprocess.run(
+                ["git", *args], cwd=root, capture_output=True, text=True, check=False
+            )
+        except OSError:
+            return ""
+        return done.stdout.strip()
+
+    return {
+        "commit": git("rev-parse", "HEAD") or None,
+        "modstream_dirty": bool(git("status", "--porcelain", "--", "modstream")),
+    }
 
 
 def cpu_model() -> tuple[str, list[str]]:
@@ -155,7 +209,7 @@ def startup_probe(names: list[str], folder: Path, runs: int) -> dict[str, dict[s
         for name in names:
             walls, cpus = [], []
             for _ in range(runs):
-                wall, cpu, _ = timed_run(name, single, expected)
+                wall, cpu, _, _ = timed_run(name, single, expected)
                 walls.append(wall)
                 cpus.append(cpu)
             probe[name] = {
@@ -165,11 +219,17 @@ def startup_probe(names: list[str], folder: Path, runs: int) -> dict[str, dict[s
     return probe
 
 
-def summarise(runs: list[Run], names: list[str], images: int, cores: int) -> dict[str, Any]:
+def summarise(
+    runs: list[Run], names: list[str], images: int, cores: int, quiet_cores: float
+) -> dict[str, Any]:
     by_name = {
         name: sorted((r for r in runs if r.name == name), key=lambda r: r.round) for name in names
     }
     peer_walls = [r.wall_s for r in by_name[PEER]]
+
+    def quiet(run: Run) -> bool:
+        return run.foreign_cpu_s / run.wall_s < quiet_cores
+
     summary: dict[str, Any] = {}
     for name in names:
         walls = [r.wall_s for r in by_name[name]]
@@ -192,6 +252,15 @@ def summarise(runs: list[Run], names: list[str], images: int, cores: int) -> dic
                 median_ratio=round(statistics.median(ratios), 3),
                 min_ratio=round(min(ratios), 3),
                 max_ratio=round(max(ratios), 3),
+            )
+            calm = [
+                ratio
+                for ratio, peer_run, run in zip(ratios, by_name[PEER], by_name[name], strict=True)
+                if quiet(peer_run) and quiet(run)
+            ]
+            entry.update(
+                quiet_pairs=len(calm),
+                quiet_median_ratio=round(statistics.median(calm), 3) if calm else None,
             )
         summary[name] = entry
     return summary
@@ -217,6 +286,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--startup-runs", type=int, default=3, help="one-image start-up probe runs (0: skip)"
     )
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=30.0,
+        help="before each run, wait up to this many seconds for other processes to go quiet "
+        "(default: 30; 0: never wait)",
+    )
+    parser.add_argument(
+        "--quiet-cores",
+        type=float,
+        default=0.15,
+        help="a run is 'quiet' when other processes used less than this many cores on average "
+        "during it (default: 0.15); quiet pairs get their own median",
+    )
     parser.add_argument("--out", type=Path, default=None, help="JSON file (default: bench/results)")
     return parser.parse_args(argv)
 
@@ -231,41 +314,62 @@ def main(argv: list[str] | None = None) -> None:
     model, flags = cpu_model()
     print(f"{cores} cores, {model}, flags: {' '.join(flags)}; {len(expected)} images in {folder}")
     names = [PEER, *args.variants]
+    version = source_version()
+    dirty = " (modstream/ has uncommitted changes)" if version["modstream_dirty"] else ""
+    print(f"modstream at commit {version['commit']}{dirty}")
 
     print("warm-up (untimed): " + ", ".join(names), flush=True)
     scores: dict[str, dict[str, float]] = {}
     for name in names:
-        _, _, scores[name] = timed_run(name, folder, expected)
+        _, _, _, scores[name] = timed_run(name, folder, expected)
 
     runs: list[Run] = []
     for round_index in range(args.pairs):
         order = names if round_index % 2 == 0 else names[::-1]
         cells = []
         for position, name in enumerate(order):
-            wall, cpu, _ = timed_run(name, folder, expected)
-            runs.append(Run(name, round_index, position, wall, cpu, len(expected)))
-            cells.append(f"{name} {wall:.2f}s")
+            wait_for_quiet(args.wait_quiet, args.quiet_cores)
+            wall, cpu, foreign, _ = timed_run(name, folder, expected)
+            runs.append(Run(name, round_index, position, wall, cpu, len(expected), foreign))
+            cells.append(
+                f"{name} {wall:.2f}s"
+                + (f" (+{foreign:.1f} foreign CPU-s)" if foreign > 0.5 else "")
+            )
         print(f"round {round_index}: " + ", ".join(cells), flush=True)
 
-    summary = summarise(runs, names, len(expected), cores)
-    agreement = {
-        name: round(max(abs(scores[name][p] - scores[PEER][p]) for p in expected), 6)
-        for name in args.variants
-    }
+    summary = summarise(runs, names, len(expected), cores, args.quiet_cores)
+    agreement: dict[str, dict[str, float]] = {}
+    for name in args.variants:
+        diffs = sorted(abs(scores[name][p] - scores[PEER][p]) for p in expected)
+        agreement[name] = {
+            "max": round(diffs[-1], 6),
+            "p95": round(diffs[int(0.95 * (len(diffs) - 1))], 6),
+            "median": round(statistics.median(diffs), 6),
+        }
     startup = startup_probe(names, folder, args.startup_runs) if args.startup_runs > 0 else {}
 
     print()
-    print(f"{'command':<14} {'wall s':>7} {'img/s':>7} {'CPU%':>6} {'ratio':>6} {'range':>13}")
+    header = f"{'command':<14} {'wall s':>7} {'img/s':>7} {'CPU%':>6} {'ratio':>6} {'range':>11}"
+    print(header + f" {'quiet ratio':>14}")
     for name in names:
         entry = summary[name]
-        ratio = f"{entry['median_ratio']:.2f}" if name != PEER else "-"
-        span = f"{entry['min_ratio']:.2f}-{entry['max_ratio']:.2f}" if name != PEER else "-"
+        ratio = span = calm = "-"
+        if name != PEER:
+            ratio = f"{entry['median_ratio']:.2f}"
+            span = f"{entry['min_ratio']:.2f}-{entry['max_ratio']:.2f}"
+            if entry["quiet_median_ratio"] is not None:
+                calm = f"{entry['quiet_median_ratio']:.2f} (n={entry['quiet_pairs']})"
         print(
             f"{name:<14} {entry['median_wall_s']:>7.2f} {entry['median_img_s']:>7.1f} "
-            f"{entry['cpu_utilisation'] * 100:>5.0f}% {ratio:>6} {span:>13}"
+            f"{entry['cpu_utilisation'] * 100:>5.0f}% {ratio:>6} {span:>11} {calm:>14}"
         )
     print("ratio = peer wall time / modstream wall time in the same round (higher is better)")
-    print("max |nsfw - peer nsfw|: " + ", ".join(f"{k} {v:.4f}" for k, v in agreement.items()))
+    print(
+        "|nsfw - peer nsfw| median/p95/max: "
+        + ", ".join(
+            f"{k} {v['median']:.4f}/{v['p95']:.4f}/{v['max']:.4f}" for k, v in agreement.items()
+        )
+    )
     if startup:
         print(
             "start-up (1 image): "
@@ -284,13 +388,19 @@ def main(argv: list[str] | None = None) -> None:
             "flags": flags,
             "python": platform.python_version(),
         },
+        "source": version,
         "images": len(expected),
         "folder": str(folder),
         "commands": {name: command_for(name, folder) for name in names},
         "runs": [asdict(run) for run in runs],
         "summary": summary,
-        "max_abs_diff_vs_peer": agreement,
+        "abs_diff_vs_peer": agreement,
         "startup": startup,
+        "settings": {
+            "pairs": args.pairs,
+            "wait_quiet_s": args.wait_quiet,
+            "quiet_cores": args.quiet_cores,
+        },
     }
     out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {out}")
