@@ -63,9 +63,16 @@ def add_scorer_options(parser: argparse.ArgumentParser) -> None:
         help="inference precision hint where the device supports it: f32 (default), bf16, f16",
     )
     group.add_argument(
+        "--screen-precision",
+        default="bf16",
+        help="precision of fast mode's screening pass (default bf16; scores >= 0.05 are "
+        "confirmed at --precision with the exact crop)",
+    )
+    group.add_argument(
         "--performance-hint",
-        choices=["THROUGHPUT", "LATENCY", "CUMULATIVE_THROUGHPUT"],
-        default="THROUGHPUT",
+        choices=["LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT"],
+        default="LATENCY",
+        help="OpenVINO performance hint (default: LATENCY; see docs/benchmarks.md)",
     )
     group.add_argument(
         "--max-image-mb", type=positive_float, default=20.0, help="largest encoded image accepted"
@@ -109,4 +116,5 @@ def scorer_config(args: argparse.Namespace) -> ScorerConfig:
         ),
         batch=BatchPolicy(max_batch_size=args.batch_size, max_delay_s=args.max_delay_ms / 1000),
         cache_dir=cache_dir,
+        screen_precision=args.screen_precision,
     )

@@ -25,6 +25,7 @@ from modstream.pipeline.policy import Policy, resolve_policy
 from modstream.pipeline.scorer import Scorer, ScorerConfig
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+BULK_DEADLINE_S = 3600.0
 
 
 def score_command(args: argparse.Namespace) -> int:
@@ -93,7 +94,8 @@ async def _score_one(
 ) -> dict[str, Any]:
     try:
         load_key, loaded = await loader.load(item)
-        result = await scorer.score(loaded.body)
+        # A batch job has no latency budget: let batches fill (max_delay still bounds the wait).
+        result = await scorer.score(loaded.body, deadline=time.monotonic() + BULK_DEADLINE_S)
     except ModstreamError as exc:
         return {"input": item.label, "error": exc.to_dict()}
     timings = {load_key: round(loaded.load_s * 1000, 3), **result.timings.as_ms()}

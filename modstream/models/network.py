@@ -35,13 +35,20 @@ class DeviceSpec:
     ``INFERENCE_PRECISION_HINT`` where the device supports it: OpenVINO picks bf16 by itself on CPUs
     with AVX512_BF16 or AMX, which moves ladder scores by up to 0.03, so modstream asks for f32
     unless told otherwise.
+
+    ``LATENCY`` (one stream using every core) is the default: modstream forms its own batches, and
+    on small CPUs several streams per network only fight the decode threads for the same cores
+    (see docs/benchmarks.md). ``cpu_pinning`` is off for the same reason: pinned inference threads
+    cannot make room for decoding. Large CPUs may prefer ``THROUGHPUT``.
     """
 
     name: str = "CPU"
-    performance_hint: str = "THROUGHPUT"
+    performance_hint: str = "LATENCY"
+    cpu_pinning: bool | None = False
     precision: str | None = "f32"
     num_requests: int | None = None
     static_batch: int | None = None
+    properties: tuple[tuple[str, str], ...] = ()  # any other OpenVINO properties, passed through
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +119,9 @@ def compile_network(
     config: dict[str, Any] = {"PERFORMANCE_HINT": spec.performance_hint}
     if spec.precision is not None and _supports(core, spec.name, "INFERENCE_PRECISION_HINT"):
         config["INFERENCE_PRECISION_HINT"] = spec.precision
+    if spec.cpu_pinning is not None and _supports(core, spec.name, "ENABLE_CPU_PINNING"):
+        config["ENABLE_CPU_PINNING"] = spec.cpu_pinning
+    config.update(spec.properties)
     try:
         compiled = core.compile_model(model, spec.name, config)
     except RuntimeError as exc:

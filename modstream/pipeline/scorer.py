@@ -71,7 +71,8 @@ class ScorerConfig:
     # device's own precision (f32 by default). bf16 halves CPU inference time on CPUs that have it
     # and moves screen scores by well under the confirmation floor.
     screen_precision: str | None = "bf16"
-    decode_workers: int = field(default_factory=lambda: os.cpu_count() or 2)
+    # One more decode thread than cores: a thread waiting on file or socket I/O leaves a core idle.
+    decode_workers: int = field(default_factory=lambda: (os.cpu_count() or 2) + 1)
     max_pending: int = 64
     admission_timeout_s: float = 30.0
     drain_timeout_s: float = 30.0
