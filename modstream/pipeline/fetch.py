@@ -38,7 +38,7 @@ from modstream.pipeline.fetch_config import FetchConfig
 __all__ = ["FetchConfig", "Fetched", "Fetcher", "GuardedResolver"]
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
-_CHUNK = 64 * 1024
+_CHUNK = 256 * 1024
 
 
 @dataclass(frozen=True, slots=True)

@@ -120,7 +120,9 @@ def needs_confirmation(
     return mode is Preprocessing.FAST and approximate and screen_score >= confirm_at
 
 
-def _decode_job(data: bytes, mode: Preprocessing, limits: DecodeLimits) -> _Decoded:
+def _decode_job(
+    data: bytes, mode: Preprocessing, limits: DecodeLimits, digest: str | None
+) -> _Decoded:
     """Runs on the decode pool: hash the bytes and prepare the model input."""
     started = time.perf_counter()
     try:
@@ -129,7 +131,8 @@ def _decode_job(data: bytes, mode: Preprocessing, limits: DecodeLimits) -> _Deco
         raise
     except Exception as exc:
         raise DecodeFailed(f"the decoder failed unexpectedly: {type(exc).__name__}: {exc}") from exc
-    digest = hashlib.sha256(data).hexdigest()
+    if digest is None:
+        digest = hashlib.sha256(data).hexdigest()
     return _Decoded(image=image, sha256=digest, decode_s=time.perf_counter() - started)
 
 
@@ -222,8 +225,12 @@ class Scorer:
     def devices(self) -> list[str]:
         return [worker.device for worker in self._workers]
 
-    async def score(self, data: bytes, *, deadline: float | None = None) -> ScoreResult:
+    async def score(
+        self, data: bytes, *, deadline: float | None = None, sha256: str | None = None
+    ) -> ScoreResult:
         """Score one image. ``deadline`` is an absolute ``time.monotonic()`` value in seconds.
+
+        ``sha256``: the hex digest of ``data`` when the caller already has it (saves hashing).
 
         Raises :class:`~modstream.errors.ImageError` for bad input, :class:`Overloaded` when no
         slot frees up within ``admission_timeout_s``, :class:`ScorerClosed` after :meth:`aclose`.
@@ -243,7 +250,7 @@ class Scorer:
         self._active += 1
         try:
             mode = self.config.preprocessing
-            decoded = await self._decode(data, mode)
+            decoded = await self._decode(data, mode, sha256)
             first_lane = LaneName.SCREEN if mode is Preprocessing.FAST else LaneName.EXACT
             scored = await self._infer(decoded.image.pixels, deadline, first_lane)
             decode_s, queue_s, infer_s = decoded.decode_s, scored.queue_s, scored.infer_s
@@ -254,7 +261,7 @@ class Scorer:
             ):  # fmt: skip
                 mode = Preprocessing.EXACT
                 if decoded.image.approximate:
-                    decoded = await self._decode(data, mode)
+                    decoded = await self._decode(data, mode, decoded.sha256)
                     decode_s += decoded.decode_s
                 scored = await self._infer(decoded.image.pixels, deadline, LaneName.EXACT)
                 queue_s += scored.queue_s
@@ -283,9 +290,9 @@ class Scorer:
             ),
         )
 
-    async def _decode(self, data: bytes, mode: Preprocessing) -> _Decoded:
+    async def _decode(self, data: bytes, mode: Preprocessing, digest: str | None) -> _Decoded:
         return await self._loop.run_in_executor(
-            self._pool, _decode_job, data, mode, self.config.limits
+            self._pool, _decode_job, data, mode, self.config.limits, digest
         )
 
     async def _infer(

@@ -349,7 +349,7 @@ class ScoringStream:
             self._metrics.cache_hits.labels("sha256").inc()
             self._by_url.put(event.url, known)
             return known, fetched.fetch_s, True
-        result = await self._scorer.score(fetched.body)
+        result = await self._scorer.score(fetched.body, sha256=digest)
         timings = result.timings
         self._metrics.stage.labels("decode").observe(timings.decode_s)
         self._metrics.stage.labels("queue").observe(timings.queue_s)
