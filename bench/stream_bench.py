@@ -67,7 +67,7 @@ def start_scorer(servers: str, cache_dir: Path, extra: list[str]) -> subprocess.
     command = [
         sys.executable, "-m", "modstream", "run", "--role", "scorer",
         "--bootstrap-servers", servers, "--metrics-port", "0", "--allow-cidr", "127.0.0.0/8",
-        "--cache-entries", "0", "--session-timeout-ms", "2000",
+        "--cache-entries", "0", "--session-timeout-ms", "2000", "--fetch-max-wait-ms", "20",
         "--group-id", f"bench-{uuid.uuid4().hex[:8]}", "--cache-dir", str(cache_dir), *extra,
     ]  # fmt: skip
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -105,7 +105,7 @@ async def stream_round(
         producer = AIOKafkaProducer(bootstrap_servers=servers, acks="all", linger_ms=0)
         consumer = AIOKafkaConsumer(
             *OUTPUTS, bootstrap_servers=servers, group_id=None, auto_offset_reset="earliest",
-            fetch_max_wait_ms=10,
+            fetch_max_wait_ms=100,  # the round trip is read from the records, not from here
         )  # fmt: skip
         await producer.start()
         await consumer.start()

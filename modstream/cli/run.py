@@ -40,6 +40,12 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--cache-ttl", type=float, default=3600.0, help="seconds a score is reused")
     group.add_argument(
+        "--fetch-max-wait-ms",
+        type=positive_int,
+        default=None,
+        help="longest a consumer fetch waits for records (default: 500; 20 on the embedded broker)",
+    )
+    group.add_argument(
         "--session-timeout-ms",
         type=positive_int,
         default=None,

@@ -42,6 +42,7 @@ def pipeline_settings(args: argparse.Namespace) -> PipelineSettings:
         max_in_flight=args.max_in_flight,
         metrics_port=args.metrics_port or None,
         session_timeout_ms=args.session_timeout_ms,
+        fetch_max_wait_ms=args.fetch_max_wait_ms,
         cache=CacheConfig(max_entries=args.cache_entries, ttl_s=args.cache_ttl),
     )
 

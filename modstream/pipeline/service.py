@@ -24,6 +24,10 @@ from modstream.pipeline.stream import ScoringStream, StreamConfig, Topics
 log = logging.getLogger("modstream.service")
 KAFKA_SESSION_TIMEOUT_MS = 10_000
 EMBEDDED_SESSION_TIMEOUT_MS = 2_000
+# Kafka answers a waiting fetch as soon as a record arrives; the embedded broker waits out most of
+# fetch_max_wait_ms, so there the wait is kept short (it costs the broker some CPU instead).
+KAFKA_FETCH_MAX_WAIT_MS = 500
+EMBEDDED_FETCH_MAX_WAIT_MS = 20
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -43,6 +47,7 @@ class PipelineSettings:
     # Kafka's usual 10 s; the embedded broker makes every join wait about half of it, so a
     # development pipeline uses 2 s (see README, "Embedded broker").
     session_timeout_ms: int | None = None
+    fetch_max_wait_ms: int | None = None
     cache: CacheConfig = field(default_factory=CacheConfig)
 
 
@@ -92,6 +97,16 @@ class Pipeline:
         if created:
             log.info("created topics: %s", ", ".join(created))
 
+    def _consumer_timings(self) -> dict[str, int]:
+        settings = self.settings
+        embedded = self._embedded
+        return {
+            "session_timeout_ms": settings.session_timeout_ms
+            or (EMBEDDED_SESSION_TIMEOUT_MS if embedded else KAFKA_SESSION_TIMEOUT_MS),
+            "fetch_max_wait_ms": settings.fetch_max_wait_ms
+            or (EMBEDDED_FETCH_MAX_WAIT_MS if embedded else KAFKA_FETCH_MAX_WAIT_MS),
+        }
+
     async def run_scorer(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
         """Compile the model, then consume and score until ``stop`` is set."""
         settings = self.settings
@@ -109,10 +124,7 @@ class Pipeline:
                     max_in_flight=settings.max_in_flight,
                     log_interval_s=settings.log_interval_s,
                     cache=settings.cache,
-                    session_timeout_ms=settings.session_timeout_ms
-                    or (
-                        EMBEDDED_SESSION_TIMEOUT_MS if self._embedded else KAFKA_SESSION_TIMEOUT_MS
-                    ),
+                    **self._consumer_timings(),
                 ),
                 scorer,
                 fetcher,

@@ -68,6 +68,7 @@ def _start_scorer(servers: str, group: str, cache_dir: Path, log: Path) -> subpr
         "--bootstrap-servers", servers, "--metrics-port", "0", "--allow-cidr", "127.0.0.0/8",
         "--cache-dir", str(cache_dir), "--group-id", group,
         "--session-timeout-ms", "2000",  # the embedded broker's setting; a join waits ~half
+        "--fetch-max-wait-ms", "20",  # ditto: the embedded broker waits out most of a fetch
     ]  # fmt: skip
     with log.open("ab") as sink:
         return subprocess.Popen(

@@ -153,6 +153,7 @@ async def run(
         ),
         metrics_port=None,
         session_timeout_ms=2_000,  # tansu makes each join wait about half of it
+        fetch_max_wait_ms=20,  # and waits out most of a fetch
     )
     result = Run(topics=topics)
     result.events, result.expected_error, result.image_of = _events(image_server)
