@@ -72,11 +72,11 @@ def _ladder_references() -> dict[str, float]:
     return references
 
 
-def _large_jpeg(png: bytes) -> bytes:
+def _large_jpeg(png: bytes, *, progressive: bool = False) -> bytes:
     with Image.open(io.BytesIO(png)) as image:
         large = image.convert("RGB").resize((JPEG_SIDE, JPEG_SIDE), Image.Resampling.BICUBIC)
     buffer = io.BytesIO()
-    large.save(buffer, format="JPEG", quality=JPEG_QUALITY)
+    large.save(buffer, format="JPEG", quality=JPEG_QUALITY, progressive=progressive)
     return buffer.getvalue()
 
 
@@ -104,6 +104,17 @@ def jpeg_ladder(png_ladder: list[Case], oracle: NSFWClassifier) -> list[Case]:
     for case in png_ladder:
         data = _large_jpeg(case.data)
         cases.append(Case(case.name.replace(".png", ".jpg"), data, oracle.classify(data).nsfw))
+    return cases
+
+
+@pytest.fixture(scope="module")
+def progressive_jpeg_ladder(png_ladder: list[Case], oracle: NSFWClassifier) -> list[Case]:
+    """The same ladder as progressive JPEGs, where fast mode decodes only the coarse scans."""
+    cases = []
+    for case in png_ladder:
+        data = _large_jpeg(case.data, progressive=True)
+        name = case.name.replace(".png", ".progressive.jpg")
+        cases.append(Case(name, data, oracle.classify(data).nsfw))
     return cases
 
 
@@ -170,5 +181,26 @@ async def test_fast_mode_meets_its_bar_on_large_jpeg_ladder(
     """Fast preprocessing (DCT downscaling) keeps mean |delta| <= 0.005, p99 <= 0.03 on JPEGs."""
     deltas = await _deltas(fast_scorer, jpeg_ladder)
     text = deltas.report("fast vs oracle (1600px JPEG ladder)")
+    assert deltas.mean <= FAST_MEAN_ABS, text
+    assert deltas.p99 <= FAST_P99_ABS, text
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_exact_mode_matches_oracle_on_progressive_jpeg_ladder(
+    exact_scorer: Scorer, progressive_jpeg_ladder: list[Case]
+) -> None:
+    """Exact preprocessing is within 2e-3 of the oracle on every progressive ladder JPEG."""
+    deltas = await _deltas(exact_scorer, progressive_jpeg_ladder)
+    text = deltas.report("exact vs oracle (1600px progressive JPEG ladder)")
+    assert deltas.max <= EXACT_MAX_ABS, text
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_fast_mode_meets_its_bar_on_progressive_jpeg_ladder(
+    fast_scorer: Scorer, progressive_jpeg_ladder: list[Case]
+) -> None:
+    """Fast mode (coarse scans only, then confirmation) keeps its bar on progressive JPEGs."""
+    deltas = await _deltas(fast_scorer, progressive_jpeg_ladder)
+    text = deltas.report("fast vs oracle (1600px progressive JPEG ladder)")
     assert deltas.mean <= FAST_MEAN_ABS, text
     assert deltas.p99 <= FAST_P99_ABS, text

@@ -10,7 +10,8 @@ Two modes:
 ``fast``
     The same steps, but JPEGs are decoded with DCT-domain downscaling (``draft``) to the smallest
     power-of-two scale that is still at least 256 pixels on each side, and large non-JPEG images
-    are box-reduced before the bilinear resize. The JPEG round trip is kept: skipping it moves
+    are box-reduced before the bilinear resize; progressive JPEGs are decoded from their coarse
+    scans only (:mod:`modstream.models.jpeg_scans`). The JPEG round trip is kept: skipping it moves
     scores by up to 0.45 on the ladder. The quality-75 round trip turns the small pixel changes of
     these shortcuts into score changes of up to 0.2 on some images, so the scorer uses a fast crop
     only to *screen*: a score at or above a floor is computed again from the exact crop
@@ -32,6 +33,7 @@ import numpy.typing as npt
 from PIL import Image
 
 from modstream.models.decode import DecodeLimits, load_pixels, open_image
+from modstream.models.jpeg_scans import coarse_progressive
 
 RESIZE = 256
 CROP = 224
@@ -68,8 +70,12 @@ def prepare(data: bytes, mode: Preprocessing, limits: DecodeLimits) -> PreparedI
     source_format = image.format or "unknown"
     approximate = False
     if mode is Preprocessing.FAST and source_format in ("JPEG", "MPO"):
+        coarse = coarse_progressive(data)
+        if coarse is not None:
+            image = open_image(coarse, limits)
+            approximate = True
         image.draft("RGB", (RESIZE, RESIZE))
-        approximate = image.size != (width, height)
+        approximate |= image.size != (width, height)
     load_pixels(image)
     rgb = _to_rgb(image)
     if mode is Preprocessing.FAST:
