@@ -98,7 +98,7 @@ def add_scorer_options(parser: argparse.ArgumentParser) -> None:
 
 def scorer_config(args: argparse.Namespace) -> ScorerConfig:
     from modstream.models.decode import DecodeLimits
-    from modstream.models.network import DeviceSpec, default_cache_dir
+    from modstream.models.device_spec import DeviceSpec, default_cache_dir
     from modstream.models.preprocess import Preprocessing
     from modstream.pipeline.batcher import BatchPolicy
     from modstream.pipeline.scorer import ScorerConfig

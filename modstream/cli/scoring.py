@@ -71,7 +71,8 @@ async def _score_all(
 ) -> Counter[str]:
     counts: Counter[str] = Counter(error=0)
     loader = InputLoader(fetch_config, config.limits.max_bytes)
-    async with await Scorer.start(config) as scorer, loader:
+    # Decoding starts while OpenVINO loads and compiles on another thread.
+    async with await Scorer.start(config, wait=False) as scorer, loader:
         window: deque[asyncio.Task[dict[str, Any]]] = deque()
         limit = config.max_pending
 

@@ -18,37 +18,23 @@ import openvino as ov
 from openvino.preprocess import ColorFormat, PrePostProcessor
 
 from modstream.errors import DeviceError
+from modstream.models.device_spec import DeviceSpec, default_cache_dir
 from modstream.models.preprocess import CROP
 from modstream.models.weights import ModelWeights
+
+__all__ = [
+    "CompiledNetwork",
+    "DeviceSpec",
+    "build_model",
+    "compile_network",
+    "default_cache_dir",
+    "make_core",
+    "prepared_model",
+]
 
 MEAN_BGR = (104.0, 117.0, 123.0)
 # Devices whose plugins need a static batch dimension; batches are padded up to it.
 _STATIC_SHAPE_PREFIXES = ("NPU", "MYRIAD", "HDDL")
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class DeviceSpec:
-    """How to compile the network for one device worker.
-
-    ``name`` is passed to OpenVINO as it is: ``CPU``, ``GPU.1``, ``NPU``, ``AUTO:GPU,CPU``, or
-    ``MYRIAD`` for users on OpenVINO 2022.3 with Movidius sticks. ``precision`` is applied as
-    ``INFERENCE_PRECISION_HINT`` where the device supports it: OpenVINO picks bf16 by itself on CPUs
-    with AVX512_BF16 or AMX, which moves ladder scores by up to 0.03, so modstream asks for f32
-    unless told otherwise.
-
-    ``LATENCY`` (one stream using every core) is the default: modstream forms its own batches, and
-    on small CPUs several streams per network only fight the decode threads for the same cores
-    (see docs/benchmarks.md). ``cpu_pinning`` is off for the same reason: pinned inference threads
-    cannot make room for decoding. Large CPUs may prefer ``THROUGHPUT``.
-    """
-
-    name: str = "CPU"
-    performance_hint: str = "LATENCY"
-    cpu_pinning: bool | None = False
-    precision: str | None = "f32"
-    num_requests: int | None = None
-    static_batch: int | None = None
-    properties: tuple[tuple[str, str], ...] = ()  # any other OpenVINO properties, passed through
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,14 +44,6 @@ class CompiledNetwork:
     num_requests: int
     static_batch: int | None
     precision: str
-
-
-def default_cache_dir() -> Path:
-    explicit = os.environ.get("MODSTREAM_CACHE_DIR")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "modstream" / "openvino"
 
 
 def make_core(cache_dir: Path | None) -> ov.Core:

@@ -8,10 +8,12 @@ them apart means a batch never mixes networks, and each lane learns its own batc
 from __future__ import annotations
 
 import enum
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from modstream.pipeline.batcher import BatchPolicy, DeadlineBatcher, ServiceTimeEstimate
-from modstream.pipeline.devices import DeviceWorker
+
+if TYPE_CHECKING:
+    from modstream.pipeline.devices import DeviceWorker
 
 T = TypeVar("T")
 

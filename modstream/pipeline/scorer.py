@@ -33,26 +33,22 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 
 from modstream.errors import DecodeFailed, DeviceError, ImageError, Overloaded, ScorerClosed
 from modstream.models.decode import DecodeLimits
-from modstream.models.network import (
-    CompiledNetwork,
-    DeviceSpec,
-    compile_network,
-    default_cache_dir,
-    make_core,
-    prepared_model,
-)
+from modstream.models.device_spec import DeviceSpec, default_cache_dir
 from modstream.models.preprocess import PreparedImage, Preprocessing, prepare
 from modstream.models.weights import ModelWeights, locate_weights, verify_weights
 from modstream.pipeline.batcher import BatchPolicy, Dispatch, WaitUntil
-from modstream.pipeline.devices import DeviceWorker, ScoreArray
 from modstream.pipeline.lanes import Lane, LaneName
 from modstream.pipeline.results import ScoreResult, Timings
+
+if TYPE_CHECKING:
+    from modstream.models.network import CompiledNetwork
+    from modstream.pipeline.devices import DeviceWorker, ScoreArray
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -151,7 +147,12 @@ def _lane_specs(config: ScorerConfig) -> dict[LaneName, tuple[DeviceSpec, ...]]:
 def _compile_all(
     config: ScorerConfig,
 ) -> tuple[ModelWeights, dict[LaneName, list[CompiledNetwork]]]:
-    """Verify the weights (on a second thread: hashlib releases the GIL) while compiling."""
+    """Verify the weights (on a second thread: hashlib releases the GIL) while compiling.
+
+    OpenVINO is imported here, on the compile thread, so a caller can decode meanwhile.
+    """
+    from modstream.models.network import compile_network, make_core, prepared_model
+
     weights = locate_weights(config.weights_path)
     batch = config.batch.max_batch_size
     with ThreadPoolExecutor(1, thread_name_prefix="modstream-verify") as verifier:
@@ -171,32 +172,15 @@ def _compile_all(
 class Scorer:
     """Scores image bytes on one or more OpenVINO devices. Create with :meth:`start`."""
 
-    def __init__(
-        self,
-        config: ScorerConfig,
-        weights: ModelWeights,
-        networks: dict[LaneName, list[CompiledNetwork]],
-        loop: asyncio.AbstractEventLoop,
-    ) -> None:
+    def __init__(self, config: ScorerConfig, loop: asyncio.AbstractEventLoop) -> None:
         self.config = config
-        self.model_id = weights.model_id
+        self.model_id = "open_nsfw@(compiling)"
         self._loop = loop
-        workers: dict[int, DeviceWorker] = {}  # a network shared by two lanes has one worker
-        for network in itertools.chain.from_iterable(networks.values()):
-            workers.setdefault(id(network), DeviceWorker(network, loop))
-        self._workers = list(workers.values())
-        # Confirmations first: their callers have already waited for a screen.
-        self._lanes: dict[LaneName, Lane[_Item]] = {
-            name: Lane(name, [workers[id(n)] for n in networks[name]], config.batch)
-            for name in (LaneName.EXACT, LaneName.SCREEN)
-            if name in networks
-        }
+        self._workers: list[DeviceWorker] = []
+        self._lanes: dict[LaneName, Lane[_Item]] = {}
+        self._screen_is_approximate = False
         self._pool = ThreadPoolExecutor(
             config.decode_workers, thread_name_prefix="modstream-decode"
-        )
-        screen = self._lanes.get(LaneName.SCREEN)
-        self._screen_is_approximate = screen is not None and (
-            screen.workers != self._lanes[LaneName.EXACT].workers
         )
         self._admission = asyncio.Semaphore(config.max_pending)
         self._wake = asyncio.Event()
@@ -204,16 +188,51 @@ class Scorer:
         self._active = 0
         self._closing = False
         self._closed = False
+        self._compiling: asyncio.Task[None] | None = None
         self._dispatcher: asyncio.Task[None] | None = None
 
     @classmethod
-    async def start(cls, config: ScorerConfig | None = None) -> Self:
-        """Verify the weights, compile for every device (off the event loop) and start."""
-        config = config or ScorerConfig()
-        weights, networks = await asyncio.to_thread(_compile_all, config)
-        scorer = cls(config, weights, networks, asyncio.get_running_loop())
-        scorer._dispatcher = asyncio.create_task(scorer._dispatch_loop(), name="modstream-dispatch")
+    async def start(cls, config: ScorerConfig | None = None, *, wait: bool = True) -> Self:
+        """Verify the weights and compile for every device, off the event loop.
+
+        With ``wait=False`` it returns at once: calls to :meth:`score` decode right away and wait
+        for the compiled network only before inference (a batch job overlaps its start-up with
+        its first decodes). :meth:`ready` waits for, and re-raises a failure of, the compile.
+        """
+        scorer = cls(config or ScorerConfig(), asyncio.get_running_loop())
+        scorer._compiling = asyncio.create_task(scorer._compile(), name="modstream-compile")
+        if wait:
+            try:
+                await scorer.ready()
+            except BaseException:
+                await scorer.aclose()
+                raise
         return scorer
+
+    async def ready(self) -> None:
+        assert self._compiling is not None
+        await asyncio.shield(self._compiling)
+
+    async def _compile(self) -> None:
+        from modstream.pipeline.devices import DeviceWorker
+
+        weights, networks = await asyncio.to_thread(_compile_all, self.config)
+        self.model_id = weights.model_id
+        workers: dict[int, DeviceWorker] = {}  # a network shared by two lanes has one worker
+        for network in itertools.chain.from_iterable(networks.values()):
+            workers.setdefault(id(network), DeviceWorker(network, self._loop))
+        self._workers = list(workers.values())
+        # Confirmations first: their callers have already waited for a screen.
+        self._lanes = {
+            name: Lane(name, [workers[id(n)] for n in networks[name]], self.config.batch)
+            for name in (LaneName.EXACT, LaneName.SCREEN)
+            if name in networks
+        }
+        screen = self._lanes.get(LaneName.SCREEN)
+        self._screen_is_approximate = screen is not None and (
+            screen.workers != self._lanes[LaneName.EXACT].workers
+        )
+        self._dispatcher = asyncio.create_task(self._dispatch_loop(), name="modstream-dispatch")
 
     async def __aenter__(self) -> Self:
         return self
@@ -251,6 +270,7 @@ class Scorer:
         try:
             mode = self.config.preprocessing
             decoded = await self._decode(data, mode, sha256)
+            await self.ready()
             first_lane = LaneName.SCREEN if mode is Preprocessing.FAST else LaneName.EXACT
             scored = await self._infer(decoded.image.pixels, deadline, first_lane)
             decode_s, queue_s, infer_s = decoded.decode_s, scored.queue_s, scored.infer_s
@@ -330,6 +350,11 @@ class Scorer:
             await asyncio.shield(self._stop())
 
     async def _stop(self) -> None:
+        if self._compiling is not None:
+            # A compile thread cannot be interrupted; let it finish so its devices are released.
+            await asyncio.wait([self._compiling])
+            if not self._compiling.cancelled():
+                self._compiling.exception()  # reported by ready(); marked as seen here
         if self._dispatcher is not None:
             self._dispatcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
