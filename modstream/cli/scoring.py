@@ -107,6 +107,8 @@ async def _score_one(
         "policy": policy.name,
         "model": result.model,
         "device": result.device,
+        "precision": result.precision,
+        "preprocessing": result.preprocessing,
         "sha256": result.sha256,
         "width": result.width,
         "height": result.height,

@@ -5,7 +5,8 @@
     a hash of the url, ``observed_at`` to the consume time, and unknown fields are kept in ``meta``.
 ``images.flagged`` / ``images.review`` / ``images.safe``
     the event's fields plus ``published_at``, ``nsfw``, ``decision``, ``policy``, ``model``,
-    ``sha256``, ``width``, ``height``, ``timings`` (milliseconds).
+    ``precision`` and ``preprocessing`` (what produced the final score), ``sha256``, ``width``,
+    ``height``, ``cached``, ``timings`` (milliseconds).
 ``images.errors``
     the event's fields plus ``published_at`` and ``error: {kind, message, retriable}``. A record
     that is not a valid event also lands here, with its raw bytes (base64), partition and offset.
@@ -115,6 +116,8 @@ def result_record(
         "decision": decision,
         "policy": policy,
         "model": result.model,
+        "precision": result.precision,
+        "preprocessing": result.preprocessing,
         "sha256": result.sha256,
         "width": result.width,
         "height": result.height,
