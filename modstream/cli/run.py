@@ -31,6 +31,12 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
         "--metrics-port", type=int, default=9108, help="Prometheus port; 0 turns it off"
     )
     group.add_argument("--group-id", default="modstream-scorers", help="consumer group")
+    group.add_argument(
+        "--topic-prefix",
+        default="images",
+        help="topics are PREFIX.incoming, PREFIX.flagged, PREFIX.review, PREFIX.safe, "
+        "PREFIX.errors (default: images)",
+    )
     group.add_argument("--partitions", type=positive_int, default=4, help="for created topics")
     group.add_argument("--replication-factor", type=positive_int, default=1)
     group.add_argument("--max-in-flight", type=positive_int, default=64)

@@ -18,6 +18,7 @@ from modstream.pipeline.cache import CacheConfig
 from modstream.pipeline.fetch_config import FetchConfig
 from modstream.pipeline.policy import resolve_policy
 from modstream.pipeline.service import Pipeline, PipelineSettings
+from modstream.pipeline.stream import Topics
 
 log = logging.getLogger("modstream")
 
@@ -32,6 +33,7 @@ def pipeline_settings(args: argparse.Namespace) -> PipelineSettings:
         partitions=args.partitions,
         replication_factor=args.replication_factor,
         group_id=args.group_id,
+        topics=Topics.with_prefix(args.topic_prefix),
         policy=policy,
         scorer=scorer,
         fetch=FetchConfig(

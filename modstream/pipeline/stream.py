@@ -56,6 +56,17 @@ class Topics:
     safe: str = "images.safe"
     errors: str = "images.errors"
 
+    @classmethod
+    def with_prefix(cls, prefix: str) -> Topics:
+        """``PREFIX.incoming``, ``PREFIX.flagged``, ...; the defaults use ``images``."""
+        return cls(
+            incoming=f"{prefix}.incoming",
+            flagged=f"{prefix}.flagged",
+            review=f"{prefix}.review",
+            safe=f"{prefix}.safe",
+            errors=f"{prefix}.errors",
+        )
+
     def for_decision(self, decision: Decision) -> str:
         return {Decision.FLAGGED: self.flagged, Decision.REVIEW: self.review}.get(
             decision, self.safe

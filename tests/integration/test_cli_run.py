@@ -1,0 +1,131 @@
+"""``modstream run`` as a user starts it: roles, the synthetic source, metrics, SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from modstream.demo.imageserver import ImageServer
+from modstream.pipeline.broker import EmbeddedBroker, free_loopback_port
+from modstream.pipeline.stream import Topics
+
+from .support import OutputReader, unique_group
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+def _run_command(servers: str, prefix: str, cache_dir: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable, "-m", "modstream", "run", "--bootstrap-servers", servers,
+        "--topic-prefix", prefix, "--group-id", unique_group("cli"), "--allow-cidr", "127.0.0.0/8",
+        "--cache-dir", str(cache_dir), "--session-timeout-ms", "2000", "--fetch-max-wait-ms", "20",
+        *extra,
+    ]  # fmt: skip
+
+
+def _spawn(command: list[str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+async def _wait_exit(process: subprocess.Popen[bytes], timeout_s: float) -> int:
+    return await asyncio.wait_for(asyncio.to_thread(process.wait), timeout_s)
+
+
+async def _outputs_when_topics_exist(
+    servers: str, topics: Topics, count: int, process: subprocess.Popen[bytes]
+) -> OutputReader:
+    """The process creates its topics at start; read them once they are there."""
+    for _attempt in range(100):
+        if process.poll() is not None:
+            raise AssertionError(f"modstream run exited early with {process.returncode}")
+        try:
+            reader = OutputReader(servers, topics.outputs())
+            await reader.__aenter__()
+        except AssertionError:  # a topic does not exist yet
+            await asyncio.sleep(0.1)
+            continue
+        await reader.wait_until(
+            lambda outputs: len(outputs) >= count, timeout_s=60, what=f"{count} outputs"
+        )
+        return reader
+    raise AssertionError("the topics never appeared")
+
+
+async def test_role_all_with_synthetic_source_scores_serves_metrics_and_stops_on_sigterm(
+    broker: EmbeddedBroker, image_server: ImageServer, model_cache_dir: Path
+) -> None:
+    """Every synthetic event gets one output, /metrics shows them, and SIGTERM exits 0."""
+    assert image_server.served is not None
+    urls = [*image_server.served.image_urls()[:3], f"{image_server.served.base_url}/bad/html"]
+    prefix = f"cli-{uuid.uuid4().hex[:8]}"
+    topics = Topics.with_prefix(prefix)
+    port = free_loopback_port()
+    command = _run_command(
+        broker.bootstrap_servers, prefix, model_cache_dir,
+        "--role", "all", "--metrics-port", str(port), "--source", "synthetic",
+        "--source-option", f"urls={','.join(urls)}", "--source-option", "rate=40",
+        "--source-option", "events=12",
+    )  # fmt: skip
+    process = _spawn(command)
+    try:
+        reader = await _outputs_when_topics_exist(broker.bootstrap_servers, topics, 12, process)
+        ids = sorted(output.record["id"] for output in reader.outputs)
+        await reader.__aexit__(None, None, None)
+        assert ids == sorted(f"synthetic-{index}" for index in range(12))
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"http://127.0.0.1:{port}/metrics") as response,
+        ):
+            text = await response.text()
+        assert 'modstream_errors_total{kind="not_an_image"} 3.0' in text
+        assert 'modstream_roundtrip_seconds_bucket{decision="' in text
+        assert 'le="0.05"' in text
+        process.send_signal(signal.SIGTERM)
+        assert await _wait_exit(process, 40) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+async def test_role_connector_publishes_its_events_and_exits(
+    broker: EmbeddedBroker, model_cache_dir: Path
+) -> None:
+    """A connector-only process puts every event on PREFIX.incoming and exits 0 by itself."""
+    prefix = f"cli-{uuid.uuid4().hex[:8]}"
+    command = _run_command(
+        broker.bootstrap_servers, prefix, model_cache_dir,
+        "--role", "connector", "--metrics-port", "0", "--source", "synthetic",
+        "--source-option", "urls=http://127.0.0.1:9/a.jpg", "--source-option", "rate=100",
+        "--source-option", "events=5",
+    )  # fmt: skip
+    process = _spawn(command)
+    try:
+        assert await _wait_exit(process, 60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    async with OutputReader(broker.bootstrap_servers, [f"{prefix}.incoming"]) as reader:
+        await reader.read_to_end()
+        urls = sorted(output.record["url"] for output in reader.outputs)
+    assert urls == sorted(f"http://127.0.0.1:9/a.jpg?n={index}" for index in range(5))
+
+
+async def test_usage_errors_exit_2() -> None:
+    """A connector role without a source, or an unknown policy, is a usage error."""
+    for extra in (["--role", "connector"], ["--policy", "nonsense"]):
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "modstream", "run", "--metrics-port", "0", *extra],
+            capture_output=True,
+        )
+        assert done.returncode == 2, (extra, done.stderr)
+        assert b"modstream run:" in done.stderr
