@@ -1,0 +1,60 @@
+"""Metrics: percentile arithmetic, the rolling log window, and readable buckets."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+from prometheus_client import generate_latest
+
+from modstream.models.preprocess import Preprocessing
+from modstream.pipeline.metrics import LATENCY_BUCKETS, LatencyWindow, PipelineMetrics, percentile
+from modstream.pipeline.scorer import needs_confirmation
+
+
+def test_nearest_rank_percentile() -> None:
+    """p50 and p99 of 1..100 are 50 and 99; no samples is NaN."""
+    samples = [float(n) for n in range(1, 101)]
+    assert percentile(samples, 50) == 50.0
+    assert percentile(samples, 99) == 99.0
+    assert percentile(samples, 100) == 100.0
+    assert math.isnan(percentile([], 50))
+
+
+def test_window_rolls_over() -> None:
+    """A roll summarises the samples since the previous roll, then starts empty."""
+    window = LatencyWindow()
+    for value in (0.010, 0.020, 0.030, 0.500):
+        window.add(value)
+    summary = window.roll()
+    assert summary.count == 4
+    assert (summary.p50_s, summary.p99_s) == (0.020, 0.500)
+    assert "p50 20 ms" in summary.describe()
+    assert window.roll().count == 0
+
+
+def test_latency_buckets_resolve_5_to_500_ms() -> None:
+    """Between 5 and 500 ms no two neighbouring buckets are more than 50 ms or 1.5x apart."""
+    inside = [b for b in LATENCY_BUCKETS if 0.005 <= b <= 0.5]
+    assert inside[0] == 0.005 and inside[-1] == 0.5
+    for low, high in itertools.pairwise(inside):
+        assert high - low <= 0.050 + 1e-12 and high / low <= 1.5 + 1e-12, (low, high)
+
+
+def test_each_pipeline_has_its_own_registry() -> None:
+    """Two PipelineMetrics never share counters (fresh registry per instance)."""
+    first, second = PipelineMetrics(), PipelineMetrics()
+    first.results.labels("safe").inc()
+    assert first.registry.get_sample_value("modstream_results_total", {"decision": "safe"}) == 1
+    assert second.registry.get_sample_value("modstream_results_total", {"decision": "safe"}) is None
+    assert b"modstream_roundtrip_seconds" in generate_latest(first.registry)
+
+
+def test_confirmation_rule() -> None:
+    """Only fast-mode screens that took a shortcut and reached the floor are rescored."""
+    fast, exact = Preprocessing.FAST, Preprocessing.EXACT
+    rule = needs_confirmation
+    assert rule(fast, approximate=True, screen_score=0.05, confirm_at=0.05)
+    assert not rule(fast, approximate=True, screen_score=0.049, confirm_at=0.05)
+    assert not rule(fast, approximate=False, screen_score=0.9, confirm_at=0.05)
+    assert not rule(exact, approximate=True, screen_score=0.9, confirm_at=0.05)
