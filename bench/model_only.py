@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 import openvino as ov
+from benchlib import cpu_model, doc_parser
 
 from modstream.models.network import DeviceSpec, build_model, compile_network, make_core
 from modstream.models.preprocess import CROP
@@ -144,23 +145,11 @@ def measure(
 
 
 def machine() -> dict[str, Any]:
-    model = platform.processor() or "unknown"
-    flags: list[str] = []
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fp:
-            for line in fp:
-                if line.startswith("model name") and model in ("unknown", "", platform.machine()):
-                    model = line.split(":", 1)[1].strip()
-                elif line.startswith("flags"):
-                    flags = line.split(":", 1)[1].split()
-                    break
-    except OSError:
-        pass
-    wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_int8")
+    model, flags = cpu_model()
     return {
         "cpu_count": os.cpu_count(),
         "cpu_model": model,
-        "flags": [flag for flag in wanted if flag in flags],
+        "flags": flags,
         "python": platform.python_version(),
         "openvino": ov.get_version(),
         "onnxruntime": ort.__version__,
@@ -169,11 +158,7 @@ def machine() -> dict[str, Any]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0] if __doc__ else None,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="\n".join(__doc__.splitlines()[2:]) if __doc__ else None,
-    )
+    parser = doc_parser(__doc__)
     parser.add_argument("--engines", nargs="+", choices=ENGINES, default=list(ENGINES))
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 8, 32])
     parser.add_argument("--repeats", type=int, default=5, help="timed repetitions (default: 5)")

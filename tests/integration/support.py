@@ -19,14 +19,7 @@ from modstream.pipeline.stream import Topics
 
 def unique_topics(label: str) -> Topics:
     """Topic names no other test uses on the shared broker."""
-    prefix = f"it-{label}-{uuid.uuid4().hex[:10]}"
-    return Topics(
-        incoming=f"{prefix}.incoming",
-        flagged=f"{prefix}.flagged",
-        review=f"{prefix}.review",
-        safe=f"{prefix}.safe",
-        errors=f"{prefix}.errors",
-    )
+    return Topics.with_prefix(f"it-{label}-{uuid.uuid4().hex[:10]}")
 
 
 def unique_group(label: str) -> str:
