@@ -97,13 +97,6 @@ class EmbeddedBroker:
             process.kill()
             await asyncio.to_thread(process.wait)
 
-    def kill(self) -> None:
-        """Stop at once (tests: the broker going away mid-run)."""
-        if self._process is not None and self._process.poll() is None:
-            self._process.kill()
-            self._process.wait()
-        self._process = None
-
 
 def _spawn_tansu(port: int, log_path: Path | None) -> subprocess.Popen[bytes]:
     url = f"tcp://127.0.0.1:{port}"

@@ -93,11 +93,6 @@ class StreamConfig:
     fetch_max_wait_ms: int = 20
 
 
-@dataclass(frozen=True, slots=True)
-class _Cached:
-    result: ScoreResult
-
-
 class ScoringStream:
     def __init__(
         self,
