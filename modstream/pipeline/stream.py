@@ -117,7 +117,8 @@ class ScoringStream:
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._paused = False
-        self._stopping = False
+        self._pauses = 0
+        self._peak_tasks = 0
         self.published: dict[str, int] = dict.fromkeys(config.topics.outputs(), 0)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -197,7 +198,6 @@ class ScoringStream:
         return None
 
     async def _shutdown(self) -> None:
-        self._stopping = True
         if self._tasks:
             _done, pending = await asyncio.wait(self._tasks, timeout=self.config.drain_timeout_s)
             for task in pending:
@@ -259,6 +259,7 @@ class ScoringStream:
         if not self._paused:
             consumer.pause(*consumer.assignment())
             self._paused = True
+            self._pauses += 1
 
     def _resume(self, consumer: AIOKafkaConsumer) -> None:
         if self._paused:
@@ -273,6 +274,7 @@ class ScoringStream:
         )  # fmt: skip
         task = asyncio.create_task(self._process(partition, origin))
         self._tasks.add(task)
+        self._peak_tasks = max(self._peak_tasks, len(self._tasks))
         task.add_done_callback(self._task_done)
         self._metrics.inflight.set(self._tracker.in_flight)
 
@@ -385,7 +387,9 @@ class ScoringStream:
     def statistics(self) -> dict[str, Any]:
         return {
             "tasks": len(self._tasks),
+            "peak_tasks": self._peak_tasks,
             "paused": self._paused,
+            "pauses": self._pauses,
             "published": dict(self.published),
             "offsets": self._tracker.statistics(),
             "cache_by_url": self._by_url.statistics(),

@@ -1,0 +1,67 @@
+"""Bounded in-flight work: when the scorer falls behind, consumption pauses, nothing is lost."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+import pytest
+
+from modstream.demo.imageserver import ImageServer
+from modstream.pipeline.addresses import parse_cidrs
+from modstream.pipeline.broker import EmbeddedBroker
+from modstream.pipeline.cache import CacheConfig
+from modstream.pipeline.fetch_config import FetchConfig
+from modstream.pipeline.scorer import ScorerConfig
+from modstream.pipeline.service import Pipeline, PipelineSettings
+
+from .support import OutputReader, produce, unique_group, unique_topics
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+MAX_IN_FLIGHT = 4
+EVENTS = 60
+
+
+async def test_backlog_is_consumed_within_the_in_flight_bound(
+    broker: EmbeddedBroker, image_server: ImageServer, scorer_settings: ScorerConfig
+) -> None:
+    """A backlog 15x the in-flight bound never has more than the bound in flight, and completes."""
+    assert image_server.served is not None
+    topics = unique_topics("backpressure")
+    settings = PipelineSettings(
+        bootstrap_servers=broker.bootstrap_servers,
+        topics=topics,
+        partitions=2,
+        group_id=unique_group("backpressure"),
+        scorer=scorer_settings,
+        fetch=FetchConfig(allow_cidrs=parse_cidrs(["127.0.0.0/8"])),
+        metrics_port=None,
+        max_in_flight=MAX_IN_FLIGHT,
+        cache=CacheConfig(max_entries=0),  # every event costs a real fetch and inference
+        session_timeout_ms=2_000,
+        fetch_max_wait_ms=20,
+    )
+    urls = image_server.served.image_urls()
+    values: list[bytes | None] = [
+        orjson.dumps({"id": f"bp-{n}", "url": f"{urls[n % len(urls)]}?n={n}"})
+        for n in range(EVENTS)
+    ]
+    stop, ready = asyncio.Event(), asyncio.Event()
+    async with Pipeline(settings) as pipeline:
+        await produce(broker.bootstrap_servers, topics.incoming, values, partitions=2)
+        scorer = asyncio.create_task(pipeline.run_scorer(stop, ready))
+        try:
+            async with OutputReader(broker.bootstrap_servers, topics.outputs()) as reader:
+                await reader.wait_until(
+                    lambda outputs: len(outputs) >= EVENTS, timeout_s=90, what="all outputs"
+                )
+                ids = sorted(output.record["id"] for output in reader.outputs)
+            assert pipeline.stream is not None
+            stats = pipeline.stream.statistics()
+        finally:
+            stop.set()
+            await asyncio.gather(scorer, return_exceptions=True)
+    assert ids == sorted(f"bp-{n}" for n in range(EVENTS))
+    assert stats["peak_tasks"] <= MAX_IN_FLIGHT, stats
+    assert stats["pauses"] >= 1, stats
+    assert stats["published"][topics.errors] == 0, stats
