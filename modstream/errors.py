@@ -14,6 +14,7 @@ the ``retriable`` class attribute; code that reports an error writes ``kind`` an
     │   │   ├── DecompressionBomb      kind=decompression_bomb
     │   │   ├── ImageTooLarge          kind=too_large
     │   │   └── DecodeFailed           kind=decode_failed
+    │   ├── NotFound                   kind=not_found
     │   ├── FetchError
     │   │   ├── InvalidUrl             kind=invalid_url
     │   │   ├── BlockedAddress         kind=blocked_address
@@ -87,6 +88,12 @@ class ImageTooLarge(ImageError):
 
 class DecodeFailed(ImageError):
     kind = "decode_failed"
+
+
+class NotFound(InputError):
+    """A local input (a file given to ``modstream score``) does not exist or cannot be read."""
+
+    kind = "not_found"
 
 
 class FetchError(InputError):

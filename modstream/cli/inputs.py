@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Self
-
-from modstream.errors import ImageTooLarge, InputError
 
 if TYPE_CHECKING:
     from modstream.pipeline.fetch import FetchConfig, Fetcher
@@ -17,10 +13,6 @@ if TYPE_CHECKING:
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".avif"}
 )
-
-
-class InputNotFound(InputError):
-    kind = "not_found"
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +24,7 @@ class Input:
 
 @dataclass(frozen=True, slots=True)
 class Loaded:
-    body: bytes
+    body: bytes | Path
     load_s: float
 
 
@@ -51,29 +43,11 @@ def expand(arguments: list[str]) -> Iterator[Input]:
             yield Input(label=argument, path=path)
 
 
-def read_file(path: Path, max_bytes: int) -> Loaded:
-    """Read a local file (on a worker thread), refusing oversized files before reading them."""
-    started = time.perf_counter()
-    try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise ImageTooLarge(f"the file is {size} bytes, more than the {max_bytes}-byte limit")
-        body = path.read_bytes()
-    except FileNotFoundError:
-        raise InputNotFound(f"no such file: {path}") from None
-    except IsADirectoryError:
-        raise InputNotFound(f"not a file: {path}") from None
-    except PermissionError as exc:
-        raise InputNotFound(f"cannot read {path}: {exc.strerror}") from None
-    return Loaded(body=body, load_s=time.perf_counter() - started)
-
-
 class InputLoader:
-    """Reads files on a worker thread; fetches URLs with a guarded fetcher opened on first use."""
+    """Hands files to the scorer by path; fetches URLs with a guarded fetcher opened on first use."""
 
-    def __init__(self, fetch_config: FetchConfig, max_bytes: int) -> None:
+    def __init__(self, fetch_config: FetchConfig) -> None:
         self._fetch_config = fetch_config
-        self._max_bytes = max_bytes
         self._fetcher: Fetcher | None = None
 
     async def __aenter__(self) -> Self:
@@ -83,14 +57,14 @@ class InputLoader:
         if self._fetcher is not None:
             await self._fetcher.aclose()
 
-    async def load(self, item: Input) -> tuple[str, Loaded]:
-        """``("read" | "fetch", bytes and time taken)``; raises an :class:`InputError`."""
+    async def load(self, item: Input) -> Loaded:
+        """The bytes of a URL, or a file's path (the scorer reads it on its decode pool)."""
         if item.url is None:
             assert item.path is not None
-            return "read", await asyncio.to_thread(read_file, item.path, self._max_bytes)
+            return Loaded(body=item.path, load_s=0.0)
         if self._fetcher is None:
             from modstream.pipeline.fetch import Fetcher  # aiohttp loads only for URLs
 
             self._fetcher = Fetcher(self._fetch_config)
         fetched = await self._fetcher.fetch(item.url)
-        return "fetch", Loaded(body=fetched.body, load_s=fetched.fetch_s)
+        return Loaded(body=fetched.body, load_s=fetched.fetch_s)

@@ -70,7 +70,7 @@ async def _score_all(
     progress: tqdm[Any],
 ) -> Counter[str]:
     counts: Counter[str] = Counter(error=0)
-    loader = InputLoader(fetch_config, config.limits.max_bytes)
+    loader = InputLoader(fetch_config)
     # Decoding starts while OpenVINO loads and compiles on another thread.
     async with await Scorer.start(config, wait=False) as scorer, loader:
         window: deque[asyncio.Task[dict[str, Any]]] = deque()
@@ -94,12 +94,15 @@ async def _score_one(
     item: Input, scorer: Scorer, loader: InputLoader, policy: Policy
 ) -> dict[str, Any]:
     try:
-        load_key, loaded = await loader.load(item)
+        loaded = await loader.load(item)
         # A batch job has no latency budget: let batches fill (max_delay still bounds the wait).
         result = await scorer.score(loaded.body, deadline=time.monotonic() + BULK_DEADLINE_S)
     except ModstreamError as exc:
         return {"input": item.label, "error": exc.to_dict()}
-    timings = {load_key: round(loaded.load_s * 1000, 3), **result.timings.as_ms()}
+    if item.url is None:
+        timings = {"read": round(result.timings.read_s * 1000, 3), **result.timings.as_ms()}
+    else:
+        timings = {"fetch": round(loaded.load_s * 1000, 3), **result.timings.as_ms()}
     return {
         "input": item.label,
         "nsfw": round(result.nsfw, 6),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import struct
 from dataclasses import dataclass
+from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
@@ -20,6 +21,7 @@ from modstream.errors import (
     ImageError,
     ImageTooLarge,
     NotAnImage,
+    NotFound,
     TruncatedImage,
     UnsupportedFormat,
 )
@@ -46,6 +48,23 @@ class DecodeLimits:
         if ceiling is not None and self.max_pixels > ceiling:
             # Above this, Pillow's own bomb check answers first (a warning, then an error).
             raise ValueError(f"max_pixels cannot exceed Pillow's limit of {ceiling} pixels")
+
+
+def read_limited(path: Path, limits: DecodeLimits) -> bytes:
+    """Read an image file, refusing one larger than ``limits.max_bytes`` before reading it."""
+    try:
+        size = path.stat().st_size
+        if size > limits.max_bytes:
+            raise ImageTooLarge(
+                f"the file is {size} bytes, more than the {limits.max_bytes}-byte limit"
+            )
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise NotFound(f"no such file: {path}") from None
+    except IsADirectoryError:
+        raise NotFound(f"not a file: {path}") from None
+    except PermissionError as exc:
+        raise NotFound(f"cannot read {path}: {exc.strerror}") from None
 
 
 def describe_non_image(data: bytes) -> str | None:

@@ -15,6 +15,7 @@ class Timings:
     infer_s: float
     total_s: float
     batch_size: int
+    read_s: float = 0.0  # reading a file given by path (reported by the caller that gave it)
 
     def as_ms(self) -> dict[str, float | int]:
         return {

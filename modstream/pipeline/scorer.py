@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Self
 import numpy as np
 
 from modstream.errors import DecodeFailed, DeviceError, ImageError, Overloaded, ScorerClosed
-from modstream.models.decode import DecodeLimits
+from modstream.models.decode import DecodeLimits, read_limited
 from modstream.models.device_spec import DeviceSpec, default_cache_dir
 from modstream.models.preprocess import PreparedImage, Preprocessing, prepare
 from modstream.models.weights import ModelWeights, locate_weights, verify_weights
@@ -86,6 +86,8 @@ class ScorerConfig:
 class _Decoded:
     image: PreparedImage
     sha256: str
+    data: bytes
+    read_s: float
     decode_s: float
 
 
@@ -117,10 +119,12 @@ def needs_confirmation(
 
 
 def _decode_job(
-    data: bytes, mode: Preprocessing, limits: DecodeLimits, digest: str | None
+    source: bytes | Path, mode: Preprocessing, limits: DecodeLimits, digest: str | None
 ) -> _Decoded:
-    """Runs on the decode pool: hash the bytes and prepare the model input."""
+    """Runs on the decode pool: read (for a path), hash the bytes, prepare the model input."""
     started = time.perf_counter()
+    data = read_limited(source, limits) if isinstance(source, Path) else source
+    read_s = time.perf_counter() - started
     try:
         image = prepare(data, mode, limits)
     except ImageError:
@@ -129,7 +133,8 @@ def _decode_job(
         raise DecodeFailed(f"the decoder failed unexpectedly: {type(exc).__name__}: {exc}") from exc
     if digest is None:
         digest = hashlib.sha256(data).hexdigest()
-    return _Decoded(image=image, sha256=digest, decode_s=time.perf_counter() - started)
+    decode_s = time.perf_counter() - started - read_s
+    return _Decoded(image=image, sha256=digest, data=data, read_s=read_s, decode_s=decode_s)
 
 
 def _lane_specs(config: ScorerConfig) -> dict[LaneName, tuple[DeviceSpec, ...]]:
@@ -245,9 +250,11 @@ class Scorer:
         return [worker.device for worker in self._workers]
 
     async def score(
-        self, data: bytes, *, deadline: float | None = None, sha256: str | None = None
+        self, data: bytes | Path, *, deadline: float | None = None, sha256: str | None = None
     ) -> ScoreResult:
         """Score one image. ``deadline`` is an absolute ``time.monotonic()`` value in seconds.
+
+        ``data``: the image bytes, or a file to read on the decode pool (saves a thread hop).
 
         ``sha256``: the hex digest of ``data`` when the caller already has it (saves hashing).
 
@@ -273,7 +280,8 @@ class Scorer:
             await self.ready()
             first_lane = LaneName.SCREEN if mode is Preprocessing.FAST else LaneName.EXACT
             scored = await self._infer(decoded.image.pixels, deadline, first_lane)
-            decode_s, queue_s, infer_s = decoded.decode_s, scored.queue_s, scored.infer_s
+            read_s, decode_s = decoded.read_s, decoded.decode_s
+            queue_s, infer_s = scored.queue_s, scored.infer_s
             approximate = decoded.image.approximate or self._screen_is_approximate
             if needs_confirmation(
                 mode, approximate=approximate, screen_score=scored.nsfw,
@@ -281,7 +289,7 @@ class Scorer:
             ):  # fmt: skip
                 mode = Preprocessing.EXACT
                 if decoded.image.approximate:
-                    decoded = await self._decode(data, mode, decoded.sha256)
+                    decoded = await self._decode(decoded.data, mode, decoded.sha256)
                     decode_s += decoded.decode_s
                 scored = await self._infer(decoded.image.pixels, deadline, LaneName.EXACT)
                 queue_s += scored.queue_s
@@ -307,10 +315,13 @@ class Scorer:
                 infer_s=infer_s,
                 total_s=time.perf_counter() - started,
                 batch_size=scored.batch_size,
+                read_s=read_s,
             ),
         )
 
-    async def _decode(self, data: bytes, mode: Preprocessing, digest: str | None) -> _Decoded:
+    async def _decode(
+        self, data: bytes | Path, mode: Preprocessing, digest: str | None
+    ) -> _Decoded:
         return await self._loop.run_in_executor(
             self._pool, _decode_job, data, mode, self.config.limits, digest
         )
