@@ -44,7 +44,7 @@ def expand(arguments: list[str]) -> Iterator[Input]:
 
 
 class InputLoader:
-    """Hands files to the scorer by path; fetches URLs with a guarded fetcher opened on first use."""
+    """Hands files to the scorer by path; fetches URLs with a fetcher opened on first use."""
 
     def __init__(self, fetch_config: FetchConfig) -> None:
         self._fetch_config = fetch_config
