@@ -18,6 +18,9 @@ _SOI = b"\xff\xd8"
 _EOI = b"\xff\xd9"
 _SOS = 0xDA
 _SOF2 = 0xC2  # progressive, Huffman
+_OTHER_SOF = frozenset(
+    {0xC0, 0xC1, 0xC3, *range(0xC5, 0xC8), *range(0xC9, 0xCC), *range(0xCD, 0xD0)}
+)
 _STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})  # TEM, RST0-7: no length field
 _MAX_SEGMENTS = 4096
 # Keep AC scans whose band starts at or below this zig-zag index: the 2x2 and 4x4 corners that a
@@ -55,6 +58,8 @@ def coarse_progressive(data: bytes, low_band_start: int = LOW_BAND_START) -> byt
             return None
         if marker == _SOF2:
             progressive = True
+        elif marker in _OTHER_SOF:
+            return None  # baseline or another coding: nothing to cut, and no need to walk it
         if marker != _SOS:
             kept.append(data[position:header_end])
             position = header_end
