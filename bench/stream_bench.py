@@ -6,8 +6,8 @@ What it measures, on one machine, in one sitting:
   the time from the first event produced to the N-th output consumed gives results/s;
 * **latency**: events paced at a fixed rate (default 12/s, and 50 % of the measured saturation),
   round trip = ``published_at - observed_at`` of each result, p50/p99;
-* **peer**: ``modstream score --json DIR`` on the same images, as a whole process and with its
-  start-up (a one-image run) subtracted, so the stream can be compared with batch scoring.
+* **peer**: ``modstream score --json DIR`` on the same images, as a whole process and in steady
+  state (first to last result line), so the stream can be compared with batch scoring.
 
 The broker is the embedded tansu broker, the images are served from a loopback HTTP server in this
 process, and the scorer is ``modstream run --role scorer`` in a separate process with the score
@@ -63,6 +63,12 @@ class Watcher:
                     self.arrival.setdefault(record["id"], now)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def start_scorer(servers: str, cache_dir: Path, extra: list[str]) -> subprocess.Popen[bytes]:
     command = [
         sys.executable, "-m", "modstream", "run", "--role", "scorer",
@@ -113,15 +119,30 @@ async def stream_round(
         try:
             warm = await produce(producer, urls[:16], "warm", None)
             await watcher.until(set(warm), 120)
+            broker_pid = broker.pid
+            cpu_before = {
+                "scorer": cpu_seconds(scorer.pid),
+                "broker": cpu_seconds(broker_pid),
+                "bench": cpu_seconds(os.getpid()),
+            }
             started = time.monotonic()
             backlog = await produce(producer, urls, "sat", None)
             await watcher.until(set(backlog), 600)
             last = max(watcher.arrival[i] for i in backlog)
+            cpu_after = {
+                "scorer": cpu_seconds(scorer.pid),
+                "broker": cpu_seconds(broker_pid),
+                "bench": cpu_seconds(os.getpid()),
+            }
             saturation = len(backlog) / (last - started)
             errors = sum("error" in watcher.seen[i] for i in backlog)
             result: dict[str, Any] = {
                 "events": len(backlog), "saturation_per_s": round(saturation, 2),
                 "errors": errors, "latency": [],
+                "saturation_cores": {
+                    name: round((cpu_after[name] - cpu_before[name]) / (last - started), 2)
+                    for name in cpu_before
+                },
             }  # fmt: skip
             for rate in [*rates, round(saturation / 2, 1)]:
                 ids = await produce(producer, urls, f"rate{rate}", rate)
@@ -144,21 +165,23 @@ async def stream_round(
 
 
 def score_round(images: Path, cache_dir: Path, extra: list[str]) -> dict[str, float]:
-    base = [sys.executable, "-m", "modstream", "score", "--json", "--no-progress",
-            "--cache-dir", str(cache_dir), *extra]  # fmt: skip
-    one = next(iter(sorted(images.iterdir())))
+    """Whole-process rate, and the steady rate between the first and the last result line."""
+    command = [sys.executable, "-m", "modstream", "score", "--json", "--no-progress",
+               "--cache-dir", str(cache_dir), *extra, str(images)]  # fmt: skip
     started = time.perf_counter()
-    subprocess.run([*base, str(one)], check=True, capture_output=True)
-    startup = time.perf_counter() - started
-    started = time.perf_counter()
-    done = subprocess.run([*base, str(images)], check=True, capture_output=True)
+    stamps: list[float] = []
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) as process:
+        assert process.stdout is not None
+        for _line in process.stdout:
+            stamps.append(time.perf_counter())
     total = time.perf_counter() - started
-    count = len(done.stdout.splitlines())
+    if process.returncode != 0 or len(stamps) < 2:
+        raise RuntimeError(f"modstream score failed ({process.returncode})")
     return {
-        "images": count,
-        "whole_process_per_s": round(count / total, 2),
-        "steady_per_s": round(count / max(total - startup, 1e-9), 2),
-        "startup_s": round(startup, 2),
+        "images": len(stamps),
+        "whole_process_per_s": round(len(stamps) / total, 2),
+        "steady_per_s": round((len(stamps) - 1) / (stamps[-1] - stamps[0]), 2),
+        "first_result_s": round(stamps[0] - started, 2),
     }
 
 

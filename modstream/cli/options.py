@@ -80,6 +80,12 @@ def add_scorer_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--max-megapixels", type=positive_float, default=64.0, help="largest decoded image accepted"
     )
+    group.add_argument(
+        "--decode-workers",
+        type=positive_int,
+        default=None,
+        help="decode threads (default: cores + 1)",
+    )
     group.add_argument("--cache-dir", type=Path, default=None, help="OpenVINO model cache")
     group.add_argument("--no-cache", action="store_true", help="disable the model cache")
     group.add_argument(
@@ -117,4 +123,5 @@ def scorer_config(args: argparse.Namespace) -> ScorerConfig:
         batch=BatchPolicy(max_batch_size=args.batch_size, max_delay_s=args.max_delay_ms / 1000),
         cache_dir=cache_dir,
         screen_precision=args.screen_precision,
+        **({"decode_workers": args.decode_workers} if args.decode_workers else {}),
     )

@@ -93,6 +93,17 @@ class StreamConfig:
     fetch_max_wait_ms: int = 20
 
 
+def should_pause(in_flight: int, max_in_flight: int, *, paused: bool) -> bool:
+    """Pause consuming at the bound; once paused, resume only below three quarters of it.
+
+    The gap keeps a saturated stream from pausing and resuming around every single record,
+    which would make the consumer fetch one record at a time.
+    """
+    if paused:
+        return in_flight > max_in_flight * 3 // 4
+    return in_flight >= max_in_flight
+
+
 class ScoringStream:
     def __init__(
         self,
@@ -228,17 +239,20 @@ class ScoringStream:
         stop_waiter = asyncio.ensure_future(stop.wait())
         try:
             while not stop.is_set():
-                room = self.config.max_in_flight - len(self._tasks)
-                if room <= 0:
+                in_flight = len(self._tasks)
+                if should_pause(in_flight, self.config.max_in_flight, paused=self._paused):
                     self._pause(consumer)
                     self._capacity.clear()
+                    capacity = asyncio.ensure_future(self._capacity.wait())
                     await asyncio.wait(
-                        [stop_waiter, asyncio.ensure_future(self._capacity.wait())],
+                        [stop_waiter, capacity],
                         timeout=self.config.commit_interval_s,
                         return_when=asyncio.FIRST_COMPLETED,
                     )
+                    capacity.cancel()
                 else:
                     self._resume(consumer)
+                    room = self.config.max_in_flight - in_flight
                     batches = await consumer.getmany(timeout_ms=50, max_records=room)
                     for partition, messages in batches.items():
                         for message in messages:
