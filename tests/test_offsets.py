@@ -67,12 +67,3 @@ def test_rewind_starts_the_partition_over() -> None:
     tracker.finish("a", 4)
     assert tracker.committable() == {"a": 5}
 
-
-def test_pause_has_hysteresis() -> None:
-    """Consumption pauses at the bound and resumes only below three quarters of it."""
-    from modstream.pipeline.stream import should_pause
-
-    assert not should_pause(63, 64, paused=False)
-    assert should_pause(64, 64, paused=False)
-    assert should_pause(49, 64, paused=True)
-    assert not should_pause(48, 64, paused=True)
