@@ -66,4 +66,3 @@ def test_rewind_starts_the_partition_over() -> None:
     tracker.start("a", 4)
     tracker.finish("a", 4)
     assert tracker.committable() == {"a": 5}
-
