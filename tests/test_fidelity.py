@@ -143,64 +143,33 @@ def test_jpeg_ladder_spans_the_score_range(jpeg_ladder: list[Case]) -> None:
     assert all(len(case.data) > 50_000 for case in jpeg_ladder)
 
 
+# Each ladder, and what its reference is: the recorded scores for the PNGs, the oracle run here
+# for the JPEG re-encodings (baseline and progressive, where fast mode's shortcuts engage).
+LADDERS = {
+    "png_ladder": "PNG ladder vs reference.json",
+    "jpeg_ladder": "1600px JPEG ladder vs oracle",
+    "progressive_jpeg_ladder": "1600px progressive JPEG ladder vs oracle",
+}
+
+
 @pytest.mark.asyncio(loop_scope="session")
-async def test_exact_mode_matches_reference_on_png_ladder(
-    exact_scorer: Scorer, png_ladder: list[Case]
+@pytest.mark.parametrize("ladder", list(LADDERS))
+async def test_exact_mode_is_within_2e3_on_every_image(
+    exact_scorer: Scorer, ladder: str, request: pytest.FixtureRequest
 ) -> None:
-    """Exact preprocessing is within 2e-3 of the reference score on every ladder PNG."""
-    deltas = await _deltas(exact_scorer, png_ladder)
-    text = deltas.report("exact vs reference (PNG ladder)")
+    """Exact preprocessing is within 2e-3 of the reference score on every image of each ladder."""
+    deltas = await _deltas(exact_scorer, request.getfixturevalue(ladder))
+    text = deltas.report(f"exact, {LADDERS[ladder]}")
     assert deltas.max <= EXACT_MAX_ABS, text
 
 
 @pytest.mark.asyncio(loop_scope="session")
-async def test_fast_mode_meets_its_bar_on_png_ladder(
-    fast_scorer: Scorer, png_ladder: list[Case]
+@pytest.mark.parametrize("ladder", list(LADDERS))
+async def test_fast_mode_meets_its_bar(
+    fast_scorer: Scorer, ladder: str, request: pytest.FixtureRequest
 ) -> None:
-    """Fast preprocessing: mean |delta| <= 0.005 and p99 |delta| <= 0.03 on the ladder PNGs."""
-    deltas = await _deltas(fast_scorer, png_ladder)
-    text = deltas.report("fast vs reference (PNG ladder)")
-    assert deltas.mean <= FAST_MEAN_ABS, text
-    assert deltas.p99 <= FAST_P99_ABS, text
-
-
-@pytest.mark.asyncio(loop_scope="session")
-async def test_exact_mode_matches_oracle_on_large_jpeg_ladder(
-    exact_scorer: Scorer, jpeg_ladder: list[Case]
-) -> None:
-    """Exact preprocessing is within 2e-3 of the oracle on every 1600x1600 ladder JPEG."""
-    deltas = await _deltas(exact_scorer, jpeg_ladder)
-    text = deltas.report("exact vs oracle (1600px JPEG ladder)")
-    assert deltas.max <= EXACT_MAX_ABS, text
-
-
-@pytest.mark.asyncio(loop_scope="session")
-async def test_fast_mode_meets_its_bar_on_large_jpeg_ladder(
-    fast_scorer: Scorer, jpeg_ladder: list[Case]
-) -> None:
-    """Fast preprocessing (DCT downscaling) keeps mean |delta| <= 0.005, p99 <= 0.03 on JPEGs."""
-    deltas = await _deltas(fast_scorer, jpeg_ladder)
-    text = deltas.report("fast vs oracle (1600px JPEG ladder)")
-    assert deltas.mean <= FAST_MEAN_ABS, text
-    assert deltas.p99 <= FAST_P99_ABS, text
-
-
-@pytest.mark.asyncio(loop_scope="session")
-async def test_exact_mode_matches_oracle_on_progressive_jpeg_ladder(
-    exact_scorer: Scorer, progressive_jpeg_ladder: list[Case]
-) -> None:
-    """Exact preprocessing is within 2e-3 of the oracle on every progressive ladder JPEG."""
-    deltas = await _deltas(exact_scorer, progressive_jpeg_ladder)
-    text = deltas.report("exact vs oracle (1600px progressive JPEG ladder)")
-    assert deltas.max <= EXACT_MAX_ABS, text
-
-
-@pytest.mark.asyncio(loop_scope="session")
-async def test_fast_mode_meets_its_bar_on_progressive_jpeg_ladder(
-    fast_scorer: Scorer, progressive_jpeg_ladder: list[Case]
-) -> None:
-    """Fast mode (coarse scans only, then confirmation) keeps its bar on progressive JPEGs."""
-    deltas = await _deltas(fast_scorer, progressive_jpeg_ladder)
-    text = deltas.report("fast vs oracle (1600px progressive JPEG ladder)")
+    """Fast mode keeps mean |delta| <= 0.005 and p99 |delta| <= 0.03 on each ladder."""
+    deltas = await _deltas(fast_scorer, request.getfixturevalue(ladder))
+    text = deltas.report(f"fast, {LADDERS[ladder]}")
     assert deltas.mean <= FAST_MEAN_ABS, text
     assert deltas.p99 <= FAST_P99_ABS, text

@@ -2,8 +2,11 @@
 
 Flow of one call::
 
-    score() -> admission (bounded, budgeted wait) -> decode thread pool -> DeadlineBatcher
-            -> dispatch loop -> DeviceWorker (AsyncInferQueue) -> result future -> score()
+    score() -> admission (bounded, budgeted wait) -> decode thread pool -> (compiled yet?)
+            -> lane's DeadlineBatcher -> dispatch loop -> DeviceWorker (AsyncInferQueue)
+            -> result future -> score()
+
+The network compiles on a thread while the first images decode (:meth:`Scorer.start`).
 
 In fast mode the first pass is a screen: an approximate crop (DCT-domain JPEG downscaling) on the
 screen lane (bf16 where the CPU has it). A screen score that reaches ``confirm_at`` goes round once
