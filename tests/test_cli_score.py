@@ -92,7 +92,7 @@ def assert_scored_line(line: dict[str, Any], label: str, reference: float) -> No
 
 @pytest.fixture(scope="module")
 def cli_cache_dir(ov_cache_dir: Path) -> Path:
-    """The CLI processes share the session's OpenVINO cache, kept out of the home directory."""
+    """The CLI processes share the test run's OpenVINO cache, kept out of the home directory."""
     return ov_cache_dir
 
 
