@@ -1,6 +1,7 @@
 """``modstream demo``: the whole pipeline offline, watched live, with a closing summary.
 
-embedded broker <- synthetic firehose (bundled samples + a few hostile URLs, served on loopback)
+embedded broker <- synthetic firehose (bundled samples, each event's bytes distinct, one in seven a
+                   repost, plus a few hostile URLs, all served on loopback)
                 -> scoring stream -> images.flagged / images.review / images.safe / images.errors
                 -> a watcher that counts every output and measures the round trip.
 
@@ -32,6 +33,7 @@ class DemoConfig:
     rate_per_s: float = 12.0
     events: int = 240
     hostile_every: int = 20  # one event in N points at a hostile URL
+    repost_every: int = 7  # one event in N repeats the one before it (a cache hit)
     timeout_s: float = 120.0
     json: bool = False
 
@@ -100,7 +102,13 @@ async def run_demo(config: DemoConfig, settings: PipelineSettings, out: TextIO) 
             file=sys.stderr,
         )
         firehose = SyntheticFirehose(
-            SyntheticConfig(urls=tuple(urls), rate_per_s=config.rate_per_s, events=config.events)
+            SyntheticConfig(
+                urls=tuple(urls),
+                rate_per_s=config.rate_per_s,
+                events=config.events,
+                query_key="v",  # the image server then serves distinct bytes for every event
+                repost_every=config.repost_every,
+            )
         )
         producer = asyncio.create_task(
             publish_events(firehose, pipeline.bootstrap_servers, settings.topics.incoming)
@@ -221,7 +229,7 @@ def _print_summary(summary: dict[str, Any], out: TextIO, *, as_json: bool) -> No
         f"duplicates {summary['duplicates']})",
         f"  per topic            {summary['per_topic']}",
         f"  error kinds          {summary['error_kinds']}",
-        f"  served from cache    {summary['cache_hits']} (same image bytes seen before)",
+        f"  served from cache    {summary['cache_hits']} (reposts: the same URL seen before)",
         f"  round trip           p50 {roundtrip['p50']} ms, p99 {roundtrip['p99']} ms, "
         f"max {roundtrip['max']} ms",
         f"  throughput           {summary['throughput_per_s']} results/s",

@@ -1,6 +1,8 @@
 """A loopback HTTP server for the demo and the tests: the bundled samples plus hostile endpoints.
 
-``/img/<name>``         a bundled sample image, with its real content type
+``/img/<name>``         a bundled sample image, with its real content type; ``?v=<tag>`` makes the
+                        bytes unique (a JPEG comment or a PNG text chunk) with the same pixels,
+                        so a stream of distinct uploads can be simulated from a few samples
 ``/bad/html``           an HTML page served as ``image/jpeg``
 ``/bad/truncated.jpg``  the first half of a JPEG
 ``/bad/missing.jpg``    404
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import importlib.resources
 import mimetypes
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
@@ -49,6 +52,19 @@ class ServedImages:
         return [f"{self.base_url}{path}" for path in HOSTILE_PATHS]
 
 
+def with_tag(image: bytes, tag: bytes) -> bytes:
+    """The same picture with different bytes: a JPEG COM segment or a PNG tEXt chunk."""
+    if image.startswith(b"\xff\xd8"):
+        return image[:2] + b"\xff\xfe" + (len(tag) + 2).to_bytes(2, "big") + tag + image[2:]
+    if image.startswith(b"\x89PNG\r\n\x1a\n"):
+        header_end = 8 + 4 + 4 + 13 + 4  # signature, then the IHDR chunk
+        data = b"modstream\x00" + tag
+        chunk = len(data).to_bytes(4, "big") + b"tEXt" + data
+        crc = zlib.crc32(b"tEXt" + data).to_bytes(4, "big")
+        return image[:header_end] + chunk + crc + image[header_end:]
+    return image
+
+
 def build_app(images: dict[str, bytes]) -> web.Application:
     first_jpeg = next((body for name, body in images.items() if name.endswith(".jpg")), b"")
 
@@ -58,6 +74,9 @@ def build_app(images: dict[str, bytes]) -> web.Application:
         if body is None:
             raise web.HTTPNotFound()
         content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        tag = request.query.get("v")
+        if tag:
+            body = with_tag(body, tag.encode()[:200])
         return web.Response(body=body, content_type=content_type)
 
     async def html(_request: web.Request) -> web.Response:
