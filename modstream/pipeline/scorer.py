@@ -171,6 +171,11 @@ def _compile_all(
             lane: [compile_network(core, model, spec, max_batch_size=batch) for spec in specs]
             for lane, specs in _lane_specs(config).items()
         }
+        screen = networks.get(LaneName.SCREEN)
+        if screen is not None and [n.precision for n in screen] == [
+            n.precision for n in networks[LaneName.EXACT]
+        ]:
+            del networks[LaneName.SCREEN]  # the device ignored the hint (no bf16): no second copy
         if config.preprocessing is Preprocessing.FAST and LaneName.SCREEN not in networks:
             networks[LaneName.SCREEN] = networks[LaneName.EXACT]  # same precision: share workers
         verified.result()  # a mismatch raises here, before anything is scored
