@@ -55,7 +55,7 @@ def score_command(args: argparse.Namespace) -> int:
         counts = asyncio.run(_score_all(inputs, config, fetch_config, policy, writer, progress))
         elapsed = time.perf_counter() - started
     if not args.json:
-        summary = ", ".join(f"{count} {name}" for name, count in sorted(counts.items()))
+        summary = ", ".join(f"{count} {name}" for name, count in sorted(counts.items()) if count)
         rate = len(inputs) / elapsed if elapsed > 0 else 0.0
         print(f"{len(inputs)} inputs in {elapsed:.2f} s ({rate:.1f}/s): {summary}", file=sys.stderr)
     return EXIT_FAILED if counts["error"] else EXIT_OK
