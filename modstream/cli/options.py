@@ -69,6 +69,13 @@ def add_scorer_options(parser: argparse.ArgumentParser) -> None:
         "confirmed at --precision with the exact crop)",
     )
     group.add_argument(
+        "--confirm-at",
+        type=float,
+        default=0.05,
+        help="fast mode rescores exactly every screen score at or above this (default 0.05; "
+        "0 rescores everything, 1 trusts the screen)",
+    )
+    group.add_argument(
         "--performance-hint",
         choices=["LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT"],
         default="LATENCY",
@@ -123,5 +130,6 @@ def scorer_config(args: argparse.Namespace) -> ScorerConfig:
         batch=BatchPolicy(max_batch_size=args.batch_size, max_delay_s=args.max_delay_ms / 1000),
         cache_dir=cache_dir,
         screen_precision=args.screen_precision,
+        confirm_at=args.confirm_at,
         **({"decode_workers": args.decode_workers} if args.decode_workers else {}),
     )
