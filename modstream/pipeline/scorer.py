@@ -83,6 +83,8 @@ class ScorerConfig:
             raise ValueError("at least one device is required")
         if self.decode_workers < 1 or self.max_pending < 1:
             raise ValueError("decode_workers and max_pending must be at least 1")
+        if not 0.0 <= self.confirm_at <= 1.0:
+            raise ValueError(f"confirm_at {self.confirm_at} is outside 0..1")
 
 
 @dataclass(frozen=True, slots=True)
