@@ -188,3 +188,32 @@ async def committed_offsets(
     finally:
         await admin.close()
     return {tp.partition: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
+
+
+async def outputs_then_stop(
+    servers: str,
+    topics: Topics,
+    count: int,
+    task: asyncio.Task[None],
+    stop: asyncio.Event,
+    *,
+    timeout_s: float,
+) -> list[Output]:
+    """Wait for ``count`` outputs while ``task`` runs, stop it, and read the topics to the end."""
+
+    def alive() -> None:
+        if task.done():
+            raise AssertionError(f"the pipeline stopped early: {task!r}")
+
+    async with OutputReader(servers, topics.outputs()) as reader:
+        await reader.wait_until(
+            lambda outputs: len(outputs) >= count,
+            timeout_s=timeout_s,
+            what=f"{count} outputs",
+            alive=alive,
+        )
+        stop.set()
+        async with asyncio.timeout(40):
+            await task
+        await reader.read_to_end()
+        return list(reader.outputs)

@@ -19,7 +19,7 @@ from modstream.pipeline.policy import Policy
 from modstream.pipeline.scorer import Scorer, ScorerConfig
 from modstream.pipeline.stream import ScoringStream, StreamConfig
 
-from .support import OutputReader, produce, unique_group, unique_topics
+from .support import outputs_then_stop, produce, unique_group, unique_topics
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -77,23 +77,11 @@ async def test_stream_waits_for_a_late_broker_then_scores_everything(
             values = [orjson.dumps(event) for event in events.values()]
             await produce(servers, topics.incoming, values, partitions=PARTITIONS)
 
-            def stream_alive() -> None:
-                if task.done():
-                    raise AssertionError(f"the stream stopped early: {task!r}")
-
-            async with OutputReader(servers, topics.outputs()) as reader:
-                await reader.wait_until(
-                    lambda outputs: len(outputs) >= len(events),
-                    timeout_s=45,
-                    what=f"{len(events)} outputs",
-                    alive=stream_alive,
-                )
-                stop.set()
-                async with asyncio.timeout(30):
-                    await task
-                await reader.read_to_end()
-                counts = Counter(o.record["id"] for o in reader.outputs)
-                errors = [o.record for o in reader.outputs if o.topic == topics.errors]
+            outputs = await outputs_then_stop(
+                servers, topics, len(events), task, stop, timeout_s=45
+            )
+            counts = Counter(o.record["id"] for o in outputs)
+            errors = [o.record for o in outputs if o.topic == topics.errors]
         finally:
             stop.set()
             if not task.done():

@@ -32,10 +32,10 @@ from modstream.pipeline.stream import Topics
 
 from .support import (
     Output,
-    OutputReader,
     Sent,
     committed_offsets,
     end_offsets,
+    outputs_then_stop,
     produce,
     unique_group,
     unique_topics,
@@ -171,24 +171,9 @@ async def run(
                 result.produced_ends[record.partition] = max(
                     result.produced_ends.get(record.partition, 0), record.offset + 1
                 )
-            expected = len(values)
-
-            def scorer_alive() -> None:
-                if scorer.done():
-                    raise AssertionError(f"the scorer stopped early: {scorer!r}")
-
-            async with OutputReader(broker.bootstrap_servers, topics.outputs()) as reader:
-                await reader.wait_until(
-                    lambda outputs: len(outputs) >= expected,
-                    timeout_s=60,
-                    what=f"{expected} outputs",
-                    alive=scorer_alive,
-                )
-                stop.set()
-                async with asyncio.timeout(40):
-                    await scorer
-                await reader.read_to_end()
-                result.outputs = list(reader.outputs)
+            result.outputs = await outputs_then_stop(
+                broker.bootstrap_servers, topics, len(values), scorer, stop, timeout_s=60
+            )
         finally:
             stop.set()
             if not scorer.done():
