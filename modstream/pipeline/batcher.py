@@ -148,5 +148,5 @@ class DeadlineBatcher(Generic[T]):
     def statistics(self) -> dict[str, float]:
         return {
             "queued": len(self._heap),
-            "per_item_s": self.service.per_item_s,
+            "per_item_s": round(self.service.per_item_s, 5),
         }

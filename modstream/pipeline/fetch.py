@@ -16,7 +16,7 @@ import ipaddress
 import socket
 import time
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Self
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -186,9 +186,6 @@ class Fetcher:
                 raise BodyTooLarge(f"the body passed the {limit}-byte limit; download stopped")
             chunks.append(chunk)
         return b"".join(chunks)
-
-    def statistics(self) -> dict[str, Any]:
-        return {"open": self._session is not None and not self._session.closed}
 
 
 def _is_ip_literal(host: str) -> bool:

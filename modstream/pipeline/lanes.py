@@ -41,7 +41,6 @@ class Lane(Generic[T]):
 
     def statistics(self) -> dict[str, object]:
         return {
-            "queued": len(self.batcher),
-            "per_item_s": round(self.batcher.service.per_item_s, 5),
+            **self.batcher.statistics(),
             "devices": [worker.stats.as_dict() for worker in self.workers],
         }

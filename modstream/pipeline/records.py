@@ -62,12 +62,6 @@ def event_id_for(url: str) -> str:
     return hashlib.sha256(url.encode()).hexdigest()[:32]
 
 
-def make_event(url: str, *, source: str, observed_at: float, **meta: Any) -> ImageEvent:
-    return ImageEvent(
-        id=event_id_for(url), url=url, source=source, observed_at=observed_at, meta=dict(meta)
-    )
-
-
 def parse_event(raw: bytes | None, *, now: float) -> ImageEvent:
     """Validate one ``images.incoming`` value; raise :class:`MalformedRecord` when it is not one."""
     if raw is None:

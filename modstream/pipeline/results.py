@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -39,17 +38,3 @@ class ScoreResult:
     height: int
     format: str
     timings: Timings
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "nsfw": round(self.nsfw, 6),
-            "model": self.model,
-            "device": self.device,
-            "precision": self.precision,
-            "preprocessing": self.preprocessing,
-            "sha256": self.sha256,
-            "width": self.width,
-            "height": self.height,
-            "format": self.format,
-            "timings": self.timings.as_ms(),
-        }

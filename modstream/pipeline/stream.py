@@ -46,6 +46,7 @@ from modstream.pipeline.scorer import Scorer
 
 log = logging.getLogger("modstream.stream")
 T = TypeVar("T")
+C = TypeVar("C", AIOKafkaConsumer, AIOKafkaProducer)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -181,13 +182,7 @@ class ScoringStream:
             client_id="modstream-scorer",
         )
         consumer.subscribe([self.config.topics.incoming], listener=_Rebalance(self))
-        try:
-            await consumer.start()
-        except BaseException:
-            with contextlib.suppress(Exception):
-                await consumer.stop()
-            raise
-        return consumer
+        return await _started(consumer)
 
     async def _retry(
         self, what: str, attempt: Callable[[], Awaitable[T]], stop: asyncio.Event
@@ -427,14 +422,15 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         log.info("assigned partitions: %s", sorted(f"{tp.topic}:{tp.partition}" for tp in assigned))
 
 
-async def _started(producer: AIOKafkaProducer) -> AIOKafkaProducer:
+async def _started(client: C) -> C:
+    """Start an aiokafka client; one that fails to start is stopped, so no connection leaks."""
     try:
-        await producer.start()
+        await client.start()
     except BaseException:
         with contextlib.suppress(Exception):
-            await producer.stop()
+            await client.stop()
         raise
-    return producer
+    return client
 
 
 def _sha256(body: bytes) -> str:

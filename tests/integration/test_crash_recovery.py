@@ -20,7 +20,7 @@ import orjson
 import pytest
 from PIL import Image
 
-from modstream.demo.imageserver import ImageServer
+from modstream.demo.imageserver import ImageServer, with_tag
 from modstream.pipeline.broker import EmbeddedBroker, TopicSpec, ensure_topics
 from modstream.pipeline.stream import Topics
 
@@ -47,18 +47,11 @@ def _pictures() -> list[bytes]:
     return pictures
 
 
-def _with_comment(jpeg: bytes, comment: bytes) -> bytes:
-    """The same picture with a JPEG comment segment after SOI: other bytes, other sha256."""
-    assert jpeg[:2] == b"\xff\xd8"
-    segment = b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment
-    return jpeg[:2] + segment + jpeg[2:]
-
-
 def _images() -> dict[str, bytes]:
     images: dict[str, bytes] = {}
     for p, picture in enumerate(_pictures()):
         for v in range(VARIANTS):
-            images[f"noise-{p:02d}-{v}.jpg"] = _with_comment(picture, f"variant {v}".encode())
+            images[f"noise-{p:02d}-{v}.jpg"] = with_tag(picture, f"variant {v}".encode())
     return images
 
 
