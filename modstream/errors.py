@@ -18,6 +18,7 @@ the ``retriable`` class attribute; code that reports an error writes ``kind`` an
     │   ├── FetchError
     │   │   ├── InvalidUrl             kind=invalid_url
     │   │   ├── BlockedAddress         kind=blocked_address
+    │   │   ├── BlockedPath            kind=blocked_path
     │   │   ├── FetchTimeout           kind=fetch_timeout       (retriable)
     │   │   ├── ConnectFailed          kind=connect_failed      (retriable)
     │   │   ├── HttpStatusError        kind=http_status
@@ -30,7 +31,10 @@ the ``retriable`` class attribute; code that reports an error writes ``kind`` an
     │   ├── WeightsNotFound            kind=weights_not_found
     │   └── ChecksumMismatch           kind=checksum_mismatch
     ├── DeviceError                    kind=device_error        (retriable)
+    ├── SourceError                    kind=source_error
+    │   └── SourceUnauthorized         kind=source_unauthorized
     └── ConfigError                    kind=config_error
+        └── PortInUse                  kind=port_in_use
 """
 
 from __future__ import annotations
@@ -126,6 +130,12 @@ class HttpStatusError(FetchError):
         self.status = status
 
 
+class BlockedPath(FetchError):
+    """A ``file:`` URL outside the allowed root (``../``, a symlink out of it), or files are off."""
+
+    kind = "blocked_path"
+
+
 class TooManyRedirects(FetchError):
     kind = "too_many_redirects"
 
@@ -168,5 +178,21 @@ class DeviceError(ModstreamError):
     retriable = True
 
 
+class SourceError(ModstreamError):
+    """A connector's source failed in a way a reconnect cannot mend; it stops the run."""
+
+    kind = "source_error"
+
+
+class SourceUnauthorized(SourceError):
+    kind = "source_unauthorized"
+
+
 class ConfigError(ModstreamError):
     kind = "config_error"
+
+
+class PortInUse(ConfigError):
+    """A server could not bind its port; the message names the port and the flag that sets it."""
+
+    kind = "port_in_use"

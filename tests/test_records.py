@@ -8,7 +8,8 @@ import orjson
 import pytest
 
 from modstream.errors import MalformedRecord, NotAnImage
-from modstream.pipeline.records import Origin, error_record, event_id_for, parse_event
+from modstream.events import event_id_for
+from modstream.pipeline.records import Origin, error_record, parse_event
 
 
 def test_only_url_is_required() -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from modstream.cli.options import scorer_config
 from modstream.connectors.publisher import publish_events
-from modstream.connectors.registry import make_source
+from modstream.connectors.registry import make_source, parse_source_spec
 from modstream.errors import ConfigError
 from modstream.pipeline.addresses import parse_cidrs
 from modstream.pipeline.cache import CacheConfig
@@ -58,7 +58,7 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         settings = pipeline_settings(args)
         options = dict(option.partition("=")[::2] for option in args.source_option)
-        source = make_source(args.source, options) if args.source else None
+        source = make_source(parse_source_spec(args.source), options) if args.source else None
     except (ConfigError, ValueError) as exc:
         print(f"modstream run: {exc}", file=sys.stderr)
         return 2

@@ -1,40 +1,59 @@
-"""Connectors by name, for ``modstream run --source NAME --source-option KEY=VALUE``."""
+"""Connectors by name, loaded lazily: ``modstream --help`` imports none of them.
+
+A source module exposes ``OPTIONS`` (a frozen dataclass type: its typed options) and
+``create(options, argument) -> Source``. ``argument`` is the text after the colon in
+``--source NAME:ARGUMENT`` (``backfill:/srv/images``), or ``None``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import ModuleType
 
 from modstream.connectors.base import Source
-from modstream.connectors.synthetic import SyntheticConfig, SyntheticFirehose
+from modstream.connectors.options import option_names, parse_options
 from modstream.errors import ConfigError
 
-SourceFactory = Callable[[Mapping[str, str]], Source]
+__all__ = ["SOURCES", "SourceSpec", "make_source", "parse_source_spec", "source_option_names"]
 
-
-def _synthetic(options: Mapping[str, str]) -> Source:
-    urls = tuple(url for url in options.get("urls", "").split(",") if url)
-    if not urls:
-        raise ConfigError("the synthetic source needs --source-option urls=URL[,URL...]")
-    try:
-        return SyntheticFirehose(
-            SyntheticConfig(
-                urls=urls,
-                rate_per_s=float(options.get("rate", "20")),
-                events=int(options.get("events", "300")),
-            )
-        )
-    except ValueError as exc:
-        raise ConfigError(f"bad synthetic source option: {exc}") from exc
-
-
-SOURCES: dict[str, SourceFactory] = {
-    "synthetic": _synthetic,
+SOURCES: dict[str, str] = {
+    "backfill": "modstream.connectors.backfill",
+    "jetstream": "modstream.connectors.jetstream",
+    "mastodon": "modstream.connectors.mastodon",
+    "synthetic": "modstream.connectors.synthetic",
+    "webhook": "modstream.connectors.webhook",
 }
 
 
-def make_source(name: str, options: Mapping[str, str]) -> Source:
-    factory = SOURCES.get(name)
-    if factory is None:
-        known = ", ".join(sorted(SOURCES))
-        raise ConfigError(f"unknown source {name!r}; available: {known}")
-    return factory(options)
+@dataclass(frozen=True, slots=True)
+class SourceSpec:
+    name: str
+    argument: str | None = None
+
+    def __str__(self) -> str:
+        return self.name if self.argument is None else f"{self.name}:{self.argument}"
+
+
+def parse_source_spec(text: str) -> SourceSpec:
+    name, colon, argument = text.partition(":")
+    if name not in SOURCES:
+        raise ConfigError(f"unknown source {name!r}; available: {', '.join(sorted(SOURCES))}")
+    return SourceSpec(name=name, argument=argument if colon else None)
+
+
+def _module(name: str) -> ModuleType:
+    return importlib.import_module(SOURCES[name])
+
+
+def source_option_names(name: str) -> list[str]:
+    return option_names(_module(name).OPTIONS)
+
+
+def make_source(spec: SourceSpec, options: Mapping[str, str]) -> Source:
+    """Cast ``options`` against the source's declared options and build it."""
+    module = _module(spec.name)
+    parsed = parse_options(module.OPTIONS, options, source=spec.name)
+    source: Source = module.create(parsed, spec.argument)
+    return source

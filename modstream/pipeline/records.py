@@ -15,37 +15,16 @@
 from __future__ import annotations
 
 import base64
-import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from modstream.errors import MalformedRecord, ModstreamError
+from modstream.events import ImageEvent, event_id_for
 from modstream.pipeline.results import ScoreResult
 
 _KNOWN = frozenset({"id", "url", "source", "observed_at", "meta"})
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class ImageEvent:
-    id: str
-    url: str
-    source: str
-    observed_at: float
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    def fields(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "url": self.url,
-            "source": self.source,
-            "observed_at": self.observed_at,
-            "meta": self.meta,
-        }
-
-    def encode(self) -> bytes:
-        return orjson.dumps(self.fields())
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -56,10 +35,6 @@ class Origin:
     partition: int
     offset: int
     raw: bytes | None
-
-
-def event_id_for(url: str) -> str:
-    return hashlib.sha256(url.encode()).hexdigest()[:32]
 
 
 def parse_event(raw: bytes | None, *, now: float) -> ImageEvent:

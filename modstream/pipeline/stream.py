@@ -29,18 +29,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import KafkaError
 
 from modstream.errors import ModstreamError
+from modstream.events import ImageEvent
 from modstream.pipeline.cache import CacheConfig, TTLCache
 from modstream.pipeline.fetch import Fetcher
 from modstream.pipeline.metrics import LatencyWindow, PipelineMetrics
 from modstream.pipeline.offsets import OffsetTracker
 from modstream.pipeline.policy import PRESETS, Decision, Policy
-from modstream.pipeline.records import (
-    ImageEvent,
-    Origin,
-    error_record,
-    parse_event,
-    result_record,
-)
+from modstream.pipeline.records import Origin, error_record, parse_event, result_record
 from modstream.pipeline.results import ScoreResult
 from modstream.pipeline.scorer import Scorer
 

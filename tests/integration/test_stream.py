@@ -21,11 +21,11 @@ import pytest_asyncio
 from PIL import Image
 
 from modstream.demo.imageserver import ImageServer
+from modstream.events import event_id_for
 from modstream.pipeline.addresses import parse_cidrs
 from modstream.pipeline.broker import EmbeddedBroker
 from modstream.pipeline.fetch import FetchConfig
 from modstream.pipeline.policy import Decision, Policy
-from modstream.pipeline.records import event_id_for
 from modstream.pipeline.scorer import ScorerConfig
 from modstream.pipeline.service import Pipeline, PipelineSettings
 from modstream.pipeline.stream import Topics
