@@ -76,7 +76,7 @@ class Source(Protocol):
 
     @property
     def checkpoint_key(self) -> str:
-        """Names this stream's saved position, e.g. ``jetstream-jetstream2.us-east.bsky.network``."""
+        """Names this stream's saved position, e.g. ``jetstream-jetstream2.us-east.bsky.net``."""
         ...
 
     async def __aenter__(self) -> Self: ...

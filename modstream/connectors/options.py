@@ -30,7 +30,7 @@ def option_names(options_type: type[Any]) -> list[str]:
 
 
 def parse_options(options_type: type[T], values: Mapping[str, str], *, source: str) -> T:
-    """Build ``options_type`` from text ``values``; unknown or malformed values are a ConfigError."""
+    """Build ``options_type`` from text; an unknown key or a bad value is a ConfigError."""
     hints = typing.get_type_hints(options_type)
     names = option_names(options_type)
     kwargs: dict[str, Any] = {}
