@@ -1,7 +1,12 @@
-"""What ``modstream score`` was asked to score: files, directories (recursive) and http(s) URLs."""
+"""What ``modstream score`` was asked to score: files, directories (recursive) and URLs.
+
+An argument with a scheme (``http://``, ``HTTP://``, ``gopher://``) is a URL, handed to the guarded
+fetcher, which refuses schemes other than http(s) as ``invalid_url``; anything else is a path.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,6 +14,8 @@ from typing import TYPE_CHECKING, Self
 
 if TYPE_CHECKING:
     from modstream.pipeline.fetch import FetchConfig, Fetcher
+
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".avif"}
@@ -31,7 +38,7 @@ class Loaded:
 def expand(arguments: list[str]) -> Iterator[Input]:
     """Files as given; directories walked recursively for image files, in sorted order."""
     for argument in arguments:
-        if argument.startswith(("http://", "https://")):
+        if has_scheme(argument):
             yield Input(label=argument, url=argument)
             continue
         path = Path(argument)
@@ -41,6 +48,10 @@ def expand(arguments: list[str]) -> Iterator[Input]:
                     yield Input(label=str(child), path=child)
         else:
             yield Input(label=argument, path=path)
+
+
+def has_scheme(text: str) -> bool:
+    return _SCHEME.match(text) is not None
 
 
 class InputLoader:

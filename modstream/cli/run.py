@@ -7,6 +7,7 @@ Kafka cluster: Kafka splits the partitions of ``images.incoming`` among them.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from modstream.cli.options import add_scorer_options, positive_int
@@ -26,6 +27,13 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="CIDR",
         help="let fetches reach this otherwise refused range (repeatable), e.g. 127.0.0.0/8",
+    )
+    group.add_argument(
+        "--allow-file-root",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="let file: URLs (from a backfill) be read, only below DIR; off by default",
     )
     group.add_argument(
         "--metrics-port", type=int, default=9108, help="Prometheus port; 0 turns it off"
@@ -59,16 +67,50 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_source_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("sources (connectors)")
+    group.add_argument(
+        "--source",
+        action="append",
+        metavar="NAME[:ARG]",
+        help=f"connector to run, repeatable: {', '.join(sorted(SOURCES))} "
+        "(backfill:PATH takes a directory or a file of URLs)",
+    )
+    group.add_argument(
+        "--source-option", action="append", default=[], metavar="[SOURCE.]KEY=VALUE",
+        help="connector option, e.g. urls=http://...,rate=20 or jetstream.rewind-s=10",
+    )  # fmt: skip
+    group.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        help="where connectors keep their positions (default: $MODSTREAM_STATE_DIR or "
+        "~/.local/state/modstream)",
+    )
+    group.add_argument("--jetstream-url", default=None, help="Jetstream subscribe URL (ws/wss)")
+    group.add_argument(
+        "--bsky-image-base-url",
+        default=None,
+        help="Bluesky image CDN (default https://cdn.bsky.app)",
+    )
+    group.add_argument(
+        "--mastodon-url", default=None, help="Mastodon instance (token: MASTODON_ACCESS_TOKEN)"
+    )
+    group.add_argument("--webhook-host", default=None, help="upload webhook host (127.0.0.1)")
+    group.add_argument("--webhook-port", type=int, default=None, help="upload webhook port (8090)")
+    group.add_argument(
+        "--object-base-url",
+        default=None,
+        help="object store base URL for S3/MinIO events: images are BASE/BUCKET/KEY",
+    )
+
+
 def add_parser(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "run", help="run the streaming pipeline", description=__doc__
     )
     parser.add_argument("--role", choices=["all", "scorer", "connector"], default="all")
-    parser.add_argument("--source", choices=sorted(SOURCES), help="connector to run")
-    parser.add_argument(
-        "--source-option", action="append", default=[], metavar="KEY=VALUE",
-        help="connector option, e.g. urls=http://...,rate=20,events=300",
-    )  # fmt: skip
+    add_source_options(parser)
     add_pipeline_options(parser)
     add_scorer_options(parser)
     parser.set_defaults(handler=run)

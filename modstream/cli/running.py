@@ -1,4 +1,10 @@
-"""The work behind ``modstream run``: build the pipeline from the options and run it."""
+"""The work behind ``modstream run``: build the stages from the options and run them together.
+
+The stages (the scorer, the connectors) run in one :class:`asyncio.TaskGroup`: a stage that
+fails (a device that cannot compile, a source that refuses our token, a port in use) cancels the
+others, which shut down in order, and the process exits 1 with one line naming the failure.
+SIGTERM and SIGINT stop every stage gracefully and exit 0.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +13,18 @@ import asyncio
 import logging
 import signal
 import sys
-from typing import Any
+from collections.abc import Sequence
+from pathlib import Path
 
 from modstream.cli.options import scorer_config
-from modstream.connectors.publisher import publish_events
-from modstream.connectors.registry import make_source, parse_source_spec
-from modstream.errors import ConfigError
+from modstream.cli.sources import source_requests
+from modstream.connectors.base import Source
+from modstream.connectors.checkpoints import DirectoryCheckpoints, default_state_dir
+from modstream.connectors.metrics import ConnectorMetrics
+from modstream.connectors.publisher import PublisherConfig
+from modstream.connectors.registry import make_source
+from modstream.connectors.runner import run_connectors
+from modstream.errors import ConfigError, ModstreamError
 from modstream.pipeline.addresses import parse_cidrs
 from modstream.pipeline.cache import CacheConfig
 from modstream.pipeline.fetch_config import FetchConfig
@@ -21,6 +33,7 @@ from modstream.pipeline.service import Pipeline, PipelineSettings
 from modstream.pipeline.stream import Topics
 
 log = logging.getLogger("modstream")
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def pipeline_settings(args: argparse.Namespace) -> PipelineSettings:
@@ -40,6 +53,7 @@ def pipeline_settings(args: argparse.Namespace) -> PipelineSettings:
             allow_cidrs=parse_cidrs(args.allow_cidr),
             max_bytes=scorer.limits.max_bytes,
             total_timeout_s=args.fetch_timeout,
+            file_root=args.allow_file_root,
         ),
         max_in_flight=args.max_in_flight,
         metrics_port=args.metrics_port or None,
@@ -57,40 +71,64 @@ def run_command(args: argparse.Namespace) -> int:
     )
     try:
         settings = pipeline_settings(args)
-        options = dict(option.partition("=")[::2] for option in args.source_option)
-        source = make_source(parse_source_spec(args.source), options) if args.source else None
+        sources = [make_source(spec, options) for spec, options in source_requests(args)]
     except (ConfigError, ValueError) as exc:
         print(f"modstream run: {exc}", file=sys.stderr)
-        return 2
-    if args.role == "connector" and source is None:
+        return EXIT_USAGE
+    if args.role == "connector" and not sources:
         print("modstream run: --role connector needs --source", file=sys.stderr)
-        return 2
-    return asyncio.run(_run(settings, args.role, source))
+        return EXIT_USAGE
+    state_dir: Path = args.state_dir or default_state_dir()
+    try:
+        asyncio.run(_run(settings, args.role, sources, state_dir))
+    except ModstreamError as exc:
+        print(f"modstream run: {exc.kind}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as exc:  # a bug: still one line, with the traceback in the debug log
+        log.debug("stopped by an unexpected error", exc_info=exc)
+        print(f"modstream run: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
 
 
-async def _run(settings: PipelineSettings, role: str, source: Any) -> int:
+async def _run(
+    settings: PipelineSettings, role: str, sources: Sequence[Source], state_dir: Path
+) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    scoring = role in ("all", "scorer")
+    connecting = role in ("all", "connector") and bool(sources)
     async with Pipeline(settings) as pipeline:
-        jobs: list[asyncio.Task[Any]] = []
-        if role in ("all", "scorer"):
-            jobs.append(asyncio.create_task(pipeline.run_scorer(stop)))
-        connector: asyncio.Task[int] | None = None
-        if role in ("all", "connector") and source is not None:
-            connector = asyncio.create_task(
-                publish_events(source, pipeline.bootstrap_servers, settings.topics.incoming)
-            )
-            jobs.append(connector)
-            if role == "connector":
-                connector.add_done_callback(lambda _task: stop.set())
-        await stop.wait()
-        log.info("stopping: draining in-flight work")
-        if connector is not None and not connector.done():
-            connector.cancel()  # the scorer drains by itself once stop is set
-        results = await asyncio.gather(*jobs, return_exceptions=True)
-    failures = [r for r in results if isinstance(r, Exception)]
-    for failure in failures:
-        log.error("stopped with an error: %r", failure)
-    return 1 if failures else 0
+        try:
+            async with asyncio.TaskGroup() as stages:
+                if scoring:
+                    stages.create_task(pipeline.run_scorer(stop), name="scorer")
+                if connecting:
+                    connectors = stages.create_task(
+                        run_connectors(
+                            sources,
+                            bootstrap_servers=pipeline.bootstrap_servers,
+                            config=PublisherConfig(topic=settings.topics.incoming),
+                            checkpoints=DirectoryCheckpoints(state_dir),
+                            stop=stop,
+                            metrics=ConnectorMetrics(pipeline.metrics.registry),
+                        ),
+                        name="connectors",
+                    )
+                    if not scoring:  # a connector-only process ends with its sources
+                        connectors.add_done_callback(lambda _task: stop.set())
+        except BaseExceptionGroup as group:
+            raise _first_failure(group) from None
+    log.info("stopped")
+
+
+def _first_failure(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The error that stopped the run: the first one that is not a consequence (cancellation)."""
+    for error in group.exceptions:
+        if isinstance(error, BaseExceptionGroup):
+            return _first_failure(error)
+        if not isinstance(error, asyncio.CancelledError):
+            return error
+    return group.exceptions[0]

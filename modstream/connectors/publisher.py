@@ -1,31 +1,178 @@
-"""Move a connector's events into ``images.incoming`` (acks=all, keyed by event id)."""
+"""Move one source's events into ``images.incoming``: bounded, acknowledged, never dropped.
+
+Up to ``max_outstanding`` sends are in flight at once (acks=all, keyed by event id). A send that
+fails is retried with backoff for as long as the broker is away: an event is never dropped, and
+the connector never exits for it. The source's position is saved (:mod:`.checkpoints`) only once
+every event up to it is acknowledged (:class:`~.positions.PositionTracker`), and an emission's
+``receipt`` is resolved at that moment.
+
+Shutdown order (:meth:`SourcePublisher.run` on ``stop``, on the source's end, or on a failure):
+stop reading the source -> wait for outstanding sends (bounded by ``drain_timeout_s``) -> save the
+durable position. The producer itself belongs to the caller, which stops it after every
+publisher has drained.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import time
+from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
+from modstream.connectors.backoff import Backoff, BackoffPolicy
 from modstream.connectors.base import Source
+from modstream.connectors.checkpoints import CheckpointStore
+from modstream.connectors.positions import Completed, PositionTracker
+from modstream.events import ImageEvent
+
+__all__ = ["PublisherConfig", "PublisherStatistics", "SourcePublisher"]
 
 log = logging.getLogger("modstream.connector")
 
 
-async def publish_events(source: Source, bootstrap_servers: str, topic: str) -> int:
-    """Publish every event of ``source``; return how many were acknowledged."""
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap_servers,
-        acks="all",
-        linger_ms=0,
-        client_id="modstream-connector",
-    )
-    await producer.start()
-    sent = 0
-    try:
-        async for event in source.events():
-            await producer.send_and_wait(topic, value=event.encode(), key=event.id.encode())
-            sent += 1
-    finally:
-        await producer.stop()
-    log.info("connector %s published %d events to %s", source.name, sent, topic)
-    return sent
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PublisherConfig:
+    topic: str
+    max_outstanding: int = 1000
+    checkpoint_interval_s: float = 1.0
+    drain_timeout_s: float = 30.0
+    backoff: BackoffPolicy = field(default_factory=lambda: BackoffPolicy(initial_s=0.25, max_s=5.0))
+
+
+@dataclass(frozen=True, slots=True)
+class PublisherStatistics:
+    published: int  # events acknowledged by the broker
+    failures: int  # failed send attempts (each retried)
+    outstanding: int  # events sent, not yet acknowledged
+    checkpoint: str | None  # the last position saved
+    healthy: bool  # False from a failed send until the next acknowledged one
+
+
+class SourcePublisher:
+    def __init__(
+        self,
+        source: Source,
+        producer: AIOKafkaProducer,
+        checkpoints: CheckpointStore,
+        config: PublisherConfig,
+    ) -> None:
+        self.source = source
+        self.config = config
+        self._producer = producer
+        self._checkpoints = checkpoints
+        self._tracker = PositionTracker()
+        self._receipts: dict[int, asyncio.Future[None]] = {}
+        self._slots = asyncio.Semaphore(config.max_outstanding)
+        self._deliveries: set[asyncio.Task[None]] = set()
+        self._published = 0
+        self._failures = 0
+        self._healthy = True
+        self._saved: str | None = None
+
+    def statistics(self) -> PublisherStatistics:
+        return PublisherStatistics(
+            published=self._published,
+            failures=self._failures,
+            outstanding=len(self._deliveries),
+            checkpoint=self._saved,
+            healthy=self._healthy,
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Publish until the source ends or ``stop`` is set; then drain and save the position."""
+        key = self.source.checkpoint_key
+        self._saved = await asyncio.to_thread(self._checkpoints.load, key)
+        if self._saved is not None:
+            log.info("source %s resumes after position %s", key, self._saved)
+        reader = asyncio.create_task(self._read(self._saved), name=f"read-{key}")
+        saver = asyncio.create_task(self._save_periodically(), name=f"checkpoint-{key}")
+        stopped = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({reader, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if reader.done():
+                reader.result()  # a source that failed fails the run
+        finally:
+            for task in (reader, saver, stopped):
+                task.cancel()
+            await asyncio.gather(reader, saver, stopped, return_exceptions=True)
+            await asyncio.shield(self._drain())
+
+    async def _read(self, resume_from: str | None) -> None:
+        async for emission in self.source.emissions(resume_from):
+            sequence = self._tracker.open(len(emission.events), emission.position)
+            if emission.receipt is not None:
+                self._receipts[sequence] = emission.receipt
+            if not emission.events:
+                self._complete(self._tracker.settle())
+            for event in emission.events:
+                await self._slots.acquire()
+                task = asyncio.create_task(self._deliver(sequence, event))
+                self._deliveries.add(task)
+                task.add_done_callback(self._deliveries.discard)
+        log.info("source %s is exhausted", self.source.checkpoint_key)
+
+    async def _deliver(self, sequence: int, event: ImageEvent) -> None:
+        value, key = event.encode(), event.id.encode()
+        backoff = Backoff(self.config.backoff)
+        try:
+            while True:
+                try:
+                    delivery = await self._producer.send(self.config.topic, value=value, key=key)
+                    await delivery
+                    break
+                except KafkaError as exc:
+                    self._failures += 1
+                    self._healthy = False
+                    delay = backoff.next_delay()
+                    if backoff.failures == 1 or backoff.failures % 10 == 0:
+                        log.warning("publishing %s to %s failed (%s); retrying every %.1f s",
+                                    event.id, self.config.topic, exc, delay)  # fmt: skip
+                    await asyncio.sleep(delay)
+        finally:
+            self._slots.release()
+        self._healthy = True
+        self._published += 1
+        self._complete(self._tracker.acknowledge(sequence))
+
+    def _complete(self, completed: list[Completed]) -> None:
+        for emission in completed:
+            receipt = self._receipts.pop(emission.sequence, None)
+            if receipt is not None and not receipt.done():
+                receipt.set_result(None)
+
+    async def _save_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.checkpoint_interval_s)
+            await self._save()
+
+    async def _save(self) -> None:
+        position = self._tracker.durable
+        if position is None or position == self._saved:
+            return
+        await asyncio.to_thread(self._checkpoints.save, self.source.checkpoint_key, position)
+        self._saved = position
+
+    async def _drain(self) -> None:
+        started = time.monotonic()
+        if self._deliveries:
+            _done, pending = await asyncio.wait(
+                set(self._deliveries), timeout=self.config.drain_timeout_s
+            )
+            for task in pending:
+                task.cancel()
+            if pending:
+                log.warning("%d events of %s were not acknowledged at shutdown; the "
+                            "source resumes before them", len(pending),
+                            self.source.checkpoint_key)  # fmt: skip
+        for receipt in self._receipts.values():
+            if not receipt.done():
+                receipt.cancel()
+        with contextlib.suppress(OSError):
+            await self._save()
+        log.info("source %s stopped: %d published, checkpoint %s (%.1f s to drain)",
+                 self.source.checkpoint_key, self._published, self._saved,
+                 time.monotonic() - started)  # fmt: skip

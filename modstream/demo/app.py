@@ -21,7 +21,9 @@ from typing import Any, TextIO
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from modstream.connectors.publisher import publish_events
+from modstream.connectors.checkpoints import MemoryCheckpoints
+from modstream.connectors.publisher import PublisherConfig
+from modstream.connectors.runner import run_connectors
 from modstream.connectors.synthetic import SyntheticConfig, SyntheticFirehose
 from modstream.demo.imageserver import ImageServer
 from modstream.pipeline.metrics import percentile
@@ -111,7 +113,13 @@ async def run_demo(config: DemoConfig, settings: PipelineSettings, out: TextIO) 
             )
         )
         producer = asyncio.create_task(
-            publish_events(firehose, pipeline.bootstrap_servers, settings.topics.incoming)
+            run_connectors(
+                [firehose],
+                bootstrap_servers=pipeline.bootstrap_servers,
+                config=PublisherConfig(topic=settings.topics.incoming),
+                checkpoints=MemoryCheckpoints(),
+                stop=stop,
+            )
         )
         live = _LiveView(sys.stderr)
         deadline = time.monotonic() + config.timeout_s

@@ -103,7 +103,12 @@ def compile_network(
     try:
         compiled = core.compile_model(model, spec.name, config)
     except RuntimeError as exc:
-        raise DeviceError(f"cannot compile open_nsfw for device {spec.name!r}: {exc}") from exc
+        reason = _openvino_reason(exc)
+        available = ", ".join(core.available_devices) or "none"
+        raise DeviceError(
+            f"cannot compile open_nsfw for device {spec.name!r} (devices here: {available}): "
+            f"{reason}"
+        ) from exc
     num_requests = spec.num_requests or int(
         compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")
     )
@@ -125,6 +130,14 @@ def _supports(core: ov.Core, device: str, prop: str) -> bool:
     except RuntimeError:
         return False
     return prop in supported
+
+
+def _openvino_reason(exc: BaseException) -> str:
+    """The readable part of an OpenVINO error, without its chain of source locations."""
+    lines = [line.strip() for line in str(exc).splitlines()]
+    useful = [line for line in lines if line and not line.startswith("Exception from ")]
+    reason = useful[0] if useful else type(exc).__name__
+    return reason.split(" Error: Exception from ", 1)[0][:300]
 
 
 def _precision_of(compiled: ov.CompiledModel) -> str:

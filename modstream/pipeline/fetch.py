@@ -5,8 +5,10 @@
 * the body is cut off while streaming once it passes ``max_bytes`` (after any gzip decoding, so a
   compressed bomb is cut too);
 * redirects are followed by hand, at most ``max_redirects``, and every hop is checked again;
-* SSRF guard: only http(s); literal IPs are checked before connecting and host names when they
-  resolve (:class:`GuardedResolver`), against :class:`~modstream.pipeline.addresses.AddressPolicy`.
+* ``file:`` URLs only below an allowed root (:mod:`.files`), off by default;
+* SSRF guard: only http(s) on the network; literal IPs are checked before connecting and host
+  names when they resolve (:class:`GuardedResolver`), against
+  :class:`~modstream.pipeline.addresses.AddressPolicy`.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from modstream.errors import (
 )
 from modstream.pipeline.addresses import AddressPolicy
 from modstream.pipeline.fetch_config import FetchConfig
+from modstream.pipeline.files import is_file_url, read_file_url
 
 __all__ = ["FetchConfig", "Fetched", "Fetcher", "GuardedResolver"]
 
@@ -110,6 +113,8 @@ class Fetcher:
 
     async def fetch(self, url: str) -> Fetched:
         """Return the body at ``url``; raise a :class:`~modstream.errors.FetchError` otherwise."""
+        if is_file_url(url):
+            return await self._read_file(url)
         session = self._ensure_session()
         started = time.perf_counter()
         try:
@@ -156,6 +161,13 @@ class Fetcher:
         raise TooManyRedirects(
             f"more than {self.config.max_redirects} redirects starting at {_host_of(url)}"
         )
+
+    async def _read_file(self, url: str) -> Fetched:
+        config = self.config
+        body, seconds = await asyncio.to_thread(
+            read_file_url, url, config.file_root, config.max_bytes
+        )
+        return Fetched(body=body, url=url, status=200, content_type="", fetch_s=seconds)
 
     def _checked_url(self, raw: str) -> URL:
         try:

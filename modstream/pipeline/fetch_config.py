@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from modstream import __version__
 from modstream.pipeline.addresses import IPNetwork
@@ -17,4 +18,7 @@ class FetchConfig:
     per_host_limit: int = 8
     pool_limit: int = 100
     allow_cidrs: tuple[IPNetwork, ...] = ()
+    # file: URLs are refused unless a root is given; then only files below it (after resolving
+    # every symlink and ``..``) are read. For backfills of local storage.
+    file_root: Path | None = None
     user_agent: str = field(default=f"modstream/{__version__} (+image moderation)")

@@ -1,0 +1,85 @@
+"""Run a process's connectors: open every source, then publish them all through one producer.
+
+Readiness first: every source is entered (bound, connected, or refused with a clear error)
+before anything is published, so a webhook port in use or a refused token fails the run at once.
+The sources then run side by side in a task group: one that fails stops the others. Shutdown:
+each publisher drains and saves its position, then the producer flushes and stops, then the
+sources close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from modstream.connectors.backoff import Backoff, BackoffPolicy
+from modstream.connectors.base import Source
+from modstream.connectors.checkpoints import CheckpointStore
+from modstream.connectors.metrics import ConnectorMetrics
+from modstream.connectors.publisher import PublisherConfig, SourcePublisher
+
+__all__ = ["run_connectors"]
+
+log = logging.getLogger("modstream.connector")
+
+
+async def run_connectors(
+    sources: Sequence[Source],
+    *,
+    bootstrap_servers: str,
+    config: PublisherConfig,
+    checkpoints: CheckpointStore,
+    stop: asyncio.Event,
+    metrics: ConnectorMetrics | None = None,
+) -> None:
+    """Publish every source until all are exhausted or ``stop`` is set."""
+    async with contextlib.AsyncExitStack() as stack:
+        for source in sources:
+            await stack.enter_async_context(source)
+        producer = await _start_producer(bootstrap_servers, stop)
+        if producer is None:
+            return
+        stack.push_async_callback(_stop_producer, producer)
+        publishers = [SourcePublisher(source, producer, checkpoints, config) for source in sources]
+        if metrics is not None:
+            for publisher in publishers:
+                metrics.track(publisher)
+        async with asyncio.TaskGroup() as group:
+            for publisher in publishers:
+                group.create_task(publisher.run(stop), name=f"publish-{publisher.source.name}")
+
+
+async def _start_producer(servers: str, stop: asyncio.Event) -> AIOKafkaProducer | None:
+    """Start the producer, retrying while the broker is unreachable; ``None`` if stopped first."""
+    backoff = Backoff(BackoffPolicy(initial_s=0.25, max_s=5.0))
+    while not stop.is_set():
+        producer = AIOKafkaProducer(
+            bootstrap_servers=servers,
+            acks="all",
+            linger_ms=5,
+            client_id="modstream-connector",
+        )
+        try:
+            await producer.start()
+        except (KafkaError, OSError) as exc:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+            delay = backoff.next_delay()
+            log.warning("cannot reach the broker at %s (%s); retrying in %.1f s",
+                        servers, exc, delay)  # fmt: skip
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await stop.wait()
+            continue
+        return producer
+    return None
+
+
+async def _stop_producer(producer: AIOKafkaProducer) -> None:
+    with contextlib.suppress(KafkaError, OSError):
+        await asyncio.shield(producer.stop())
