@@ -12,14 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
+from modstream.imagefiles import walk_images
+
 if TYPE_CHECKING:
     from modstream.pipeline.fetch import FetchConfig, Fetcher
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-
-IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".avif"}
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,9 +41,8 @@ def expand(arguments: list[str]) -> Iterator[Input]:
             continue
         path = Path(argument)
         if path.is_dir():
-            for child in sorted(path.rglob("*")):
-                if child.is_file() and child.suffix.lower() in IMAGE_SUFFIXES:
-                    yield Input(label=str(child), path=child)
+            for child in walk_images(path):
+                yield Input(label=str(child), path=child)
         else:
             yield Input(label=argument, path=path)
 

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 from dataclasses import dataclass, field
+from threading import Thread
 from typing import Self
+from wsgiref.simple_server import WSGIServer
 
+from modstream.errors import PortInUse
 from modstream.pipeline.broker import EmbeddedBroker, TopicSpec, ensure_topics
 from modstream.pipeline.cache import CacheConfig
 from modstream.pipeline.fetch import FetchConfig, Fetcher
@@ -73,9 +77,7 @@ class Pipeline:
                 self._servers = broker.bootstrap_servers
             await self._ensure_topics()
             if self.settings.metrics_port is not None:
-                server, _thread = self.metrics.serve(
-                    self.settings.metrics_port, self.settings.metrics_host
-                )
+                server, _thread = self._serve_metrics()
                 self._stack.callback(server.shutdown)
                 log.info("metrics on http://%s:%d/metrics", self.settings.metrics_host,
                          self.settings.metrics_port)  # fmt: skip
@@ -86,6 +88,19 @@ class Pipeline:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self._stack.aclose()
+
+    def _serve_metrics(self) -> tuple[WSGIServer, Thread]:
+        host, port = self.settings.metrics_host, self.settings.metrics_port
+        assert port is not None
+        try:
+            return self.metrics.serve(port, host)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            raise PortInUse(
+                f"cannot serve metrics on {host}:{port}: the port is in use (another modstream?); "
+                "choose one with --metrics-port, or 0 to turn metrics off"
+            ) from None
 
     async def _ensure_topics(self) -> None:
         topics = self.settings.topics

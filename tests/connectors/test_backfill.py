@@ -1,0 +1,69 @@
+"""The backfill source: what it replays, in which order, and where it resumes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from modstream.connectors.backfill import Backfill, BackfillOptions, url_for_line
+from modstream.connectors.base import Emission
+from modstream.errors import SourceError
+
+
+async def _drain(source: Backfill, resume_from: str | None = None) -> list[Emission]:
+    async with source:
+        return [emission async for emission in source.emissions(resume_from)]
+
+
+def _tree(root: Path) -> None:
+    for relative in ["b.jpg", "a/z.png", "a.jpg", "a/b/c.webp", "c/readme.txt", "c/d.JPEG"]:
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+
+
+async def test_a_directory_replays_every_image_in_path_order_and_resumes(tmp_path: Path) -> None:
+    """Image files only, in order of their path components; resume skips what was acknowledged."""
+    _tree(tmp_path)
+    source = Backfill(tmp_path, BackfillOptions(progress=False))
+    emissions = await _drain(source)
+    positions = [emission.position for emission in emissions]
+    assert positions == ["a/b/c.webp", "a/z.png", "a.jpg", "b.jpg", "c/d.JPEG"]
+    urls = [emission.events[0].url for emission in emissions]
+    assert urls[0] == (tmp_path / "a" / "b" / "c.webp").as_uri()
+    assert source.statistics().events == 5
+    resumed = await _drain(Backfill(tmp_path, BackfillOptions(progress=False)), "a.jpg")
+    assert [emission.position for emission in resumed] == ["b.jpg", "c/d.JPEG"]
+
+
+async def test_a_url_list_keeps_every_scheme_and_resumes_by_line(tmp_path: Path) -> None:
+    """A line with a scheme is a URL as written; other lines are paths; # and blanks skipped."""
+    listing = tmp_path / "urls.txt"
+    listing.write_text(
+        "# exported from the host\nHTTP://Example.com/a.jpg\n\ngopher://x/y\nlocal/b.png\n"
+    )
+    emissions = await _drain(Backfill(listing, BackfillOptions(progress=False)))
+    assert [(e.position, e.events[0].url) for e in emissions] == [
+        ("2", "HTTP://Example.com/a.jpg"),
+        ("4", "gopher://x/y"),
+        ("5", (tmp_path / "local" / "b.png").as_uri()),
+    ]
+    assert emissions[0].events[0].meta == {"line": 2}
+    resumed = await _drain(Backfill(listing, BackfillOptions(progress=False)), "4")
+    assert [emission.position for emission in resumed] == ["5"]
+
+
+def test_url_list_lines() -> None:
+    """Schemes in any case are URLs; a Windows drive letter is not a scheme."""
+    folder = Path("/srv/list")
+    assert url_for_line("  https://h/x.jpg \n", folder) == "https://h/x.jpg"
+    assert url_for_line("file:///srv/x.jpg", folder) == "file:///srv/x.jpg"
+    assert url_for_line("C:/images/x.jpg", folder) == (folder / "C:/images/x.jpg").as_uri()
+    assert url_for_line("   ", folder) is None
+
+
+async def test_a_missing_path_fails_the_source_at_start(tmp_path: Path) -> None:
+    """A backfill of nothing is an error the user sees at once, not an empty success."""
+    with pytest.raises(SourceError, match="does not exist"):
+        await _drain(Backfill(tmp_path / "nope", BackfillOptions(progress=False)))
