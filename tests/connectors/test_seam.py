@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from modstream.cli.sources import source_requests
 from modstream.connectors.backoff import Backoff, BackoffPolicy
 from modstream.connectors.checkpoints import DirectoryCheckpoints
 from modstream.connectors.options import parse_options
 from modstream.connectors.positions import PositionTracker
-from modstream.cli.sources import source_requests
 from modstream.errors import ConfigError
 
 
