@@ -11,7 +11,10 @@ The network compiles on a thread while the first images decode (:meth:`Scorer.st
 In fast mode the first pass is a screen: an approximate crop (DCT-domain JPEG downscaling) on the
 screen lane (bf16 where the CPU has it). A screen score that reaches ``confirm_at`` goes round once
 more as the exact crop on the exact lane (:func:`needs_confirmation`): the shortcuts pay off on the
-many low-scoring images, and every score near a decision threshold is the reference one.
+many low-scoring images, and every score near a decision threshold is the reference one. Where
+screening costs more than it saves (no cheaper precision, a score-heavy stream), an image goes
+straight to the exact path instead: :class:`~modstream.pipeline.routing.RoutePlanner` decides per
+image from the costs and the confirmation rate it measures.
 
 Decoding runs on a bounded thread pool while devices infer, so both cores stay busy. The dispatch
 loop is the only place that moves items from the batcher to devices; it acts on the batcher's pure
@@ -48,6 +51,7 @@ from modstream.models.weights import ModelWeights, locate_weights, verify_weight
 from modstream.pipeline.batcher import BatchPolicy, Dispatch, WaitUntil
 from modstream.pipeline.lanes import Lane, LaneName
 from modstream.pipeline.results import ScoreResult, Timings
+from modstream.pipeline.routing import Route, RoutePlanner, RouteStatistics
 
 if TYPE_CHECKING:
     from modstream.models.network import CompiledNetwork
@@ -66,6 +70,9 @@ class ScorerConfig:
     # Fast mode screens with an approximate crop; a screen score at or above this is computed
     # again from the exact crop, so every score that can matter to a decision is exact.
     confirm_at: float = 0.05
+    # Fast mode sends every N-th image down the route it does not prefer, to keep measuring it
+    # (:mod:`modstream.pipeline.routing`); 0 never explores.
+    explore_every: int = 32
     # Precision of the fast-mode screen where the device supports it; the exact lane keeps each
     # device's own precision (f32 by default). bf16 halves CPU inference time on CPUs that have it
     # and moves screen scores by well under the confirmation floor.
@@ -194,6 +201,7 @@ class Scorer:
         self._workers: list[DeviceWorker] = []
         self._lanes: dict[LaneName, Lane[_Item]] = {}
         self._screen_is_approximate = False
+        self._planner: RoutePlanner | None = None  # fast mode, once the networks are compiled
         self._pool = ThreadPoolExecutor(
             config.decode_workers, thread_name_prefix="modstream-decode"
         )
@@ -247,6 +255,13 @@ class Scorer:
         self._screen_is_approximate = screen is not None and (
             screen.workers != self._lanes[LaneName.EXACT].workers
         )
+        if self.config.preprocessing is Preprocessing.FAST:
+            on_cpu = all(worker.device.startswith("CPU") for worker in self._workers)
+            self._planner = RoutePlanner(
+                shared_network=not self._screen_is_approximate,
+                infer_weight=float(os.cpu_count() or 1) if on_cpu else 1.0,
+                explore_every=self.config.explore_every,
+            )
         self._dispatcher = asyncio.create_task(self._dispatch_loop(), name="modstream-dispatch")
 
     async def __aenter__(self) -> Self:
@@ -286,10 +301,18 @@ class Scorer:
         self._active += 1
         try:
             mode = self.config.preprocessing
+            planner = self._planner
+            if (
+                mode is Preprocessing.FAST
+                and planner is not None
+                and planner.choose() is Route.EXACT
+            ):
+                mode = Preprocessing.EXACT
             decoded = await self._decode(data, mode, sha256)
             await self.ready()
-            first_lane = LaneName.SCREEN if mode is Preprocessing.FAST else LaneName.EXACT
-            scored = await self._infer(decoded.image.pixels, deadline, first_lane)
+            lane = LaneName.SCREEN if mode is Preprocessing.FAST else LaneName.EXACT
+            scored = await self._infer(decoded.image.pixels, deadline, lane)
+            self._observe(lane, decoded, scored)
             read_s, decode_s = decoded.read_s, decoded.decode_s
             queue_s, infer_s = scored.queue_s, scored.infer_s
             approximate = decoded.image.approximate or self._screen_is_approximate
@@ -302,8 +325,11 @@ class Scorer:
                     decoded = await self._decode(decoded.data, mode, decoded.sha256)
                     decode_s += decoded.decode_s
                 scored = await self._infer(decoded.image.pixels, deadline, LaneName.EXACT)
+                self._observe(LaneName.EXACT, decoded, scored)
                 queue_s += scored.queue_s
                 infer_s += scored.infer_s
+            if self._planner is not None:
+                self._planner.observe_score(at_or_above_floor=scored.nsfw >= self.config.confirm_at)
         finally:
             self._admission.release()
             self._active -= 1
@@ -328,6 +354,19 @@ class Scorer:
                 read_s=read_s,
             ),
         )
+
+    def _observe(self, lane: LaneName, decoded: _Decoded, scored: _Scored) -> None:
+        """Feed the route planner what this pass cost."""
+        planner = self._planner
+        if planner is None:
+            return
+        route = Route.SCREEN if lane is LaneName.SCREEN else Route.EXACT
+        planner.observe_decode(route, decoded.decode_s)
+        planner.observe_infer(route, scored.infer_s / max(scored.batch_size, 1))
+
+    def routes(self) -> RouteStatistics | None:
+        """How fast mode has routed images so far (``None`` outside fast mode)."""
+        return self._planner.statistics() if self._planner is not None else None
 
     async def _decode(
         self, data: bytes | Path, mode: Preprocessing, digest: str | None
