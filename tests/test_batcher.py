@@ -91,3 +91,23 @@ def test_policy_rejects_nonsense() -> None:
     """A zero batch size is a configuration error."""
     with pytest.raises(ValueError, match="max_batch_size"):
         BatchPolicy(max_batch_size=0)
+
+
+def test_at_light_load_a_batch_leaves_at_once_when_no_company_is_expected() -> None:
+    """Arrivals 80 ms apart: a lone item does not wait 10 ms for a neighbour that will not come."""
+    batcher = make(max_delay=0.010)
+    for arrival in (0.0, 0.080, 0.160):
+        batcher.add(str(arrival), now=arrival, deadline=arrival + 1.0)
+        assert batcher.decide(now=arrival, free_slots=1) == Dispatch(1, "no company expected")
+        batcher.take(1)
+    assert batcher.statistics()["arrival_gap_s"] == pytest.approx(0.080)
+
+
+def test_under_load_a_batch_still_waits_for_company() -> None:
+    """Arrivals 2 ms apart: the next one is due before max_delay, so the batch waits to fill."""
+    batcher = make(max_batch=4, max_delay=0.010)
+    for arrival in (0.0, 0.002, 0.004):
+        batcher.add(str(arrival), now=arrival, deadline=arrival + 1.0)
+    assert batcher.decide(now=0.004, free_slots=1) == WaitUntil(pytest.approx(0.010))
+    batcher.add("d", now=0.006, deadline=1.0)
+    assert batcher.decide(now=0.006, free_slots=1) == Dispatch(4, "full")

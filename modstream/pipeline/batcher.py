@@ -1,9 +1,11 @@
 """When to send a batch to a device: a pure decision over the queue, the clock and free devices.
 
 Triton's dynamic batcher and Ray Serve's ``@serve.batch`` wait for a full batch or a fixed delay.
-:class:`DeadlineBatcher` does that and one more thing: each item carries its own deadline, and a
+:class:`DeadlineBatcher` does that and two things more: each item carries its own deadline, and a
 batch leaves early when waiting any longer would make the earliest deadline in the queue miss,
-given what a batch of that size is expected to take (:class:`ServiceTimeEstimate`).
+given what a batch of that size is expected to take (:class:`ServiceTimeEstimate`); and it learns
+the gap between arrivals, so at light load, when the next item is not expected before the delay
+runs out, a batch leaves at once instead of waiting for company that will not come.
 
 Nothing here touches asyncio or a device. The scorer's dispatch loop calls :meth:`decide` and acts
 on the answer, so the policy is tested with plain numbers.
@@ -104,12 +106,20 @@ class DeadlineBatcher(Generic[T]):
         self.service = service
         self._heap: list[_Entry[T]] = []
         self._seq = itertools.count()
+        self._last_arrival: float | None = None
+        self._gap_s = 0.0  # moving average of the time between arrivals; 0 until two arrived
+        self._gap_smoothing = 0.2
 
     def __len__(self) -> int:
         return len(self._heap)
 
     def add(self, item: T, *, now: float, deadline: float) -> None:
         heapq.heappush(self._heap, _Entry(deadline, next(self._seq), now, item))
+        if self._last_arrival is not None:
+            gap = max(now - self._last_arrival, 0.0)
+            first = self._gap_s == 0.0
+            self._gap_s = gap if first else self._gap_s + self._gap_smoothing * (gap - self._gap_s)
+        self._last_arrival = now
 
     def discard(self, predicate: Callable[[T], bool]) -> int:
         """Drop queued items for which ``predicate`` is true (callers that gave up)."""
@@ -139,6 +149,8 @@ class DeadlineBatcher(Generic[T]):
             return Dispatch(size, "deadline")
         if now >= max_delay_at:
             return Dispatch(size, "max_delay")
+        if self._last_arrival is not None and self._last_arrival + self._gap_s >= max_delay_at:
+            return Dispatch(size, "no company expected")
         return WaitUntil(min(max_delay_at, latest_start))
 
     def take(self, count: int) -> list[T]:
@@ -149,4 +161,5 @@ class DeadlineBatcher(Generic[T]):
         return {
             "queued": len(self._heap),
             "per_item_s": round(self.service.per_item_s, 5),
+            "arrival_gap_s": round(self._gap_s, 5),
         }
