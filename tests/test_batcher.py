@@ -96,7 +96,10 @@ def test_policy_rejects_nonsense() -> None:
 def test_at_light_load_a_batch_leaves_at_once_when_no_company_is_expected() -> None:
     """Arrivals 80 ms apart: a lone item does not wait 10 ms for a neighbour that will not come."""
     batcher = make(max_delay=0.010)
-    for arrival in (0.0, 0.080, 0.160):
+    batcher.add("first", now=0.0, deadline=1.0)
+    assert isinstance(batcher.decide(now=0.0, free_slots=1), WaitUntil)  # no gap known yet
+    batcher.take(1)
+    for arrival in (0.080, 0.160):
         batcher.add(str(arrival), now=arrival, deadline=arrival + 1.0)
         assert batcher.decide(now=arrival, free_slots=1) == Dispatch(1, "no company expected")
         batcher.take(1)
