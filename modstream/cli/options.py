@@ -76,6 +76,13 @@ def add_scorer_options(parser: argparse.ArgumentParser) -> None:
         "0 rescores everything, 1 trusts the screen)",
     )
     group.add_argument(
+        "--screening",
+        choices=["auto", "always"],
+        default="auto",
+        help="fast mode: 'auto' screens only while screening is cheaper than the exact path "
+        "(measured as it runs), 'always' screens every image (default: auto)",
+    )
+    group.add_argument(
         "--performance-hint",
         choices=["LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT"],
         default="LATENCY",
@@ -131,5 +138,6 @@ def scorer_config(args: argparse.Namespace) -> ScorerConfig:
         cache_dir=cache_dir,
         screen_precision=args.screen_precision,
         confirm_at=args.confirm_at,
+        screening=args.screening,
         **({"decode_workers": args.decode_workers} if args.decode_workers else {}),
     )

@@ -73,6 +73,9 @@ class ScorerConfig:
     # Fast mode sends every N-th image down the route it does not prefer, to keep measuring it
     # (:mod:`modstream.pipeline.routing`); 0 never explores.
     explore_every: int = 32
+    # "auto": fast mode screens only while screening is cheaper (RoutePlanner); "always": it
+    # screens every image (the behaviour before routing; for comparisons).
+    screening: str = "auto"
     # Precision of the fast-mode screen where the device supports it; the exact lane keeps each
     # device's own precision (f32 by default). bf16 halves CPU inference time on CPUs that have it
     # and moves screen scores by well under the confirmation floor.
@@ -90,6 +93,8 @@ class ScorerConfig:
             raise ValueError("at least one device is required")
         if self.decode_workers < 1 or self.max_pending < 1:
             raise ValueError("decode_workers and max_pending must be at least 1")
+        if self.screening not in ("auto", "always"):
+            raise ValueError(f"screening must be 'auto' or 'always', not {self.screening!r}")
         if not 0.0 <= self.confirm_at <= 1.0:
             raise ValueError(f"confirm_at {self.confirm_at} is outside 0..1")
 
@@ -255,7 +260,7 @@ class Scorer:
         self._screen_is_approximate = screen is not None and (
             screen.workers != self._lanes[LaneName.EXACT].workers
         )
-        if self.config.preprocessing is Preprocessing.FAST:
+        if self.config.preprocessing is Preprocessing.FAST and self.config.screening == "auto":
             on_cpu = all(worker.device.startswith("CPU") for worker in self._workers)
             self._planner = RoutePlanner(
                 shared_network=not self._screen_is_approximate,
