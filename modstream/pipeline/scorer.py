@@ -250,16 +250,19 @@ class Scorer:
         for network in itertools.chain.from_iterable(networks.values()):
             workers.setdefault(id(network), DeviceWorker(network, self._loop))
         self._workers = list(workers.values())
-        # Confirmations first: their callers have already waited for a screen.
-        self._lanes = {
-            name: Lane(name, [workers[id(n)] for n in networks[name]], self.config.batch)
-            for name in (LaneName.EXACT, LaneName.SCREEN)
-            if name in networks
-        }
+        # Confirmations first: their callers have already waited for a screen. A screen on the
+        # exact network (no cheaper precision) shares the exact lane: one batcher, full batches.
+        exact_workers = [workers[id(n)] for n in networks[LaneName.EXACT]]
+        exact: Lane[_Item] = Lane(LaneName.EXACT, exact_workers, self.config.batch)
+        self._lanes = {LaneName.EXACT: exact}
+        screen_networks = networks.get(LaneName.SCREEN)
+        if screen_networks is networks[LaneName.EXACT]:
+            self._lanes[LaneName.SCREEN] = exact
+        elif screen_networks is not None:
+            screen_workers = [workers[id(n)] for n in screen_networks]
+            self._lanes[LaneName.SCREEN] = Lane(LaneName.SCREEN, screen_workers, self.config.batch)
         screen = self._lanes.get(LaneName.SCREEN)
-        self._screen_is_approximate = screen is not None and (
-            screen.workers != self._lanes[LaneName.EXACT].workers
-        )
+        self._screen_is_approximate = screen is not None and screen is not exact
         if self.config.preprocessing is Preprocessing.FAST and self.config.screening == "auto":
             on_cpu = all(worker.device.startswith("CPU") for worker in self._workers)
             self._planner = RoutePlanner(
@@ -389,10 +392,14 @@ class Scorer:
         self._wake.set()
         return await future
 
+    def _distinct_lanes(self) -> list[Lane[_Item]]:
+        """Each lane once, though a shared one is reachable under two names."""
+        return list({id(lane): lane for lane in self._lanes.values()}.values())
+
     def statistics(self) -> dict[str, Any]:
         return {
             "active": self._active,
-            "queued": sum(len(lane.batcher) for lane in self._lanes.values()),
+            "queued": sum(len(lane.batcher) for lane in self._distinct_lanes()),
             "lanes": {str(name): lane.statistics() for name, lane in self._lanes.items()},
             "devices": [worker.stats.as_dict() for worker in self._workers],
         }
@@ -428,7 +435,7 @@ class Scorer:
             await asyncio.to_thread(worker.wait_idle)
         self._pool.shutdown(wait=False, cancel_futures=True)
         failure = ScorerClosed("the scorer shut down before this image was scored")
-        for lane in self._lanes.values():
+        for lane in self._distinct_lanes():
             for item in lane.batcher.take(len(lane.batcher)):
                 if not item.future.done():
                     item.future.set_exception(failure)
@@ -438,7 +445,7 @@ class Scorer:
             self._wake.clear()
             wake_at: float | None = None
             dispatched = False
-            for lane in self._lanes.values():
+            for lane in self._distinct_lanes():
                 lane.batcher.discard(lambda item: item.future.done())
                 decision = lane.batcher.decide(
                     now=time.monotonic(), free_slots=lane.free_slots, flush=self._closing
