@@ -60,29 +60,31 @@ class RoutePlanner:
     def __init__(
         self,
         *,
-        shared_network: bool,
         infer_weight: float = 1.0,
         explore_every: int = 32,
+        warmup: int = 16,
         alpha: float = 0.05,
     ) -> None:
-        """``shared_network``: the screen runs on the exact network (the device has no cheaper
-        precision). ``infer_weight``: cores an inference occupies, to put its wall time in the
-        same core-seconds as a decode (which runs on one core)."""
+        """``infer_weight``: cores an inference occupies, to put its wall time in the same
+        core-seconds as a decode (which runs on one core). Until ``warmup`` final scores are
+        known, decisions alternate: the content and the costs are unknown, and a batch job
+        decodes its first images while the network is still compiling."""
         self.infer_weight = infer_weight
         self.explore_every = explore_every
-        # Priors from a bf16 CPU with photos; replaced by measurements within a few images.
+        self.warmup = warmup
+        # Neutral priors, replaced by the first measurements (see _Average).
         self._decode = {Route.SCREEN: _Average(0.010, alpha), Route.EXACT: _Average(0.025, alpha)}
-        screen_prior = 0.010 if shared_network else 0.006
-        self._infer = {
-            Route.SCREEN: _Average(screen_prior, alpha),
-            Route.EXACT: _Average(0.010, alpha),
-        }
+        self._infer = {Route.SCREEN: _Average(0.010, alpha), Route.EXACT: _Average(0.010, alpha)}
         self._confirm = _Average(0.05, alpha)
         self._counts = {Route.SCREEN: 0, Route.EXACT: 0}
         self._decisions = 0
 
     def choose(self) -> Route:
         self._decisions += 1
+        if self._confirm.seen < self.warmup:
+            chosen = Route.SCREEN if self._decisions % 2 else Route.EXACT
+            self._counts[chosen] += 1
+            return chosen
         preferred = self.preferred()
         if self.explore_every and self._decisions % self.explore_every == 0:
             preferred = Route.EXACT if preferred is Route.SCREEN else Route.SCREEN

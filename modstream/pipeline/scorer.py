@@ -206,7 +206,13 @@ class Scorer:
         self._workers: list[DeviceWorker] = []
         self._lanes: dict[LaneName, Lane[_Item]] = {}
         self._screen_is_approximate = False
-        self._planner: RoutePlanner | None = None  # fast mode, once the networks are compiled
+        self._planner: RoutePlanner | None = None
+        if config.preprocessing is Preprocessing.FAST and config.screening == "auto":
+            on_cpu = all(spec.name.upper().startswith("CPU") for spec in config.devices)
+            self._planner = RoutePlanner(
+                infer_weight=float(os.cpu_count() or 1) if on_cpu else 1.0,
+                explore_every=config.explore_every,
+            )
         self._pool = ThreadPoolExecutor(
             config.decode_workers, thread_name_prefix="modstream-decode"
         )
@@ -263,13 +269,6 @@ class Scorer:
             self._lanes[LaneName.SCREEN] = Lane(LaneName.SCREEN, screen_workers, self.config.batch)
         screen = self._lanes.get(LaneName.SCREEN)
         self._screen_is_approximate = screen is not None and screen is not exact
-        if self.config.preprocessing is Preprocessing.FAST and self.config.screening == "auto":
-            on_cpu = all(worker.device.startswith("CPU") for worker in self._workers)
-            self._planner = RoutePlanner(
-                shared_network=not self._screen_is_approximate,
-                infer_weight=float(os.cpu_count() or 1) if on_cpu else 1.0,
-                explore_every=self.config.explore_every,
-            )
         self._dispatcher = asyncio.create_task(self._dispatch_loop(), name="modstream-dispatch")
 
     async def __aenter__(self) -> Self:
