@@ -61,10 +61,11 @@ def test_every_nth_decision_explores_the_other_route() -> None:
     assert planner.statistics().preferred is Route.EXACT
 
 
-def test_until_warm_the_planner_alternates_routes() -> None:
-    """With no final score known yet, half the images take each route, whatever the priors."""
+def test_until_warm_the_planner_leans_exact() -> None:
+    """With no final score known yet, one image in four is screened, whatever the priors."""
     planner = RoutePlanner(infer_weight=2, warmup=4)
-    assert [planner.choose() for _ in range(6)] == [Route.SCREEN, Route.EXACT] * 3
+    chosen = [planner.choose() for _ in range(8)]
+    assert chosen == [Route.SCREEN, Route.EXACT, Route.EXACT, Route.EXACT] * 2
     for _ in range(4):
         planner.observe_score(at_or_above_floor=True)
     planner.observe_decode(Route.SCREEN, 0.011)

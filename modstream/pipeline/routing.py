@@ -61,14 +61,15 @@ class RoutePlanner:
         self,
         *,
         infer_weight: float = 1.0,
-        explore_every: int = 32,
-        warmup: int = 16,
+        explore_every: int = 64,
+        warmup: int = 8,
         alpha: float = 0.05,
     ) -> None:
         """``infer_weight``: cores an inference occupies, to put its wall time in the same
         core-seconds as a decode (which runs on one core). Until ``warmup`` final scores are
-        known, decisions alternate: the content and the costs are unknown, and a batch job
-        decodes its first images while the network is still compiling."""
+        known (a batch job decodes its first images while the network is still compiling), one
+        image in four is screened: a wrong screen costs more (a screen, then the exact path) than
+        a wrong exact route (the decode shortcut not taken), so the blind guess leans exact."""
         self.infer_weight = infer_weight
         self.explore_every = explore_every
         self.warmup = warmup
@@ -82,7 +83,7 @@ class RoutePlanner:
     def choose(self) -> Route:
         self._decisions += 1
         if self._confirm.seen < self.warmup:
-            chosen = Route.SCREEN if self._decisions % 2 else Route.EXACT
+            chosen = Route.SCREEN if self._decisions % 4 == 1 else Route.EXACT
             self._counts[chosen] += 1
             return chosen
         preferred = self.preferred()

@@ -72,7 +72,7 @@ class ScorerConfig:
     confirm_at: float = 0.05
     # Fast mode sends every N-th image down the route it does not prefer, to keep measuring it
     # (:mod:`modstream.pipeline.routing`); 0 never explores.
-    explore_every: int = 32
+    explore_every: int = 64
     # "auto": fast mode screens only while screening is cheaper (RoutePlanner); "always": it
     # screens every image (the behaviour before routing; for comparisons).
     screening: str = "auto"
