@@ -65,7 +65,7 @@ async def test_a_202_means_every_event_is_already_on_the_topic(broker: EmbeddedB
     await ensure_topics(broker.bootstrap_servers, [TopicSpec(topic, 2)])
     async with _webhook_connector(broker.bootstrap_servers, topic) as url:
         s3 = s3_notification(
-            s3_record("uploads", "red flower.jpg", sequencer="0A1")  # sent as red+flower.jpg,
+            s3_record("uploads", "red flower.jpg", sequencer="0A1"),  # sent as red+flower.jpg
             s3_record("uploads", "gone.jpg", event_name="ObjectRemoved:Delete"),
         )
         status, body, _ = await _post(url, s3)
