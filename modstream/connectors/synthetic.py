@@ -1,12 +1,14 @@
 """A synthetic firehose: image URLs at a steady rate, for the demo and for load tests.
 
-Its position is the index of the next event, so a restarted connector carries on where the
-acknowledged events stopped instead of starting again.
+A load generator starts from its first event every time. With ``resume=true`` it reports its
+position (the index of the next event), so a restarted connector carries on where the acknowledged
+events stopped; the checkpoint is keyed by the URLs and the event count.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import time
 from collections.abc import AsyncIterator
@@ -21,11 +23,13 @@ __all__ = ["OPTIONS", "SyntheticConfig", "SyntheticFirehose", "SyntheticOptions"
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class SyntheticOptions:
-    """``--source synthetic``: ``urls=URL[,URL...]``, ``rate`` (events/s), ``events`` (total)."""
+    """``--source synthetic``: ``urls=URL[,URL...]``, ``rate`` (events/s), ``events`` (total),
+    ``resume`` (carry on from a saved position after a restart)."""
 
     urls: tuple[str, ...] = ()
     rate: float = 20.0
     events: int = 300
+    resume: bool = False
 
     def __post_init__(self) -> None:
         if not self.urls:
@@ -43,6 +47,7 @@ class SyntheticConfig:
     query_key: str = "n"
     # Every N-th event repeats the previous event's URL, like a repost (0: never).
     repost_every: int = 0
+    resume: bool = False
 
 
 class SyntheticFirehose:
@@ -56,7 +61,8 @@ class SyntheticFirehose:
 
     @property
     def checkpoint_key(self) -> str:
-        return "synthetic"
+        digest = hashlib.sha256(repr((self.config.urls, self.config.events)).encode())
+        return f"synthetic-{digest.hexdigest()[:10]}"
 
     async def __aenter__(self) -> Self:
         self._counters.connected = True
@@ -69,10 +75,11 @@ class SyntheticFirehose:
         return self._counters.snapshot()
 
     async def emissions(self, resume_from: str | None = None) -> AsyncIterator[Emission]:
-        first = int(resume_from) if resume_from else 0
+        resume = self.config.resume
+        first = int(resume_from) if resume and resume_from else 0
         async for index, event in self._events(first):
             self._counters.events += 1
-            yield Emission((event,), position=str(index + 1))
+            yield Emission((event,), position=str(index + 1) if resume else None)
 
     async def events(self) -> AsyncIterator[ImageEvent]:
         """The events alone, from the first (for tests and tools that need no positions)."""
@@ -114,5 +121,10 @@ OPTIONS = SyntheticOptions
 
 def create(options: SyntheticOptions, argument: str | None) -> SyntheticFirehose:
     return SyntheticFirehose(
-        SyntheticConfig(urls=options.urls, rate_per_s=options.rate, events=options.events)
+        SyntheticConfig(
+            urls=options.urls,
+            rate_per_s=options.rate,
+            events=options.events,
+            resume=options.resume,
+        )
     )

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -37,7 +38,8 @@ async def test_the_publisher_waits_for_a_late_broker_and_drops_nothing(tmp_path:
     servers = f"127.0.0.1:{port}"
     stop = asyncio.Event()
     checkpoints = MemoryCheckpoints()
-    source = SyntheticFirehose(SyntheticConfig(urls=("http://h/a.jpg",), rate_per_s=500, events=20))
+    config = SyntheticConfig(urls=("http://h/a.jpg",), rate_per_s=500, events=20, resume=True)
+    source = SyntheticFirehose(config)
     task = asyncio.create_task(
         run_connectors(
             [source],
@@ -60,12 +62,22 @@ async def test_the_publisher_waits_for_a_late_broker_and_drops_nothing(tmp_path:
         if not task.done():
             task.cancel()
     assert sorted(str(r["id"]) for r in records) == sorted(f"synthetic-{n}" for n in range(20))
-    assert checkpoints.positions == {"synthetic": "20"}
+    assert checkpoints.positions == {source.checkpoint_key: "20"}
 
 
 def _spawn(command: list[str], log_path: Path) -> subprocess.Popen[bytes]:
     with log_path.open("wb") as log:
         return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
+
+
+def _key(state: Path) -> Callable[[], str]:
+    """The one checkpoint key the connector writes under ``state`` (empty until it saves)."""
+
+    def key() -> str:
+        files = list(state.glob("*.checkpoint.json")) if state.is_dir() else []
+        return files[0].name.removesuffix(".checkpoint.json") if files else "none"
+
+    return key
 
 
 def _connector_command(servers: str, prefix: str, state_dir: Path) -> list[str]:
@@ -74,7 +86,7 @@ def _connector_command(servers: str, prefix: str, state_dir: Path) -> list[str]:
         "--bootstrap-servers", servers, "--topic-prefix", prefix, "--metrics-port", "0",
         "--state-dir", str(state_dir), "--source", "synthetic",
         "--source-option", "urls=http://127.0.0.1:9/a.jpg", "--source-option", "rate=60",
-        "--source-option", "events=240",
+        "--source-option", "events=240", "--source-option", "resume=true",
     ]  # fmt: skip
 
 
@@ -88,8 +100,9 @@ async def test_a_connector_killed_with_sigkill_resumes_from_its_checkpoint_and_l
     first = _spawn(command, tmp_path / "first.log")
     try:
         checkpoint = DirectoryCheckpoints(tmp_path / "state")
+        key = _key(tmp_path / "state")
         async with asyncio.timeout(60):
-            while int(checkpoint.load("synthetic") or 0) < 80:
+            while int(checkpoint.load(key()) or 0) < 80:
                 assert first.poll() is None, "the connector exited early"
                 await asyncio.sleep(0.05)
         first.send_signal(signal.SIGKILL)
@@ -98,7 +111,7 @@ async def test_a_connector_killed_with_sigkill_resumes_from_its_checkpoint_and_l
         if first.poll() is None:
             first.kill()
             first.wait()
-    saved = int(checkpoint.load("synthetic") or 0)
+    saved = int(checkpoint.load(key()) or 0)
     second = await asyncio.to_thread(subprocess.run, command, capture_output=True, timeout=90)
     assert second.returncode == 0, second.stderr.decode()[-2000:]
     records = await _read_all(broker.bootstrap_servers, incoming)
