@@ -73,9 +73,10 @@ class ScorerConfig:
     # Fast mode sends every N-th image down the route it does not prefer, to keep measuring it
     # (:mod:`modstream.pipeline.routing`); 0 never explores.
     explore_every: int = 64
-    # "auto": fast mode screens only while screening is cheaper (RoutePlanner); "always": it
-    # screens every image (the behaviour before routing; for comparisons).
-    screening: str = "auto"
+    # "always": fast mode screens every image. "auto": it screens only while screening is cheaper
+    # (RoutePlanner). Not the default yet: two copies of one image scored at the same time may
+    # take different routes, and an unconfirmed screen score differs slightly from the exact one.
+    screening: str = "always"
     # Precision of the fast-mode screen where the device supports it; the exact lane keeps each
     # device's own precision (f32 by default). bf16 halves CPU inference time on CPUs that have it
     # and moves screen scores by well under the confirmation floor.
