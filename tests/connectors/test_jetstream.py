@@ -23,12 +23,12 @@ from modstream.connectors.backoff import BackoffPolicy
 from modstream.connectors.base import Emission
 from modstream.connectors.jetstream import JetstreamOptions, JetstreamSource
 from modstream.connectors.jetstream.cursor import (
-    RecentIds,
     parse_position,
     resume_cursor,
     subscribe_url,
 )
 from modstream.connectors.jetstream.frames import ImageLinks, MalformedFrame, read_frame
+from modstream.connectors.recent import RecentIds
 from modstream.connectors.registry import SourceSpec, make_source
 from modstream.errors import ConfigError, SourceError
 

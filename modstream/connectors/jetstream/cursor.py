@@ -3,15 +3,14 @@
 Jetstream replays from ``cursor`` (unix microseconds, valid on any instance). After a dropped
 connection or a restart the subscription starts a few seconds *before* the last position seen,
 because events of one microsecond can straddle the drop; the events seen twice are recognised by
-id (:class:`RecentIds`) and not published again by the same process.
+id (:class:`~modstream.connectors.recent.RecentIds`) and not published again by the same process.
 """
 
 from __future__ import annotations
 
 import urllib.parse
-from collections import deque
 
-__all__ = ["RecentIds", "parse_position", "resume_cursor", "subscribe_url"]
+__all__ = ["parse_position", "resume_cursor", "subscribe_url"]
 
 
 def subscribe_url(base: str, collections: tuple[str, ...], cursor: int | None) -> str:
@@ -45,25 +44,3 @@ def parse_position(position: str | None) -> int | None:
     except ValueError:
         return None
     return value if value >= 0 else None
-
-
-class RecentIds:
-    """The last ``capacity`` event ids seen, to skip the repeats a rewound cursor replays."""
-
-    def __init__(self, capacity: int = 50_000) -> None:
-        self.capacity = capacity
-        self._order: deque[str] = deque()
-        self._members: set[str] = set()
-
-    def first_sighting(self, event_id: str) -> bool:
-        """Remember ``event_id``; ``False`` if it was seen recently (a repeat)."""
-        if event_id in self._members:
-            return False
-        self._members.add(event_id)
-        self._order.append(event_id)
-        if len(self._order) > self.capacity:
-            self._members.discard(self._order.popleft())
-        return True
-
-    def __len__(self) -> int:
-        return len(self._order)

@@ -24,7 +24,6 @@ import aiohttp
 from modstream.connectors.backoff import Backoff, BackoffPolicy
 from modstream.connectors.base import Emission, SourceCounters, SourceStatistics
 from modstream.connectors.jetstream.cursor import (
-    RecentIds,
     parse_position,
     resume_cursor,
     subscribe_url,
@@ -36,6 +35,7 @@ from modstream.connectors.jetstream.frames import (
     MalformedFrame,
     read_frame,
 )
+from modstream.connectors.recent import RecentIds
 from modstream.errors import SourceError
 
 __all__ = ["DEFAULT_URL", "JetstreamOptions", "JetstreamSource"]
