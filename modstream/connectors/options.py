@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from modstream.errors import ConfigError
 
-__all__ = ["option_names", "parse_options"]
+__all__ = ["option_names", "parse_options", "refuse_argument"]
 
 T = TypeVar("T")
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -27,6 +27,12 @@ _FALSE = frozenset({"0", "false", "no", "off"})
 
 def option_names(options_type: type[Any]) -> list[str]:
     return [field.name for field in dataclasses.fields(options_type) if field.init]
+
+
+def refuse_argument(source: str, argument: str | None, *, instead: str) -> None:
+    """``--source NAME:ARGUMENT`` for a source that takes none is a usage error."""
+    if argument is not None:
+        raise ConfigError(f"--source {source} takes no argument (got {argument!r}); {instead}")
 
 
 def parse_options(options_type: type[T], values: Mapping[str, str], *, source: str) -> T:

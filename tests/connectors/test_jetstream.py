@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import orjson
 import pytest
@@ -20,7 +19,6 @@ from replicas.jetstream import (
 )
 
 from modstream.connectors.backoff import BackoffPolicy
-from modstream.connectors.base import Emission
 from modstream.connectors.jetstream import JetstreamOptions, JetstreamSource
 from modstream.connectors.jetstream.cursor import (
     parse_position,
@@ -31,6 +29,8 @@ from modstream.connectors.jetstream.frames import ImageLinks, MalformedFrame, re
 from modstream.connectors.recent import RecentIds
 from modstream.connectors.registry import SourceSpec, make_source
 from modstream.errors import ConfigError, SourceError
+
+from .streams import take_events
 
 DID = "did:plc:z72i7hdynmk6r22z27h6tvur"
 OTHER = "did:web:images.example.com%3A8443"
@@ -169,14 +169,6 @@ def test_bad_options_are_config_errors_naming_the_option(
 # -- the websocket source against the replica ------------------------------------------------
 
 
-async def _take(stream: AsyncIterator[Emission], events: int) -> list[Emission]:
-    taken: list[Emission] = []
-    async with asyncio.timeout(10):
-        while sum(len(e.events) for e in taken) < events:
-            taken.append(await anext(stream))
-    return taken
-
-
 def _source(replica: JetstreamReplica, **options: object) -> JetstreamSource:
     return JetstreamSource(
         JetstreamOptions(url=replica.url, image_base_url="http://cdn.test", **options),  # type: ignore[arg-type]
@@ -193,7 +185,7 @@ async def test_a_dropped_connection_resumes_from_a_rewound_cursor_without_repeat
         frames = [post(DID, f"3k{n}", base + 5 * n, images((CID_A, str(n)))) for n in range(10)]
         await replica.publish(*frames)
         replica.drop_after(4)
-        emissions = await _take(stream, 10)
+        emissions = await take_events(stream, 10)
         await stream.aclose()
         statistics = source.statistics()
     first, second = replica.subscriptions[:2]

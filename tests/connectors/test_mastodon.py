@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from replicas.mastodon import MastodonReplica, attachment, status
@@ -16,6 +15,8 @@ from modstream.connectors.mastodon.sse import SseDecoder, SseEvent
 from modstream.connectors.mastodon.statuses import images_in_status, newer_id
 from modstream.connectors.registry import SourceSpec, make_source
 from modstream.errors import ConfigError, SourceUnauthorized
+
+from .streams import take_events
 
 IMG = "https://files.replica.test/media_attachments/files/1/original/a.jpg"
 PREVIEW = "https://files.replica.test/media_attachments/files/1/small/a.png"
@@ -124,14 +125,6 @@ def _photo(status_id: int, **kwargs: object) -> dict[str, object]:
     return status(str(status_id), attachment(f"a{status_id}", url=f"{IMG}?{status_id}"), **kwargs)  # type: ignore[arg-type]
 
 
-async def _take(stream: AsyncIterator[Emission], events: int) -> list[Emission]:
-    taken: list[Emission] = []
-    async with asyncio.timeout(10):
-        while sum(len(e.events) for e in taken) < events:
-            taken.append(await anext(stream))
-    return taken
-
-
 def _ids(emissions: list[Emission]) -> list[str]:
     return [event.id.rsplit(":", 2)[1] for emission in emissions for event in emission.events]
 
@@ -147,10 +140,10 @@ async def test_a_dropped_stream_is_backfilled_from_the_timeline_without_repeats(
         await replica.publish(*(_photo(100 + n) for n in range(2)))
         emissions = [await asyncio.wait_for(first, 5)]
         await replica.publish(*(_photo(100 + n) for n in range(2, 6)))  # while it is away
-        emissions += await _take(stream, 5)
+        emissions += await take_events(stream, 5)
         await replica.wait_for_streams(2)
         await replica.publish(_photo(106))
-        emissions += await _take(stream, 1)
+        emissions += await take_events(stream, 1)
         await stream.aclose()
     assert _ids(emissions) == [str(100 + n) for n in range(7)]
     (backfill,) = replica.timeline_requests()
@@ -169,7 +162,7 @@ async def test_a_server_that_sends_event_ids_is_resumed_with_last_event_id() -> 
         await asyncio.wait_for(replica.wait_for_streams(1), 5)
         replica.drop_after(1)
         await replica.publish(*(_photo(200 + n) for n in range(4)))
-        emissions = [await asyncio.wait_for(first, 5), *await _take(stream, 3)]
+        emissions = [await asyncio.wait_for(first, 5), *await take_events(stream, 3)]
         await stream.aclose()
     assert _ids(emissions) == ["200", "201", "202", "203"]
     streams = [r for r in replica.requests if r.path.startswith("/api/v1/streaming/")]
@@ -183,7 +176,7 @@ async def test_a_restart_backfills_from_the_saved_status_up_to_the_limit() -> No
         await replica.publish(*(_photo(300 + n) for n in range(60)))
         async with _source(replica, backfill_limit=50) as source:
             stream = source.emissions("309")
-            emissions = await _take(stream, 50)
+            emissions = await take_events(stream, 50)
             await stream.aclose()
     assert _ids(emissions) == [str(310 + n) for n in range(50)]
     assert [r.query["min_id"] for r in replica.timeline_requests()] == ["309", "349"]

@@ -8,19 +8,17 @@
 
 from __future__ import annotations
 
-from typing import Self
-
 from aiohttp import web
+
+from .server import LoopbackServer
 
 __all__ = ["CdnReplica"]
 
 
-class CdnReplica:
+class CdnReplica(LoopbackServer):
     def __init__(self) -> None:
         self._blobs: dict[tuple[str, str], bytes] = {}
-        self._runner: web.AppRunner | None = None
         self.requests: list[str] = []
-        self.port = 0
 
     @property
     def base_url(self) -> str:
@@ -29,20 +27,9 @@ class CdnReplica:
     def put(self, did: str, cid: str, body: bytes) -> None:
         self._blobs[(did, cid)] = body
 
-    async def __aenter__(self) -> Self:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_get("/img/feed_fullsize/plain/{did}/{cid}", self._image)
         app.router.add_get("/watch/{did}/{cid}/thumbnail.jpg", self._thumbnail)
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     async def _image(self, request: web.Request) -> web.Response:
         self.requests.append(request.path)

@@ -21,10 +21,12 @@ import asyncio
 import itertools
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Self
+from typing import Any
 
 import orjson
 from aiohttp import web
+
+from .server import LoopbackServer
 
 __all__ = [
     "JetstreamReplica",
@@ -68,12 +70,10 @@ class _State:
     drop_after: int | None = None
 
 
-class JetstreamReplica:
+class JetstreamReplica(LoopbackServer):
     def __init__(self) -> None:
         self._state = _State()
         self._published = asyncio.Condition()
-        self._runner: web.AppRunner | None = None
-        self.port = 0
 
     @property
     def url(self) -> str:
@@ -83,19 +83,8 @@ class JetstreamReplica:
     def subscriptions(self) -> list[Subscription]:
         return list(self._state.subscriptions)
 
-    async def __aenter__(self) -> Self:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_get("/subscribe", self._subscribe)
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     async def publish(self, *frames: dict[str, Any]) -> None:
         """Store frames (each with ``time_us``) and send them to live subscribers."""

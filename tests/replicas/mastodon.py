@@ -20,10 +20,12 @@ import asyncio
 import contextlib
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Self
+from typing import Any
 
 import orjson
 from aiohttp import web
+
+from .server import LoopbackServer
 
 __all__ = ["MastodonReplica", "attachment", "status"]
 
@@ -43,7 +45,7 @@ class _State:
     streams: int = 0
 
 
-class MastodonReplica:
+class MastodonReplica(LoopbackServer):
     def __init__(
         self, *, token: str | None = "replica-token", event_ids: bool = False,
         heartbeat_s: float = 0.2,
@@ -53,8 +55,6 @@ class MastodonReplica:
         self.heartbeat_s = heartbeat_s
         self._state = _State()
         self._changed = asyncio.Condition()
-        self._runner: web.AppRunner | None = None
-        self.port = 0
 
     @property
     def url(self) -> str:
@@ -67,23 +67,12 @@ class MastodonReplica:
     def timeline_requests(self) -> list[Request]:
         return [r for r in self._state.requests if r.path.startswith("/api/v1/timelines/")]
 
-    async def __aenter__(self) -> Self:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_get("/api/v2/instance", self._instance)
         for path in ("public", "public/local", "public/remote", "hashtag"):
             app.router.add_get(f"/api/v1/streaming/{path}", self._stream)
         app.router.add_get("/api/v1/timelines/public", self._timeline)
         app.router.add_get("/api/v1/timelines/tag/{tag}", self._timeline)
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     async def publish(self, *statuses: dict[str, Any]) -> None:
         self._state.statuses.extend(statuses)

@@ -8,7 +8,7 @@ twice), ``source.py`` (the websocket, reconnects, positions).
 from __future__ import annotations
 
 from modstream.connectors.jetstream.source import DEFAULT_URL, JetstreamOptions, JetstreamSource
-from modstream.errors import ConfigError
+from modstream.connectors.options import refuse_argument
 
 __all__ = ["DEFAULT_URL", "OPTIONS", "JetstreamOptions", "JetstreamSource", "create"]
 
@@ -16,9 +16,5 @@ OPTIONS = JetstreamOptions
 
 
 def create(options: JetstreamOptions, argument: str | None) -> JetstreamSource:
-    if argument is not None:
-        raise ConfigError(
-            f"--source jetstream takes no argument (got {argument!r}); set the address with "
-            "--jetstream-url"
-        )
+    refuse_argument("jetstream", argument, instead="set the address with --jetstream-url")
     return JetstreamSource(options)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 from modstream.connectors.mastodon.source import TOKEN_VARIABLE, MastodonOptions, MastodonSource
-from modstream.errors import ConfigError
+from modstream.connectors.options import refuse_argument
 
 __all__ = ["OPTIONS", "TOKEN_VARIABLE", "MastodonOptions", "MastodonSource", "create"]
 
@@ -18,10 +18,6 @@ OPTIONS = MastodonOptions
 
 
 def create(options: MastodonOptions, argument: str | None) -> MastodonSource:
-    if argument is not None:
-        raise ConfigError(
-            f"--source mastodon takes no argument (got {argument!r}); set the server with "
-            "--mastodon-url"
-        )
+    refuse_argument("mastodon", argument, instead="set the server with --mastodon-url")
     token = os.environ.get(TOKEN_VARIABLE, "").strip() or None
     return MastodonSource(options, token=token)

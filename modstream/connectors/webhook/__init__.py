@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 
+from modstream.connectors.options import refuse_argument
 from modstream.connectors.webhook.server import WebhookOptions, WebhookSource
 from modstream.errors import ConfigError
 
@@ -20,11 +21,9 @@ OPTIONS = WebhookOptions
 
 
 def create(options: WebhookOptions, argument: str | None) -> WebhookSource:
-    if argument is not None:
-        raise ConfigError(
-            f"--source webhook takes no argument (got {argument!r}); "
-            "set the address with --webhook-host and --webhook-port"
-        )
+    refuse_argument(
+        "webhook", argument, instead="set the address with --webhook-host and --webhook-port"
+    )
     secret = os.environ.get(SECRET_VARIABLE, "").strip()
     if not secret:
         raise ConfigError(
