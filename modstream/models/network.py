@@ -121,6 +121,25 @@ def compile_network(
     )
 
 
+_CAPABILITY = {"bf16": "BF16", "f16": "FP16", "i8": "INT8", "u8": "INT8", "f32": "FP32"}
+
+
+def runs_precision(core: ov.Core, device: str, precision: str) -> bool:
+    """Whether ``device`` reports ``precision`` among its OPTIMIZATION_CAPABILITIES.
+
+    An AVX2-only CPU answers FP32 and INT8: asked for bf16 it would quietly compile f32.
+    Virtual devices (AUTO, MULTI, ...) and unknown precisions answer ``False``.
+    """
+    wanted = _CAPABILITY.get(precision.lower())
+    if wanted is None or not _supports(core, device, "OPTIMIZATION_CAPABILITIES"):
+        return False
+    base = device.split(":", 1)[0].split(".", 1)[0]
+    try:
+        return wanted in core.get_property(base, "OPTIMIZATION_CAPABILITIES")
+    except RuntimeError:
+        return False
+
+
 def _supports(core: ov.Core, device: str, prop: str) -> bool:
     base = device.split(":", 1)[0].split(".", 1)[0]
     if base in ("AUTO", "MULTI", "HETERO", "BATCH"):

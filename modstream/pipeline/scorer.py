@@ -11,10 +11,15 @@ The network compiles on a thread while the first images decode (:meth:`Scorer.st
 In fast mode the first pass is a screen: an approximate crop (DCT-domain JPEG downscaling) on the
 screen lane (bf16 where the CPU has it). A screen score that reaches ``confirm_at`` goes round once
 more as the exact crop on the exact lane (:func:`needs_confirmation`): the shortcuts pay off on the
-many low-scoring images, and every score near a decision threshold is the reference one. Where
-screening costs more than it saves (no cheaper precision, a score-heavy stream), an image goes
-straight to the exact path instead: :class:`~modstream.pipeline.routing.RoutePlanner` decides per
-image from the costs and the confirmation rate it measures.
+many low-scoring images, and every score near a decision threshold is the reference one.
+
+Whether to screen at all (``screening``): ``auto`` (the default) screens only where the device
+reports the screen precision among its optimisation capabilities (bf16 on AVX-512_BF16 or AMX
+CPUs), decided once at start-up; elsewhere the screen would cost a full f32 pass, so every image
+takes the exact path, which is then the fastest and the reference. ``always`` screens every
+image; ``adaptive`` lets :class:`~modstream.pipeline.routing.RoutePlanner` choose per image from
+the costs it measures (faster on mostly-safe content without bf16, but two copies of one image
+may then be scored by different routes and differ below the confirmation floor).
 
 Decoding runs on a bounded thread pool while devices infer, so both cores stay busy. The dispatch
 loop is the only place that moves items from the batcher to devices; it acts on the batcher's pure
@@ -33,6 +38,7 @@ import contextlib
 import dataclasses
 import hashlib
 import itertools
+import logging
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -58,6 +64,11 @@ if TYPE_CHECKING:
     from modstream.pipeline.devices import DeviceWorker, ScoreArray
 
 
+log = logging.getLogger("modstream.scorer")
+
+SCREENING_MODES = ("auto", "always", "adaptive")
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ScorerConfig:
     """Everything the scorer needs; ``deadline`` defaults to now + ``latency_budget_s``."""
@@ -73,10 +84,10 @@ class ScorerConfig:
     # Fast mode sends every N-th image down the route it does not prefer, to keep measuring it
     # (:mod:`modstream.pipeline.routing`); 0 never explores.
     explore_every: int = 64
-    # "always": fast mode screens every image. "auto": it screens only while screening is cheaper
-    # (RoutePlanner). Not the default yet: two copies of one image scored at the same time may
-    # take different routes, and an unconfirmed screen score differs slightly from the exact one.
-    screening: str = "always"
+    # "auto": fast mode screens where the device has a cheaper screen precision (decided at
+    # start-up, the same for every image); "always": it screens every image; "adaptive": a
+    # RoutePlanner chooses per image (see the module docstring).
+    screening: str = "auto"
     # Precision of the fast-mode screen where the device supports it; the exact lane keeps each
     # device's own precision (f32 by default). bf16 halves CPU inference time on CPUs that have it
     # and moves screen scores by well under the confirmation floor.
@@ -94,8 +105,10 @@ class ScorerConfig:
             raise ValueError("at least one device is required")
         if self.decode_workers < 1 or self.max_pending < 1:
             raise ValueError("decode_workers and max_pending must be at least 1")
-        if self.screening not in ("auto", "always"):
-            raise ValueError(f"screening must be 'auto' or 'always', not {self.screening!r}")
+        if self.screening not in SCREENING_MODES:
+            raise ValueError(
+                f"screening must be one of {', '.join(SCREENING_MODES)}, not {self.screening!r}"
+            )
         if not 0.0 <= self.confirm_at <= 1.0:
             raise ValueError(f"confirm_at {self.confirm_at} is outside 0..1")
 
@@ -155,11 +168,33 @@ def _decode_job(
     return _Decoded(image=image, sha256=digest, data=data, read_s=read_s, decode_s=decode_s)
 
 
-def _lane_specs(config: ScorerConfig) -> dict[LaneName, tuple[DeviceSpec, ...]]:
-    """Device specs per lane; the screen lane only where its precision differs from the exact's."""
+def _screen_is_cheaper(config: ScorerConfig, core: Any) -> bool:
+    """Whether every device reports the screen precision as its own (and the exact lane's differs).
+
+    Decided from OPTIMIZATION_CAPABILITIES before compiling, so that ``screening="auto"`` routes
+    the first images, decoded while the network compiles, the way it will route every other.
+    """
+    from modstream.models.network import runs_precision
+
+    screen = config.screen_precision
+    if config.preprocessing is not Preprocessing.FAST or screen is None:
+        return False
+    return all(
+        spec.precision != screen and runs_precision(core, spec.name, screen)
+        for spec in config.devices
+    )
+
+
+def _lane_specs(
+    config: ScorerConfig, screen_cheaper: bool
+) -> dict[LaneName, tuple[DeviceSpec, ...]]:
+    """Device specs per lane; the screen lane only where its precision differs from the exact's
+    (and, with ``screening="auto"``, only where the device runs that precision)."""
     specs = {LaneName.EXACT: config.devices}
     screen = config.screen_precision
     fast = config.preprocessing is Preprocessing.FAST
+    if config.screening == "auto" and not screen_cheaper:
+        return specs
     if fast and screen is not None and any(spec.precision != screen for spec in config.devices):
         specs[LaneName.SCREEN] = tuple(
             dataclasses.replace(spec, precision=screen) for spec in config.devices
@@ -167,31 +202,41 @@ def _lane_specs(config: ScorerConfig) -> dict[LaneName, tuple[DeviceSpec, ...]]:
     return specs
 
 
-def _compile_all(
-    config: ScorerConfig,
-) -> tuple[ModelWeights, dict[LaneName, list[CompiledNetwork]]]:
-    """Verify the weights (on a second thread: hashlib releases the GIL) while compiling.
+def _open_devices(config: ScorerConfig) -> tuple[Any, bool]:
+    """Import OpenVINO (on a thread: a caller can decode meanwhile) and ask the devices what
+    they run: the core to compile with, and whether a screen would be cheaper."""
+    from modstream.models.network import make_core
 
-    OpenVINO is imported here, on the compile thread, so a caller can decode meanwhile.
-    """
-    from modstream.models.network import compile_network, make_core, prepared_model
+    core = make_core(config.cache_dir)
+    return core, _screen_is_cheaper(config, core)
+
+
+def _compile_all(
+    config: ScorerConfig, core: Any, screen_cheaper: bool
+) -> tuple[ModelWeights, dict[LaneName, list[CompiledNetwork]]]:
+    """Verify the weights (on a second thread: hashlib releases the GIL) while compiling."""
+    from modstream.models.network import compile_network, prepared_model
 
     weights = locate_weights(config.weights_path)
     batch = config.batch.max_batch_size
     with ThreadPoolExecutor(1, thread_name_prefix="modstream-verify") as verifier:
         verified = verifier.submit(verify_weights, weights)
-        core = make_core(config.cache_dir)
         model = prepared_model(core, weights, config.cache_dir)
         networks = {
             lane: [compile_network(core, model, spec, max_batch_size=batch) for spec in specs]
-            for lane, specs in _lane_specs(config).items()
+            for lane, specs in _lane_specs(config, screen_cheaper).items()
         }
         screen = networks.get(LaneName.SCREEN)
         if screen is not None and [n.precision for n in screen] == [
             n.precision for n in networks[LaneName.EXACT]
         ]:
             del networks[LaneName.SCREEN]  # the device ignored the hint (no bf16): no second copy
-        if config.preprocessing is Preprocessing.FAST and LaneName.SCREEN not in networks:
+        sharing = config.screening != "auto" or screen_cheaper
+        if (
+            config.preprocessing is Preprocessing.FAST
+            and sharing
+            and LaneName.SCREEN not in networks
+        ):
             networks[LaneName.SCREEN] = networks[LaneName.EXACT]  # same precision: share workers
         verified.result()  # a mismatch raises here, before anything is scored
     return weights, networks
@@ -208,7 +253,7 @@ class Scorer:
         self._lanes: dict[LaneName, Lane[_Item]] = {}
         self._screen_is_approximate = False
         self._planner: RoutePlanner | None = None
-        if config.preprocessing is Preprocessing.FAST and config.screening == "auto":
+        if config.preprocessing is Preprocessing.FAST and config.screening == "adaptive":
             on_cpu = all(spec.name.upper().startswith("CPU") for spec in config.devices)
             self._planner = RoutePlanner(
                 infer_weight=float(os.cpu_count() or 1) if on_cpu else 1.0,
@@ -224,6 +269,8 @@ class Scorer:
         self._closing = False
         self._closed = False
         self._compiling: asyncio.Task[None] | None = None
+        # Whether fast mode screens (screening="auto"): known once the devices have answered.
+        self._screen_pays: asyncio.Future[bool] = loop.create_future()
         self._dispatcher: asyncio.Task[None] | None = None
 
     @classmethod
@@ -251,7 +298,9 @@ class Scorer:
     async def _compile(self) -> None:
         from modstream.pipeline.devices import DeviceWorker
 
-        weights, networks = await asyncio.to_thread(_compile_all, self.config)
+        core, cheaper = await asyncio.to_thread(_open_devices, self.config)
+        self._screen_pays.set_result(cheaper)
+        weights, networks = await asyncio.to_thread(_compile_all, self.config, core, cheaper)
         self.model_id = weights.model_id
         workers: dict[int, DeviceWorker] = {}  # a network shared by two lanes has one worker
         for network in itertools.chain.from_iterable(networks.values()):
@@ -270,6 +319,11 @@ class Scorer:
             self._lanes[LaneName.SCREEN] = Lane(LaneName.SCREEN, screen_workers, self.config.batch)
         screen = self._lanes.get(LaneName.SCREEN)
         self._screen_is_approximate = screen is not None and screen is not exact
+        if cheaper and not self._screen_is_approximate:  # the device compiled f32 after all
+            log.warning("the devices did not compile the %s screen; scoring on the exact path",
+                        self.config.screen_precision)  # fmt: skip
+            self._screen_pays = self._loop.create_future()
+            self._screen_pays.set_result(False)
         self._dispatcher = asyncio.create_task(self._dispatch_loop(), name="modstream-dispatch")
 
     async def __aenter__(self) -> Self:
@@ -308,14 +362,7 @@ class Scorer:
             ) from None
         self._active += 1
         try:
-            mode = self.config.preprocessing
-            planner = self._planner
-            if (
-                mode is Preprocessing.FAST
-                and planner is not None
-                and planner.choose() is Route.EXACT
-            ):
-                mode = Preprocessing.EXACT
+            mode = await self._first_pass()
             decoded = await self._decode(data, mode, sha256)
             await self.ready()
             lane = LaneName.SCREEN if mode is Preprocessing.FAST else LaneName.EXACT
@@ -362,6 +409,27 @@ class Scorer:
                 read_s=read_s,
             ),
         )
+
+    async def _first_pass(self) -> Preprocessing:
+        """How this image is decoded first: the screen's approximate crop, or the exact one."""
+        mode = self.config.preprocessing
+        if mode is not Preprocessing.FAST:
+            return mode
+        if self.config.screening == "auto":
+            return mode if await self._screening_pays() else Preprocessing.EXACT
+        planner = self._planner
+        if planner is not None and planner.choose() is Route.EXACT:
+            return Preprocessing.EXACT
+        return mode
+
+    async def _screening_pays(self) -> bool:
+        if not self._screen_pays.done():
+            assert self._compiling is not None
+            waiting: set[asyncio.Future[Any]] = {self._screen_pays, self._compiling}
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            if not self._screen_pays.done():
+                await self.ready()  # the devices could not be opened: raise why
+        return self._screen_pays.result()
 
     def _observe(self, lane: LaneName, decoded: _Decoded, scored: _Scored) -> None:
         """Feed the route planner what this pass cost."""

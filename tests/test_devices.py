@@ -1,0 +1,31 @@
+"""What the devices report, checked against what they compile (real OpenVINO on the CPU)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from modstream.models.device_spec import DeviceSpec
+from modstream.models.network import compile_network, make_core, prepared_model, runs_precision
+from modstream.models.weights import locate_weights
+
+
+@pytest.mark.parametrize("precision", ["bf16", "f16", "f32"])
+def test_the_capability_probe_agrees_with_the_precision_the_cpu_compiles(
+    precision: str, tmp_path: Path
+) -> None:
+    """``runs_precision`` answers, before compiling, whether the hint will be honoured: the
+    start-up decision of ``screening="auto"`` rests on it."""
+    core = make_core(tmp_path)
+    model = prepared_model(core, locate_weights(None), tmp_path)
+    network = compile_network(core, model, DeviceSpec(precision=precision), max_batch_size=1)
+    assert runs_precision(core, "CPU", precision) == (network.precision == precision), (
+        network.precision
+    )
+
+
+def test_virtual_devices_and_unknown_precisions_are_never_cheaper() -> None:
+    core = make_core(None)
+    assert not runs_precision(core, "AUTO:CPU", "bf16")
+    assert not runs_precision(core, "CPU", "q4")
