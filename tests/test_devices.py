@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from modstream.models.capabilities import predict_runs_precision
 from modstream.models.device_spec import DeviceSpec
 from modstream.models.network import compile_network, make_core, prepared_model, runs_precision
 from modstream.models.weights import locate_weights
@@ -29,3 +30,21 @@ def test_virtual_devices_and_unknown_precisions_are_never_cheaper() -> None:
     core = make_core(None)
     assert not runs_precision(core, "AUTO:CPU", "bf16")
     assert not runs_precision(core, "CPU", "q4")
+
+
+@pytest.mark.parametrize("precision", ["bf16", "f16", "f32"])
+def test_the_cpu_flags_predict_what_openvino_answers(precision: str) -> None:
+    """The prediction that routes the first images (before OpenVINO loads) matches OpenVINO's
+    own answer on this CPU, or abstains."""
+    predicted = predict_runs_precision("CPU", precision)
+    assert predicted in (None, runs_precision(make_core(None), "CPU", precision))
+
+
+def test_predictions_from_flags() -> None:
+    avx2 = frozenset({"sse4_2", "avx2", "fma"})
+    sapphire = avx2 | {"avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}
+    assert predict_runs_precision("CPU", "bf16", avx2) is False
+    assert predict_runs_precision("CPU", "bf16", sapphire) is True
+    assert predict_runs_precision("CPU", "f32", avx2) is True
+    assert predict_runs_precision("GPU.0", "bf16", sapphire) is None
+    assert predict_runs_precision("CPU", "bf16", frozenset()) is None

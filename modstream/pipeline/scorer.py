@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any, Self
 import numpy as np
 
 from modstream.errors import DecodeFailed, DeviceError, ImageError, Overloaded, ScorerClosed
+from modstream.models.capabilities import predict_runs_precision
 from modstream.models.decode import DecodeLimits, read_limited
 from modstream.models.device_spec import DeviceSpec, default_cache_dir
 from modstream.models.preprocess import PreparedImage, Preprocessing, prepare
@@ -202,6 +203,20 @@ def _lane_specs(
     return specs
 
 
+def _predicted_cheaper(config: ScorerConfig) -> bool | None:
+    """:func:`_screen_is_cheaper` as the CPU flags predict it, or ``None`` if they cannot tell."""
+    screen = config.screen_precision
+    if config.preprocessing is not Preprocessing.FAST or screen is None:
+        return False
+    answers = [
+        spec.precision != screen and predict_runs_precision(spec.name, screen)
+        for spec in config.devices
+    ]
+    if any(answer is None for answer in answers):
+        return None
+    return all(answers)
+
+
 def _open_devices(config: ScorerConfig) -> tuple[Any, bool]:
     """Import OpenVINO (on a thread: a caller can decode meanwhile) and ask the devices what
     they run: the core to compile with, and whether a screen would be cheaper."""
@@ -271,6 +286,9 @@ class Scorer:
         self._compiling: asyncio.Task[None] | None = None
         # Whether fast mode screens (screening="auto"): known once the devices have answered.
         self._screen_pays: asyncio.Future[bool] = loop.create_future()
+        predicted = _predicted_cheaper(config)
+        if predicted is not None:  # decide now: the first images decode before OpenVINO loads
+            self._screen_pays.set_result(predicted)
         self._dispatcher: asyncio.Task[None] | None = None
 
     @classmethod
@@ -299,7 +317,16 @@ class Scorer:
         from modstream.pipeline.devices import DeviceWorker
 
         core, cheaper = await asyncio.to_thread(_open_devices, self.config)
-        self._screen_pays.set_result(cheaper)
+        self._settle_screening(cheaper)
+        if self.config.preprocessing is Preprocessing.FAST and self.config.screening == "auto":
+            precision = self.config.screen_precision
+            if cheaper:
+                log.info("fast mode screens at %s and confirms scores >= %g exactly",
+                         precision, self.config.confirm_at)  # fmt: skip
+            else:
+                log.info("fast mode: the devices do not run %s, so a screen would cost as "
+                         "much as the exact pass; every image takes the exact path",
+                         precision)  # fmt: skip
         weights, networks = await asyncio.to_thread(_compile_all, self.config, core, cheaper)
         self.model_id = weights.model_id
         workers: dict[int, DeviceWorker] = {}  # a network shared by two lanes has one worker
@@ -325,6 +352,17 @@ class Scorer:
             self._screen_pays = self._loop.create_future()
             self._screen_pays.set_result(False)
         self._dispatcher = asyncio.create_task(self._dispatch_loop(), name="modstream-dispatch")
+
+    def _settle_screening(self, cheaper: bool) -> None:
+        """Record OpenVINO's answer; it overrides a prediction from the CPU flags that was wrong."""
+        if not self._screen_pays.done():
+            self._screen_pays.set_result(cheaper)
+        elif self._screen_pays.result() is not cheaper:
+            log.warning("the CPU flags predicted %s screen %s, OpenVINO says otherwise; "
+                        "following OpenVINO", self.config.screen_precision,
+                        "support" if self._screen_pays.result() else "no support")  # fmt: skip
+            self._screen_pays = self._loop.create_future()
+            self._screen_pays.set_result(cheaper)
 
     async def __aenter__(self) -> Self:
         return self
