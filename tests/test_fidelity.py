@@ -218,3 +218,23 @@ async def test_every_fast_path_meets_the_bar_and_agrees_on_every_decision(
         if policy.decide(r.nsfw) is not policy.decide(case.reference)
     ]
     assert disagreements == [], disagreements
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_a_policy_with_a_low_threshold_confirms_every_score_near_it(
+    jpeg_ladder: list[Case], make_scorer_config: ScorerConfigFactory
+) -> None:
+    """review at 0.03, below the usual 0.05 floor: the floor drops with it, so an always-screening
+    scorer still decides every ladder image as the reference does."""
+    policy = Policy(name="strict", flag_at=0.2, review_at=0.03)
+    floor = policy.confirmation_floor(0.05)
+    assert floor == pytest.approx(0.005)
+    config = make_scorer_config(
+        preprocessing=Preprocessing.FAST, screening="always", screen_precision=None,
+        confirm_at=floor,
+    )  # fmt: skip
+    async with await Scorer.start(config) as scorer:
+        results = await asyncio.gather(*(scorer.score(case.data) for case in jpeg_ladder))
+    decided = [policy.decide(r.nsfw) for r in results]
+    assert decided == [policy.decide(case.reference) for case in jpeg_ladder]
+    assert all(r.preprocessing == "exact" for r in results if r.nsfw >= floor)

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         policy = resolve_policy(args.policy)
         policy = policy.with_review(args.review_at if args.review_at is not None else 0.3)
-        scorer = scorer_config(args)
+        scorer = scorer_config(args, policy)
     except (ConfigError, ValueError) as exc:
         print(f"modstream demo: {exc}", file=sys.stderr)
         return 2

@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from modstream.pipeline.policy import DEFAULT_POLICY, PRESETS
+from modstream.pipeline.policy import DEFAULT_POLICY, PRESETS, Policy
 
 if TYPE_CHECKING:
     from modstream.pipeline.scorer import ScorerConfig
@@ -119,7 +119,9 @@ def add_scorer_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def scorer_config(args: argparse.Namespace) -> ScorerConfig:
+def scorer_config(args: argparse.Namespace, policy: Policy | None = None) -> ScorerConfig:
+    """The scorer's settings from the flags; with a ``policy``, fast mode confirms every screen
+    score close enough to one of its thresholds (:meth:`Policy.confirmation_floor`)."""
     from modstream.models.decode import DecodeLimits
     from modstream.models.device_spec import DeviceSpec, default_cache_dir
     from modstream.models.preprocess import Preprocessing
@@ -140,7 +142,9 @@ def scorer_config(args: argparse.Namespace) -> ScorerConfig:
         batch=BatchPolicy(max_batch_size=args.batch_size, max_delay_s=args.max_delay_ms / 1000),
         cache_dir=cache_dir,
         screen_precision=args.screen_precision,
-        confirm_at=args.confirm_at,
+        confirm_at=args.confirm_at
+        if policy is None
+        else policy.confirmation_floor(args.confirm_at),
         screening=args.screening,
         **({"decode_workers": args.decode_workers} if args.decode_workers else {}),
     )

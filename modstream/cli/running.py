@@ -40,7 +40,7 @@ def pipeline_settings(args: argparse.Namespace) -> PipelineSettings:
     policy = resolve_policy(args.policy)
     if args.review_at is not None:
         policy = policy.with_review(args.review_at)
-    scorer = scorer_config(args)
+    scorer = scorer_config(args, policy)
     return PipelineSettings(
         bootstrap_servers=args.bootstrap_servers,
         partitions=args.partitions,

@@ -33,7 +33,7 @@ def score_command(args: argparse.Namespace) -> int:
         policy = resolve_policy(args.policy)
         if args.review_at is not None:
             policy = policy.with_review(args.review_at)
-        config = scorer_config(args)
+        config = scorer_config(args, policy)
         allow = parse_cidrs(args.allow_cidr)
     except (ConfigError, ValueError) as exc:
         print(f"modstream score: {exc}", file=sys.stderr)

@@ -24,6 +24,10 @@ import orjson
 
 from modstream.errors import ConfigError
 
+# The largest |screen - exact| measured on the score ladders (0.0175, large and progressive JPEGs,
+# f32 screen), with room to spare.
+SCREEN_ERROR_MARGIN = 0.025
+
 
 class Decision(enum.StrEnum):
     FLAGGED = "flagged"
@@ -52,6 +56,19 @@ class Policy:
         if self.review_at is not None and nsfw >= self.review_at:
             return Decision.REVIEW
         return Decision.SAFE
+
+    @property
+    def lowest_threshold(self) -> float:
+        return self.flag_at if self.review_at is None else min(self.review_at, self.flag_at)
+
+    def confirmation_floor(self, confirm_at: float) -> float:
+        """The screen score from which fast mode must rescore exactly under this policy.
+
+        ``confirm_at`` (0.05 by default) sits far below the presets' thresholds. A policy with a
+        threshold near or below it needs a lower floor: every screen score within
+        :data:`SCREEN_ERROR_MARGIN` of a threshold is confirmed, so no decision rests on a screen.
+        """
+        return max(0.0, min(confirm_at, self.lowest_threshold - SCREEN_ERROR_MARGIN))
 
     def with_review(self, review_at: float | None) -> Policy:
         return Policy(name=self.name, flag_at=self.flag_at, review_at=review_at)
