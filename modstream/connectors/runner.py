@@ -22,6 +22,7 @@ from modstream.connectors.base import Source
 from modstream.connectors.checkpoints import CheckpointStore
 from modstream.connectors.metrics import ConnectorMetrics
 from modstream.connectors.publisher import PublisherConfig, SourcePublisher
+from modstream.pipeline.producers import start_producer
 
 __all__ = ["run_connectors"]
 
@@ -58,17 +59,9 @@ async def _start_producer(servers: str, stop: asyncio.Event) -> AIOKafkaProducer
     """Start the producer, retrying while the broker is unreachable; ``None`` if stopped first."""
     backoff = Backoff(BackoffPolicy(initial_s=0.25, max_s=5.0))
     while not stop.is_set():
-        producer = AIOKafkaProducer(
-            bootstrap_servers=servers,
-            acks="all",
-            linger_ms=5,
-            client_id="modstream-connector",
-        )
         try:
-            await producer.start()
+            started = await start_producer(servers, client_id="modstream-connector", linger_ms=5)
         except (KafkaError, OSError) as exc:
-            with contextlib.suppress(Exception):
-                await producer.stop()
             delay = backoff.next_delay()
             log.warning("cannot reach the broker at %s (%s); retrying in %.1f s",
                         servers, exc, delay)  # fmt: skip
@@ -76,7 +69,7 @@ async def _start_producer(servers: str, stop: asyncio.Event) -> AIOKafkaProducer
                 async with asyncio.timeout(delay):
                     await stop.wait()
             continue
-        return producer
+        return started.producer
     return None
 
 

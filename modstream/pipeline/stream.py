@@ -35,6 +35,7 @@ from modstream.pipeline.fetch import Fetcher
 from modstream.pipeline.metrics import LatencyWindow, PipelineMetrics
 from modstream.pipeline.offsets import OffsetTracker
 from modstream.pipeline.policy import PRESETS, Decision, Policy
+from modstream.pipeline.producers import start_producer
 from modstream.pipeline.records import Origin, error_record, parse_event, result_record
 from modstream.pipeline.results import ScoreResult
 from modstream.pipeline.scorer import Scorer
@@ -122,6 +123,7 @@ class ScoringStream:
         self._tasks: set[asyncio.Task[None]] = set()
         self._capacity = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
+        self.idempotent: bool | None = None  # known once the producer has started
         self._producer: AIOKafkaProducer | None = None
         self._paused = False
         self._pauses = 0
@@ -144,20 +146,15 @@ class ScoringStream:
 
     async def _start_clients(self, stop: asyncio.Event) -> bool:
         servers = self.config.bootstrap_servers
-        self._producer = await self._retry(
+        started = await self._retry(
             "start the producer",
-            lambda: _started(
-                AIOKafkaProducer(
-                    bootstrap_servers=servers,
-                    acks="all",
-                    linger_ms=2,
-                    client_id="modstream-scorer",
-                )
-            ),
+            lambda: start_producer(servers, client_id="modstream-scorer", linger_ms=2),
             stop,
         )
-        if self._producer is None:
+        if started is None:
             return False
+        self._producer = started.producer
+        self.idempotent = started.idempotent
         self._consumer = await self._retry(
             "start the consumer",
             lambda: self._start_consumer(servers),
