@@ -147,6 +147,35 @@ class TopicSpec:
     partitions: int
 
 
+async def _until_listed(
+    admin: AIOKafkaAdminClient, names: set[str], timeout_s: float = 30.0
+) -> None:
+    """Wait until the broker's metadata has ``names`` with a leader for every partition: Apache
+    Kafka answers CreateTopics before its metadata has them, and a client that looks too early
+    finds no partitions."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        waiting = names - _led(await admin.describe_topics(sorted(names)))
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            raise BrokerUnavailable(
+                f"the broker created but never led the topics {', '.join(sorted(waiting))}"
+            )
+        await asyncio.sleep(0.05)
+
+
+def _led(described: list[Any]) -> set[str]:
+    """The topics of a metadata answer that exist and have a leader for each partition."""
+    return {
+        topic["topic"]
+        for topic in described
+        if topic.get("error_code") == 0
+        and topic.get("partitions")
+        and all(partition.get("leader", -1) >= 0 for partition in topic["partitions"])
+    }
+
+
 async def ensure_topics(
     bootstrap_servers: str, topics: Iterable[TopicSpec], *, replication_factor: int = 1
 ) -> list[str]:
@@ -164,6 +193,7 @@ async def ensure_topics(
         ]
         with contextlib.suppress(TopicAlreadyExistsError):  # another process was first
             await admin.create_topics(new)
+        await _until_listed(admin, {topic.name for topic in missing})
         return [topic.name for topic in missing]
     except (KafkaConnectionError, KafkaError) as exc:
         raise BrokerUnavailable(f"cannot create topics on {bootstrap_servers}: {exc}") from exc

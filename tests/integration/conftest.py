@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 import pytest_asyncio
+from apache_kafka import ApacheKafka, KafkaUnavailable, kafka_classpath, kafka_required
 
 from modstream.demo.imageserver import ImageServer
 from modstream.pipeline.broker import EmbeddedBroker
@@ -42,3 +44,45 @@ async def image_server() -> AsyncIterator[ImageServer]:
     """The bundled samples and the hostile endpoints, on a loopback port."""
     async with ImageServer() as server:
         yield server
+
+
+class Broker(Protocol):
+    @property
+    def bootstrap_servers(self) -> str: ...
+
+
+@pytest.fixture(scope="session")
+def kafka_jars(pytestconfig: pytest.Config) -> str | None:
+    """The Apache Kafka classpath (Maven resolves it once per pom), or ``None`` without Java or
+    Maven. With MODSTREAM_REQUIRE_KAFKA=1 (CI) a missing tier is a failure, not a skip."""
+    cache = Path(str(pytestconfig.cache.mkdir("apache-kafka"))) if pytestconfig.cache else None
+    try:
+        return kafka_classpath(cache or Path.home() / ".cache" / "modstream-tests")
+    except KafkaUnavailable as exc:
+        if kafka_required():
+            pytest.fail(f"the Apache Kafka tier is required here but cannot run: {exc}")
+        return None
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def apache_kafka(
+    kafka_jars: str | None, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[ApacheKafka | None]:
+    """One Apache Kafka node (KRaft), started once for the session when Java and Maven exist."""
+    if kafka_jars is None:
+        yield None
+        return
+    async with ApacheKafka(tmp_path_factory.mktemp("apache-kafka"), kafka_jars) as kafka:
+        yield kafka
+
+
+@pytest.fixture(scope="session", params=["tansu", "kafka"])
+def any_broker(
+    request: pytest.FixtureRequest, broker: EmbeddedBroker, apache_kafka: ApacheKafka | None
+) -> Broker:
+    """Each suite that matters on both brokers runs twice: the embedded one, and Apache Kafka."""
+    if request.param == "tansu":
+        return broker
+    if apache_kafka is None:
+        pytest.skip("Apache Kafka tier skipped: needs java and mvn on PATH")
+    return apache_kafka

@@ -76,6 +76,7 @@ class OutputReader:
     def __init__(self, servers: str, topics: Iterable[str], *, decode: bool = True) -> None:
         self._topics = tuple(topics)
         self._decode = decode
+        self._servers = servers
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=servers,
             group_id=None,
@@ -89,7 +90,7 @@ class OutputReader:
         consumer = self._consumer
         await consumer.start()
         try:
-            partitions = await _partitions(consumer, self._topics)
+            partitions = await _partitions(self._servers, self._topics)
             consumer.assign(partitions)
             await consumer.seek_to_beginning(*partitions)
         except BaseException:
@@ -154,14 +155,21 @@ class OutputReader:
             await self.poll()
 
 
-async def _partitions(consumer: AIOKafkaConsumer, topics: Sequence[str]) -> list[TopicPartition]:
-    await consumer.topics()  # refresh the metadata
+async def _partitions(servers: str, topics: Sequence[str]) -> list[TopicPartition]:
+    """Every partition of ``topics``, from the broker's metadata (asked for by name)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=servers)
+    await admin.start()
+    try:
+        described = {t["topic"]: t for t in await admin.describe_topics(list(topics))}
+    finally:
+        await admin.close()
     found: list[TopicPartition] = []
     for topic in topics:
-        numbers = consumer.partitions_for_topic(topic)
-        if not numbers:
+        info = described.get(topic)
+        if info is None or info.get("error_code") != 0 or not info.get("partitions"):
             raise AssertionError(f"topic {topic} does not exist on the broker")
-        found += [TopicPartition(topic, number) for number in sorted(numbers)]
+        numbers = sorted(partition["partition"] for partition in info["partitions"])
+        found += [TopicPartition(topic, number) for number in numbers]
     return found
 
 

@@ -9,12 +9,12 @@ import pytest
 
 from modstream.demo.imageserver import ImageServer
 from modstream.pipeline.addresses import parse_cidrs
-from modstream.pipeline.broker import EmbeddedBroker
 from modstream.pipeline.cache import CacheConfig
 from modstream.pipeline.fetch_config import FetchConfig
 from modstream.pipeline.scorer import ScorerConfig
 from modstream.pipeline.service import Pipeline, PipelineSettings
 
+from .conftest import Broker
 from .support import OutputReader, produce, unique_group, unique_topics
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -23,13 +23,13 @@ EVENTS = 60
 
 
 async def test_backlog_is_consumed_within_the_in_flight_bound(
-    broker: EmbeddedBroker, image_server: ImageServer, scorer_settings: ScorerConfig
+    any_broker: Broker, image_server: ImageServer, scorer_settings: ScorerConfig
 ) -> None:
     """A backlog 15x the in-flight bound never has more than the bound in flight, and completes."""
     assert image_server.served is not None
     topics = unique_topics("backpressure")
     settings = PipelineSettings(
-        bootstrap_servers=broker.bootstrap_servers,
+        bootstrap_servers=any_broker.bootstrap_servers,
         topics=topics,
         partitions=2,
         group_id=unique_group("backpressure"),
@@ -48,10 +48,10 @@ async def test_backlog_is_consumed_within_the_in_flight_bound(
     ]
     stop, ready = asyncio.Event(), asyncio.Event()
     async with Pipeline(settings) as pipeline:
-        await produce(broker.bootstrap_servers, topics.incoming, values, partitions=2)
+        await produce(any_broker.bootstrap_servers, topics.incoming, values, partitions=2)
         scorer = asyncio.create_task(pipeline.run_scorer(stop, ready))
         try:
-            async with OutputReader(broker.bootstrap_servers, topics.outputs()) as reader:
+            async with OutputReader(any_broker.bootstrap_servers, topics.outputs()) as reader:
                 await reader.wait_until(
                     lambda outputs: len(outputs) >= EVENTS, timeout_s=90, what="all outputs"
                 )

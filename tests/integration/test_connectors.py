@@ -21,6 +21,7 @@ from modstream.demo.imageserver import sample_images
 from modstream.pipeline.broker import EmbeddedBroker, TopicSpec, ensure_topics, free_loopback_port
 from modstream.pipeline.stream import Topics
 
+from .conftest import Broker
 from .support import OutputReader, unique_group
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -91,12 +92,12 @@ def _connector_command(servers: str, prefix: str, state_dir: Path) -> list[str]:
 
 
 async def test_a_connector_killed_with_sigkill_resumes_from_its_checkpoint_and_loses_nothing(
-    broker: EmbeddedBroker, tmp_path: Path
+    any_broker: Broker, tmp_path: Path
 ) -> None:
     """kill -9 mid-stream, restart: every event is on the topic; repeats are few and share ids."""
     prefix = f"kill-{uuid.uuid4().hex[:8]}"
     incoming = Topics.with_prefix(prefix).incoming
-    command = _connector_command(broker.bootstrap_servers, prefix, tmp_path / "state")
+    command = _connector_command(any_broker.bootstrap_servers, prefix, tmp_path / "state")
     first = _spawn(command, tmp_path / "first.log")
     try:
         checkpoint = DirectoryCheckpoints(tmp_path / "state")
@@ -114,7 +115,7 @@ async def test_a_connector_killed_with_sigkill_resumes_from_its_checkpoint_and_l
     saved = int(checkpoint.load(key()) or 0)
     second = await asyncio.to_thread(subprocess.run, command, capture_output=True, timeout=90)
     assert second.returncode == 0, second.stderr.decode()[-2000:]
-    records = await _read_all(broker.bootstrap_servers, incoming)
+    records = await _read_all(any_broker.bootstrap_servers, incoming)
     counts = Counter(str(record["id"]) for record in records)
     assert set(counts) == {f"synthetic-{n}" for n in range(240)}
     repeats = sum(counts.values()) - len(counts)
@@ -135,7 +136,7 @@ def backfill_tree(tmp_path: Path) -> Path:
 
 
 async def test_a_backfill_is_scored_end_to_end_and_cannot_leave_its_root(
-    broker: EmbeddedBroker, backfill_tree: Path, model_cache_dir: Path, tmp_path: Path
+    any_broker: Broker, backfill_tree: Path, model_cache_dir: Path, tmp_path: Path
 ) -> None:
     """Every image file of the tree gets one output; ``../`` and foreign schemes are refused."""
     listing = tmp_path / "urls.txt"
@@ -154,8 +155,9 @@ async def test_a_backfill_is_scored_end_to_end_and_cannot_leave_its_root(
     prefix = f"bf-{uuid.uuid4().hex[:8]}"
     topics = Topics.with_prefix(prefix)
     command = [
-        sys.executable, "-m", "modstream", "run", "--bootstrap-servers", broker.bootstrap_servers,
-        "--topic-prefix", prefix, "--group-id", unique_group("bf"), "--metrics-port", "0",
+        sys.executable, "-m", "modstream", "run",
+        "--bootstrap-servers", any_broker.bootstrap_servers, "--topic-prefix", prefix,
+        "--group-id", unique_group("bf"), "--metrics-port", "0",
         "--cache-dir", str(model_cache_dir), "--session-timeout-ms", "2000",
         "--fetch-max-wait-ms", "20", "--state-dir", str(tmp_path / "state"),
         "--allow-file-root", str(allowed), "--source", f"backfill:{listing}",
@@ -167,7 +169,7 @@ async def test_a_backfill_is_scored_end_to_end_and_cannot_leave_its_root(
         for _attempt in range(200):
             assert process.poll() is None, log_path.read_text()[-2000:]
             try:
-                reader = OutputReader(broker.bootstrap_servers, topics.outputs())
+                reader = OutputReader(any_broker.bootstrap_servers, topics.outputs())
                 await reader.__aenter__()
                 break
             except AssertionError:  # the topics are not created yet

@@ -1,7 +1,6 @@
 """A scorer process killed with SIGKILL mid-stream loses nothing: a new one replays the rest.
 
-``modstream run`` has no option to rename the topics, so this test runs its own broker (the CLI's
-default ``images.*`` topic names would collide on the shared one).
+Runs on the embedded broker and on Apache Kafka, each test with its own topic prefix.
 """
 
 from __future__ import annotations
@@ -12,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -21,9 +21,10 @@ import pytest
 from PIL import Image
 
 from modstream.demo.imageserver import ImageServer, with_tag
-from modstream.pipeline.broker import EmbeddedBroker, TopicSpec, ensure_topics
+from modstream.pipeline.broker import TopicSpec, ensure_topics
 from modstream.pipeline.stream import Topics
 
+from .conftest import Broker
 from .support import OutputReader, committed_offsets, end_offsets, produce, unique_group
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -55,9 +56,11 @@ def _images() -> dict[str, bytes]:
     return images
 
 
-def _start_scorer(servers: str, group: str, cache_dir: Path, log: Path) -> subprocess.Popen[bytes]:
+def _start_scorer(
+    servers: str, prefix: str, group: str, cache_dir: Path, log: Path
+) -> subprocess.Popen[bytes]:
     command = [
-        sys.executable, "-m", "modstream", "run", "--role", "scorer",
+        sys.executable, "-m", "modstream", "run", "--role", "scorer", "--topic-prefix", prefix,
         "--bootstrap-servers", servers, "--metrics-port", "0", "--allow-cidr", "127.0.0.0/8",
         "--cache-dir", str(cache_dir), "--group-id", group,
         "--session-timeout-ms", "2000",  # the embedded broker's setting; a join waits ~half
@@ -77,19 +80,17 @@ def _alive(process: subprocess.Popen[bytes], log: Path) -> None:
 
 
 async def test_sigkilled_scorer_is_replaced_without_losing_events(
-    tmp_path: Path, model_cache_dir: Path
+    any_broker: Broker, tmp_path: Path, model_cache_dir: Path
 ) -> None:
     """After kill -9 of a scorer mid-stream, a new one gives every event at least one output."""
-    topics = Topics()
+    prefix = f"crash-{uuid.uuid4().hex[:8]}"
+    topics = Topics.with_prefix(prefix)
     group = unique_group("crash")
     processes: list[subprocess.Popen[bytes]] = []
     images = await asyncio.to_thread(_images)
-    async with (
-        EmbeddedBroker(log_path=tmp_path / "tansu.log") as broker,
-        ImageServer(images=images) as server,
-    ):
+    async with ImageServer(images=images) as server:
         try:
-            servers = broker.bootstrap_servers
+            servers = any_broker.bootstrap_servers
             specs = [TopicSpec(topics.incoming, PARTITIONS)]
             specs += [TopicSpec(name, PARTITIONS) for name in topics.outputs()]
             await ensure_topics(servers, specs)
@@ -103,7 +104,7 @@ async def test_sigkilled_scorer_is_replaced_without_losing_events(
             await produce(servers, topics.incoming, values, partitions=PARTITIONS)
 
             first_log, second_log = tmp_path / "scorer-1.log", tmp_path / "scorer-2.log"
-            first = _start_scorer(servers, group, model_cache_dir, first_log)
+            first = _start_scorer(servers, prefix, group, model_cache_dir, first_log)
             processes.append(first)
             async with OutputReader(servers, topics.outputs()) as reader:
                 await reader.wait_until(
@@ -117,7 +118,7 @@ async def test_sigkilled_scorer_is_replaced_without_losing_events(
                 done_at_kill = {o.record["id"] for o in reader.outputs}
                 assert len(done_at_kill) < EVENTS, "the first scorer finished before the kill"
 
-                second = _start_scorer(servers, group, model_cache_dir, second_log)
+                second = _start_scorer(servers, prefix, group, model_cache_dir, second_log)
                 processes.append(second)
                 await reader.wait_until(
                     lambda outputs: {o.record["id"] for o in outputs} >= set(events),

@@ -23,13 +23,13 @@ from PIL import Image
 from modstream.demo.imageserver import ImageServer
 from modstream.events import event_id_for
 from modstream.pipeline.addresses import parse_cidrs
-from modstream.pipeline.broker import EmbeddedBroker
 from modstream.pipeline.fetch import FetchConfig
 from modstream.pipeline.policy import Decision, Policy
 from modstream.pipeline.scorer import ScorerConfig
 from modstream.pipeline.service import Pipeline, PipelineSettings
 from modstream.pipeline.stream import Topics
 
+from .conftest import Broker
 from .support import (
     Output,
     Sent,
@@ -134,13 +134,13 @@ def _events(
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def run(
-    broker: EmbeddedBroker, image_server: ImageServer, scorer_settings: ScorerConfig
+    any_broker: Broker, image_server: ImageServer, scorer_settings: ScorerConfig
 ) -> AsyncIterator[Run]:
     """Run a pipeline over the mixed input until every record has an output, then stop it."""
     topics = unique_topics("stream")
     group = unique_group("stream")
     settings = PipelineSettings(
-        bootstrap_servers=broker.bootstrap_servers,
+        bootstrap_servers=any_broker.bootstrap_servers,
         topics=topics,
         partitions=PARTITIONS,
         group_id=group,
@@ -161,10 +161,11 @@ async def run(
     async with Pipeline(settings) as pipeline:
         scorer = asyncio.create_task(pipeline.run_scorer(stop, ready))
         try:
+            await _ready(ready, scorer)  # the scorer has created the topics
             values: list[bytes | None] = [orjson.dumps(e) for e in result.events.values()]
             values += list(MALFORMED.values())
             sent = await produce(
-                broker.bootstrap_servers, topics.incoming, values, partitions=PARTITIONS
+                any_broker.bootstrap_servers, topics.incoming, values, partitions=PARTITIONS
             )
             result.malformed = dict(zip(MALFORMED, sent[len(result.events) :], strict=True))
             for record in sent:
@@ -172,7 +173,7 @@ async def run(
                     result.produced_ends.get(record.partition, 0), record.offset + 1
                 )
             result.outputs = await outputs_then_stop(
-                broker.bootstrap_servers, topics, len(values), scorer, stop, timeout_s=60
+                any_broker.bootstrap_servers, topics, len(values), scorer, stop, timeout_s=60
             )
         finally:
             stop.set()
@@ -188,11 +189,20 @@ async def run(
             result.error_kinds_counted[kind] = registry.get_sample_value(
                 "modstream_errors_total", {"kind": kind}
             )
-    result.ends = await end_offsets(broker.bootstrap_servers, topics.incoming)
+    result.ends = await end_offsets(any_broker.bootstrap_servers, topics.incoming)
     result.committed = await committed_offsets(
-        broker.bootstrap_servers, group, topics.incoming, result.ends
+        any_broker.bootstrap_servers, group, topics.incoming, result.ends
     )
     yield result
+
+
+async def _ready(ready: asyncio.Event, scorer: asyncio.Task[None]) -> None:
+    waiter = asyncio.ensure_future(ready.wait())
+    await asyncio.wait({waiter, scorer}, timeout=90, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    if scorer.done():
+        scorer.result()
+    assert ready.is_set(), "the scorer did not become ready"
 
 
 def _malformed_outputs(run: Run) -> list[Output]:

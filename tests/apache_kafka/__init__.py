@@ -1,0 +1,199 @@
+"""Apache Kafka for the tests: one KRaft node (broker and controller) from Maven Central's jars.
+
+``pom.xml`` pins the release. :func:`kafka_classpath` asks Maven for the classpath once (the jars
+stay in Maven's local repository, so later runs resolve nothing) and caches the answer by the
+pom's hash. :class:`ApacheKafka` formats a data directory and runs ``kafka.Kafka`` on loopback
+ports; :meth:`ApacheKafka.stop` and :meth:`ApacheKafka.start` again restart it on the same log,
+so a test can take the broker away mid-stream and bring it back with its data.
+
+A machine without Java or Maven skips these tests with one line; with ``MODSTREAM_REQUIRE_KAFKA=1``
+(set by CI) the same condition fails instead, so a broken set-up cannot pass unnoticed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Self
+
+from modstream.pipeline.broker import BrokerUnavailable, free_loopback_port, wait_for_port
+
+__all__ = [
+    "REQUIRED_VARIABLE",
+    "ApacheKafka",
+    "KafkaUnavailable",
+    "kafka_classpath",
+    "kafka_required",
+]
+
+HERE = Path(__file__).resolve().parent
+REQUIRED_VARIABLE = "MODSTREAM_REQUIRE_KAFKA"
+MAIN = "kafka.Kafka"
+STORAGE_TOOL = "kafka.tools.StorageTool"
+
+
+class KafkaUnavailable(RuntimeError):
+    """Java or Maven is missing, or Maven could not resolve the broker."""
+
+
+def kafka_required() -> bool:
+    return os.environ.get(REQUIRED_VARIABLE, "").strip().lower() in ("1", "true", "yes")
+
+
+def kafka_classpath(cache_dir: Path) -> str:
+    """The broker's classpath, resolved by Maven on first use and cached by the pom's hash."""
+    java, maven = shutil.which("java"), shutil.which("mvn")
+    if java is None or maven is None:
+        missing = " and ".join(name for name, path in (("java", java), ("mvn", maven)) if not path)
+        raise KafkaUnavailable(f"the Apache Kafka tests need {missing} on PATH")
+    pom = HERE / "pom.xml"
+    digest = hashlib.sha256(pom.read_bytes()).hexdigest()[:12]
+    cached = cache_dir / f"kafka-classpath-{digest}.txt"
+    if cached.is_file():
+        classpath = cached.read_text().strip()
+        if all(Path(jar).is_file() for jar in classpath.split(os.pathsep)):
+            return classpath
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    staging = cached.with_suffix(f".{os.getpid()}.tmp")
+    done = subprocess.run(
+        [maven, "-q", "-B", "-f", str(pom), "dependency:build-classpath",
+         f"-Dmdep.outputFile={staging}"],
+        capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
+    if done.returncode != 0 or not staging.is_file():
+        raise KafkaUnavailable(f"Maven could not resolve Apache Kafka: {done.stdout[-1500:]}")
+    staging.replace(cached)
+    return cached.read_text().strip()
+
+
+def _cluster_id() -> str:
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+class ApacheKafka:
+    """One KRaft node on loopback. ``config`` adds or overrides broker properties."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        classpath: str,
+        *,
+        config: dict[str, str] | None = None,
+        heap_mb: int = 512,
+    ) -> None:
+        self.data_dir = data_dir
+        self.classpath = classpath
+        self.port = free_loopback_port()
+        self.controller_port = free_loopback_port()
+        self.heap_mb = heap_mb
+        self.log_path = data_dir / "broker.log"
+        self._properties_path = data_dir / "server.properties"
+        self._config = config or {}
+        self._process: subprocess.Popen[bytes] | None = None
+        self._formatted = False
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def properties(self) -> dict[str, str]:
+        return {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
+            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},"
+            f"CONTROLLER://127.0.0.1:{self.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "log.dirs": str(self.data_dir / "log"),
+            "num.partitions": "1",
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "4",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            "group.initial.rebalance.delay.ms": "0",
+            "group.min.session.timeout.ms": "500",
+            "auto.create.topics.enable": "false",  # as in production: a topic is created on purpose
+            **self._config,
+        }
+
+    def _java(self, main: str, *arguments: str) -> list[str]:
+        return [
+            "java", f"-Xmx{self.heap_mb}m", f"-Xms{self.heap_mb // 2}m", "-XX:+UseSerialGC",
+            "-XX:TieredStopAtLevel=1", "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={HERE / 'log4j2.properties'}",
+            "-cp", self.classpath, main, *arguments,
+        ]  # fmt: skip
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def start(self, timeout_s: float = 90.0) -> None:
+        """Format the log directory (first start only), start the node, wait for its port."""
+        if self._process is not None and self._process.poll() is None:
+            return
+        if not self._formatted:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self._properties_path.write_text(
+                "".join(f"{key}={value}\n" for key, value in self.properties().items())
+            )
+            await asyncio.to_thread(self._format)
+            self._formatted = True
+        self._process = self._spawn()
+        try:
+            await wait_for_port("127.0.0.1", self.port, timeout_s, process=self._process)
+        except BrokerUnavailable as exc:
+            tail = self.log_path.read_text(errors="replace")[-3000:]
+            raise KafkaUnavailable(f"Apache Kafka did not start ({exc}):\n{tail}") from None
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        with self.log_path.open("ab") as log:
+            return subprocess.Popen(
+                self._java(MAIN, str(self._properties_path)),
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+
+    def _format(self) -> None:
+        done = subprocess.run(
+            self._java(STORAGE_TOOL, "format", "-t", _cluster_id(), "-c",
+                       str(self._properties_path), "--ignore-formatted"),
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise KafkaUnavailable(f"kafka-storage format failed: {done.stdout}{done.stderr}")
+
+    async def stop(self, timeout_s: float = 30.0) -> None:
+        """A clean shutdown (SIGTERM), then SIGKILL if it takes longer than ``timeout_s``."""
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.to_thread(process.wait, timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            await asyncio.to_thread(process.wait)
+
+    async def kill(self) -> None:
+        """SIGKILL: the broker dies mid-write, as in a power cut."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await asyncio.to_thread(process.wait)
