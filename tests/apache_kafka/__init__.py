@@ -75,7 +75,12 @@ def kafka_classpath(cache_dir: Path) -> str:
 
 
 def _cluster_id() -> str:
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A random cluster id as Kafka writes them (URL-safe base64 of 16 bytes), never starting
+    with ``-``, which its command line would read as an option."""
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not text.startswith("-"):
+            return text
 
 
 class ApacheKafka:
@@ -171,7 +176,7 @@ class ApacheKafka:
 
     def _format(self) -> None:
         done = subprocess.run(
-            self._java(STORAGE_TOOL, "format", "-t", _cluster_id(), "-c",
+            self._java(STORAGE_TOOL, "format", f"--cluster-id={_cluster_id()}", "-c",
                        str(self._properties_path), "--ignore-formatted"),
             capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
