@@ -36,6 +36,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from modstream.demo.imageserver import ImageServer
 from modstream.pipeline.broker import EmbeddedBroker, TopicSpec, ensure_topics
+from modstream.pipeline.kafka_settings import KafkaSettings
 from modstream.pipeline.metrics import percentile
 from modstream.pipeline.stream import Topics
 
@@ -105,7 +106,8 @@ async def stream_round(
     async with EmbeddedBroker() as broker, ImageServer(root=images) as server:
         assert server.served is not None
         servers = broker.bootstrap_servers
-        await ensure_topics(servers, [TopicSpec(name, 4) for name in ("images.incoming", *OUTPUTS)])
+        specs = [TopicSpec(name, 4) for name in ("images.incoming", *OUTPUTS)]
+        await ensure_topics(KafkaSettings(bootstrap_servers=servers), specs)
         urls = [f"{u}?r={uuid.uuid4().hex[:6]}" for u in server.served.image_urls()]
         scorer = start_scorer(servers, cache_dir, extra)
         producer = AIOKafkaProducer(bootstrap_servers=servers, acks="all", linger_ms=0)

@@ -34,7 +34,11 @@ the ``retriable`` class attribute; code that reports an error writes ``kind`` an
     ├── SourceError                    kind=source_error
     │   └── SourceUnauthorized         kind=source_unauthorized
     └── ConfigError                    kind=config_error
-        └── PortInUse                  kind=port_in_use
+        ├── PortInUse                  kind=port_in_use
+        └── BrokerError
+            ├── BrokerUnavailable      kind=broker_unavailable  (retriable)
+            ├── BrokerAuthFailed       kind=broker_auth_failed
+            └── BrokerTlsFailed        kind=broker_tls_failed
 """
 
 from __future__ import annotations
@@ -196,3 +200,29 @@ class PortInUse(ConfigError):
     """A server could not bind its port; the message names the port and the flag that sets it."""
 
     kind = "port_in_use"
+
+
+class BrokerError(ConfigError):
+    """Modstream cannot use the Kafka cluster it was pointed at."""
+
+    kind = "broker_error"
+
+
+class BrokerUnavailable(BrokerError):
+    """No bootstrap server answered (down, a wrong address, a listener of another protocol)."""
+
+    kind = "broker_unavailable"
+    retriable = True
+
+
+class BrokerAuthFailed(BrokerError):
+    """The broker refused our SASL credentials or mechanism: retrying cannot help."""
+
+    kind = "broker_auth_failed"
+
+
+class BrokerTlsFailed(BrokerError):
+    """The TLS handshake failed (an untrusted or mismatched certificate, or no client certificate
+    where the listener requires one): retrying cannot help."""
+
+    kind = "broker_tls_failed"

@@ -5,14 +5,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import secrets
 import sys
 from typing import Any
 
+from modstream.cli.kafka_options import add_kafka_options, kafka_settings
 from modstream.cli.options import add_scorer_options, positive_float, positive_int, scorer_config
 from modstream.errors import ConfigError
 from modstream.pipeline.addresses import parse_cidrs
 from modstream.pipeline.fetch_config import FetchConfig
 from modstream.pipeline.policy import resolve_policy
+from modstream.pipeline.stream import Topics
 
 
 def add_parser(subparsers: Any) -> None:
@@ -20,7 +23,9 @@ def add_parser(subparsers: Any) -> None:
         "demo",
         help="run the whole pipeline offline on bundled images",
         description="Embedded broker, a loopback image server, a synthetic firehose and the real "
-        "pipeline, with a live view and a closing summary (p50/p99 round trip).",
+        "pipeline, with a live view and a closing summary (p50/p99 round trip). With "
+        "--bootstrap-servers the demo runs on that Kafka cluster instead, on topics and a "
+        "consumer group of its own (modstream-demo-<random>.*), so runs never see each other.",
     )
     parser.add_argument("--rate", type=positive_float, default=12.0, help="events per second")
     parser.add_argument("--events", type=positive_int, default=240, help="events to send")
@@ -28,6 +33,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--timeout", type=positive_float, default=180.0, help="give up after (s)")
     parser.add_argument("--metrics-port", type=int, default=0, help="Prometheus port; 0: off")
     parser.add_argument("--verbose", action="store_true", help="log pipeline events")
+    add_kafka_options(parser)
     add_scorer_options(parser)
     parser.set_defaults(handler=run)
 
@@ -45,10 +51,17 @@ def run(args: argparse.Namespace) -> int:
         policy = resolve_policy(args.policy)
         policy = policy.with_review(args.review_at if args.review_at is not None else 0.3)
         scorer = scorer_config(args, policy)
+        kafka = kafka_settings(args)
     except (ConfigError, ValueError) as exc:
         print(f"modstream demo: {exc}", file=sys.stderr)
         return 2
+    run_name = f"modstream-demo-{secrets.token_hex(4)}"
     settings = PipelineSettings(
+        kafka=kafka,
+        # On the embedded broker (new and empty each run) the usual names; on a real cluster
+        # names of this run's own, so the watcher counts this run's outputs only.
+        topics=Topics() if kafka is None else Topics.with_prefix(run_name),
+        group_id="modstream-scorers" if kafka is None else run_name,
         policy=policy,
         scorer=scorer,
         # The demo's image server is on loopback; nothing else is allowed.

@@ -10,17 +10,14 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from modstream.cli.kafka_options import add_kafka_options
 from modstream.cli.options import add_scorer_options, positive_int
 from modstream.connectors.registry import SOURCES
 
 
 def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
+    add_kafka_options(parser)
     group = parser.add_argument_group("pipeline")
-    group.add_argument(
-        "--bootstrap-servers",
-        default=None,
-        help="Kafka bootstrap servers; without it an embedded development broker is started",
-    )
     group.add_argument(
         "--allow-cidr",
         action="append",

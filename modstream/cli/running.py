@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from modstream.cli.kafka_options import kafka_settings
 from modstream.cli.options import scorer_config
 from modstream.cli.sources import source_requests
 from modstream.connectors.base import Source
@@ -42,7 +43,7 @@ def pipeline_settings(args: argparse.Namespace) -> PipelineSettings:
         policy = policy.with_review(args.review_at)
     scorer = scorer_config(args, policy)
     return PipelineSettings(
-        bootstrap_servers=args.bootstrap_servers,
+        kafka=kafka_settings(args),
         partitions=args.partitions,
         replication_factor=args.replication_factor,
         group_id=args.group_id,
@@ -109,7 +110,7 @@ async def _run(
                     connectors = stages.create_task(
                         run_connectors(
                             sources,
-                            bootstrap_servers=pipeline.bootstrap_servers,
+                            kafka=pipeline.kafka,
                             config=PublisherConfig(topic=settings.topics.incoming),
                             checkpoints=DirectoryCheckpoints(state_dir),
                             stop=stop,

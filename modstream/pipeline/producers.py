@@ -24,6 +24,8 @@ from aiokafka.errors import (
     UnsupportedVersionError,
 )
 
+from modstream.pipeline.kafka_settings import KafkaSettings
+
 __all__ = ["StartedProducer", "start_producer"]
 
 log = logging.getLogger("modstream.kafka")
@@ -38,29 +40,26 @@ class StartedProducer:
     idempotent: bool
 
 
-async def start_producer(
-    bootstrap_servers: str, *, client_id: str, linger_ms: int
-) -> StartedProducer:
+async def start_producer(kafka: KafkaSettings, *, role: str, linger_ms: int) -> StartedProducer:
     """A started producer with acks=all, idempotent if the broker grants producer ids."""
     try:
-        producer = await _start(bootstrap_servers, client_id, linger_ms, idempotent=True)
+        producer = await _start(kafka, role, linger_ms, idempotent=True)
     except _REFUSALS as exc:
-        log.warning("the broker at %s does not grant idempotent producers (%s): %s publishes "
-                    "without them, so a retried send may be stored twice", bootstrap_servers,
-                    exc, client_id)  # fmt: skip
-        producer = await _start(bootstrap_servers, client_id, linger_ms, idempotent=False)
+        log.warning("the broker at %s does not grant idempotent producers (%s): the %s publishes "
+                    "without them, so a retried send may be stored twice", kafka.bootstrap_servers,
+                    exc, role)  # fmt: skip
+        producer = await _start(kafka, role, linger_ms, idempotent=False)
         return StartedProducer(producer, idempotent=False)
     return StartedProducer(producer, idempotent=True)
 
 
 async def _start(
-    servers: str, client_id: str, linger_ms: int, *, idempotent: bool
+    kafka: KafkaSettings, role: str, linger_ms: int, *, idempotent: bool
 ) -> AIOKafkaProducer:
     producer = AIOKafkaProducer(
-        bootstrap_servers=servers,
+        **kafka.client_options(role),
         acks="all",
         linger_ms=linger_ms,
-        client_id=client_id,
         enable_idempotence=idempotent,
     )
     try:

@@ -1,8 +1,9 @@
 """Assemble a running pipeline: broker (embedded or real), topics, metrics endpoint, scorer stage.
 
 ``modstream run`` and ``modstream demo`` both build on :class:`Pipeline`. Start-up order is the
-readiness handshake: broker reachable -> topics exist -> model compiled -> producer up -> consumer
-joins the group. Shutdown runs the other way round (:class:`contextlib.AsyncExitStack`).
+readiness handshake: broker reachable and our credentials accepted -> topics exist -> model
+compiled -> producer up -> consumer joins the group. Shutdown runs the other way round
+(:class:`contextlib.AsyncExitStack`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from modstream.errors import PortInUse
 from modstream.pipeline.broker import EmbeddedBroker, TopicSpec, ensure_topics
 from modstream.pipeline.cache import CacheConfig
 from modstream.pipeline.fetch import FetchConfig, Fetcher
+from modstream.pipeline.kafka_access import check_access
+from modstream.pipeline.kafka_settings import KafkaSettings
 from modstream.pipeline.metrics import PipelineMetrics
 from modstream.pipeline.policy import PRESETS, Policy
 from modstream.pipeline.scorer import Scorer, ScorerConfig
@@ -36,7 +39,7 @@ EMBEDDED_FETCH_MAX_WAIT_MS = 20
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class PipelineSettings:
-    bootstrap_servers: str | None = None  # None: start the embedded development broker
+    kafka: KafkaSettings | None = None  # None: start the embedded development broker
     topics: Topics = field(default_factory=Topics)
     partitions: int = 4
     replication_factor: int = 1
@@ -61,20 +64,32 @@ class Pipeline:
         self.metrics = metrics or PipelineMetrics()
         self.stream: ScoringStream | None = None
         self._stack = contextlib.AsyncExitStack()
-        self._servers = settings.bootstrap_servers
-        self._embedded = settings.bootstrap_servers is None
+        self._kafka = settings.kafka
+        self._embedded = settings.kafka is None
+
+    @property
+    def kafka(self) -> KafkaSettings:
+        """How every client of this pipeline reaches the cluster (the embedded one once started)."""
+        if self._kafka is None:
+            raise RuntimeError("the pipeline is not started")
+        return self._kafka
 
     @property
     def bootstrap_servers(self) -> str:
-        if self._servers is None:
-            raise RuntimeError("the pipeline is not started")
-        return self._servers
+        return self.kafka.bootstrap_servers
+
+    @property
+    def broker_description(self) -> str:
+        """Which broker this is, for a person: "embedded broker at ..." or "Kafka at ..."."""
+        kind = "embedded development broker" if self._embedded else "Kafka"
+        return f"{kind} at {self.bootstrap_servers} (topics {self.settings.topics.incoming}...)"
 
     async def __aenter__(self) -> Self:
         try:
-            if self._servers is None:
+            if self._kafka is None:
                 broker = await self._stack.enter_async_context(EmbeddedBroker())
-                self._servers = broker.bootstrap_servers
+                self._kafka = broker.kafka
+            await check_access(self._kafka)
             await self._ensure_topics()
             if self.settings.metrics_port is not None:
                 server, _thread = self._serve_metrics()
@@ -107,7 +122,7 @@ class Pipeline:
         specs = [TopicSpec(topics.incoming, self.settings.partitions)]
         specs += [TopicSpec(name, self.settings.partitions) for name in topics.outputs()]
         created = await ensure_topics(
-            self.bootstrap_servers, specs, replication_factor=self.settings.replication_factor
+            self.kafka, specs, replication_factor=self.settings.replication_factor
         )
         if created:
             log.info("created topics: %s", ", ".join(created))
@@ -132,7 +147,7 @@ class Pipeline:
             log.info("model %s compiled for %s", scorer.model_id, ", ".join(scorer.devices))
             self.stream = ScoringStream(
                 StreamConfig(
-                    bootstrap_servers=self.bootstrap_servers,
+                    kafka=self.kafka,
                     topics=settings.topics,
                     group_id=settings.group_id,
                     policy=settings.policy,

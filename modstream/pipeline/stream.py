@@ -32,6 +32,7 @@ from modstream.errors import ModstreamError
 from modstream.events import ImageEvent
 from modstream.pipeline.cache import CacheConfig, TTLCache
 from modstream.pipeline.fetch import Fetcher
+from modstream.pipeline.kafka_settings import KafkaSettings
 from modstream.pipeline.metrics import LatencyWindow, PipelineMetrics
 from modstream.pipeline.offsets import OffsetTracker
 from modstream.pipeline.policy import PRESETS, Decision, Policy
@@ -75,7 +76,7 @@ class Topics:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class StreamConfig:
-    bootstrap_servers: str
+    kafka: KafkaSettings
     topics: Topics = field(default_factory=Topics)
     group_id: str = "modstream-scorers"
     policy: Policy = field(default_factory=lambda: PRESETS["balanced"])
@@ -145,10 +146,10 @@ class ScoringStream:
             await asyncio.shield(self._shutdown())
 
     async def _start_clients(self, stop: asyncio.Event) -> bool:
-        servers = self.config.bootstrap_servers
+        kafka = self.config.kafka
         started = await self._retry(
             "start the producer",
-            lambda: start_producer(servers, client_id="modstream-scorer", linger_ms=2),
+            lambda: start_producer(kafka, role="scorer", linger_ms=2),
             stop,
         )
         if started is None:
@@ -157,21 +158,20 @@ class ScoringStream:
         self.idempotent = started.idempotent
         self._consumer = await self._retry(
             "start the consumer",
-            lambda: self._start_consumer(servers),
+            lambda: self._start_consumer(kafka),
             stop,
         )
         return self._consumer is not None
 
-    async def _start_consumer(self, servers: str) -> AIOKafkaConsumer:
+    async def _start_consumer(self, kafka: KafkaSettings) -> AIOKafkaConsumer:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=servers,
+            **kafka.client_options("scorer"),
             group_id=self.config.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             session_timeout_ms=self.config.session_timeout_ms,
             heartbeat_interval_ms=max(self.config.session_timeout_ms // 5, 100),
             fetch_max_wait_ms=self.config.fetch_max_wait_ms,
-            client_id="modstream-scorer",
         )
         consumer.subscribe([self.config.topics.incoming], listener=_Rebalance(self))
         return await _started(consumer)
@@ -187,7 +187,7 @@ class ScoringStream:
             except (KafkaError, OSError) as exc:
                 log.warning(
                     "cannot %s at %s (%s); retrying in %.1f s",
-                    what, self.config.bootstrap_servers, exc, delay,
+                    what, self.config.kafka.bootstrap_servers, exc, delay,
                 )  # fmt: skip
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):

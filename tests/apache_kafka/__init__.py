@@ -21,10 +21,13 @@ import shutil
 import signal
 import subprocess
 import uuid
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Self
 
-from modstream.pipeline.broker import BrokerUnavailable, free_loopback_port, wait_for_port
+from modstream.errors import BrokerUnavailable
+from modstream.pipeline.broker import free_loopback_port, wait_for_port
+from modstream.pipeline.kafka_settings import KafkaSettings
 
 __all__ = [
     "REQUIRED_VARIABLE",
@@ -84,7 +87,14 @@ def _cluster_id() -> str:
 
 
 class ApacheKafka:
-    """One KRaft node on loopback. ``config`` adds or overrides broker properties."""
+    """One KRaft node on loopback. ``config`` adds or overrides broker properties.
+
+    The PLAINTEXT listener is always there (brokers talk to each other on it). ``listeners``
+    adds one listener per security protocol named (``SSL``, ``SASL_SSL``, ``SASL_PLAINTEXT``),
+    each on a port of its own (:meth:`address`); their TLS and SASL settings go in ``config``.
+    ``scram_users`` (name -> password) are written into the log at format time, for both
+    SCRAM-SHA-256 and SCRAM-SHA-512, as ``kafka-storage format --add-scram`` does.
+    """
 
     def __init__(
         self,
@@ -92,11 +102,15 @@ class ApacheKafka:
         classpath: str,
         *,
         config: dict[str, str] | None = None,
+        listeners: Sequence[str] = (),
+        scram_users: Mapping[str, str] | None = None,
         heap_mb: int = 512,
     ) -> None:
         self.data_dir = data_dir
         self.classpath = classpath
         self.port = free_loopback_port()
+        self.ports = {"PLAINTEXT": self.port} | {name: free_loopback_port() for name in listeners}
+        self.scram_users = dict(scram_users or {})
         self.controller_port = free_loopback_port()
         self.heap_mb = heap_mb
         self.log_path = data_dir / "broker.log"
@@ -109,17 +123,25 @@ class ApacheKafka:
     def bootstrap_servers(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def kafka(self) -> KafkaSettings:
+        return KafkaSettings(bootstrap_servers=self.bootstrap_servers)
+
+    def address(self, listener: str) -> str:
+        return f"127.0.0.1:{self.ports[listener]}"
+
     def properties(self) -> dict[str, str]:
+        advertised = ",".join(f"{name}://{self.address(name)}" for name in self.ports)
         return {
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
-            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},"
-            f"CONTROLLER://127.0.0.1:{self.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "listeners": f"{advertised},CONTROLLER://127.0.0.1:{self.controller_port}",
+            "advertised.listeners": advertised,
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "listener.security.protocol.map": ",".join(f"{name}:{name}" for name in self.ports)
+            + ",CONTROLLER:PLAINTEXT",
             "log.dirs": str(self.data_dir / "log"),
             "num.partitions": "1",
             "offsets.topic.replication.factor": "1",
@@ -177,11 +199,19 @@ class ApacheKafka:
     def _format(self) -> None:
         done = subprocess.run(
             self._java(STORAGE_TOOL, "format", f"--cluster-id={_cluster_id()}", "-c",
-                       str(self._properties_path), "--ignore-formatted"),
+                       str(self._properties_path), "--ignore-formatted", *self._scram_arguments()),
             capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
         if done.returncode != 0:
             raise KafkaUnavailable(f"kafka-storage format failed: {done.stdout}{done.stderr}")
+
+    def _scram_arguments(self) -> list[str]:
+        return [
+            argument
+            for name, password in self.scram_users.items()
+            for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-512")
+            for argument in ("--add-scram", f"{mechanism}=[name={name},password={password}]")
+        ]
 
     async def stop(self, timeout_s: float = 30.0) -> None:
         """A clean shutdown (SIGTERM), then SIGKILL if it takes longer than ``timeout_s``."""

@@ -17,6 +17,7 @@ from apache_kafka import ApacheKafka, KafkaUnavailable, kafka_classpath, kafka_r
 
 from modstream.demo.imageserver import ImageServer
 from modstream.pipeline.broker import EmbeddedBroker
+from modstream.pipeline.kafka_settings import KafkaSettings
 from modstream.pipeline.scorer import ScorerConfig
 
 
@@ -49,6 +50,9 @@ async def image_server() -> AsyncIterator[ImageServer]:
 class Broker(Protocol):
     @property
     def bootstrap_servers(self) -> str: ...
+
+    @property
+    def kafka(self) -> KafkaSettings: ...
 
 
 @pytest.fixture(scope="session")

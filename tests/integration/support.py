@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -153,6 +154,27 @@ class OutputReader:
             if time.monotonic() > deadline:
                 raise AssertionError(f"could not read to the end offsets {ends}: at {positions}")
             await self.poll()
+
+
+async def outputs_of_process(
+    servers: str, topics: Topics, count: int, process: subprocess.Popen[bytes]
+) -> OutputReader:
+    """Wait for ``count`` outputs of a ``modstream run`` process, which creates its topics
+    when it starts: read them once they are there."""
+    for _attempt in range(100):
+        if process.poll() is not None:
+            raise AssertionError(f"modstream run exited early with {process.returncode}")
+        try:
+            reader = OutputReader(servers, topics.outputs())
+            await reader.__aenter__()
+        except AssertionError:  # a topic does not exist yet
+            await asyncio.sleep(0.1)
+            continue
+        await reader.wait_until(
+            lambda outputs: len(outputs) >= count, timeout_s=60, what=f"{count} outputs"
+        )
+        return reader
+    raise AssertionError("the topics never appeared")
 
 
 async def _partitions(servers: str, topics: Sequence[str]) -> list[TopicPartition]:

@@ -16,6 +16,7 @@ from apache_kafka import ApacheKafka
 
 from modstream.demo.imageserver import ImageServer
 from modstream.pipeline.broker import EmbeddedBroker, TopicSpec, ensure_topics
+from modstream.pipeline.kafka_settings import KafkaSettings
 from modstream.pipeline.producers import start_producer
 from modstream.pipeline.stream import Topics
 
@@ -30,9 +31,8 @@ async def test_producers_are_idempotent_exactly_where_the_broker_grants_it(
     any_broker: Broker,
 ) -> None:
     """Apache Kafka grants producer ids; the embedded broker refuses them and gets plain ones."""
-    servers = any_broker.bootstrap_servers
-    await ensure_topics(servers, [TopicSpec("idempotence-probe", 1)])
-    started = await start_producer(servers, client_id="t", linger_ms=0)
+    await ensure_topics(any_broker.kafka, [TopicSpec("idempotence-probe", 1)])
+    started = await start_producer(any_broker.kafka, role="test", linger_ms=0)
     try:
         await started.producer.send_and_wait("idempotence-probe", b"x")
     finally:
@@ -74,7 +74,7 @@ async def test_a_broker_killed_and_restarted_mid_stream_loses_no_event(
     async with ApacheKafka(tmp_path / "kafka", kafka_jars) as kafka:
         servers = kafka.bootstrap_servers
         specs = [TopicSpec(name, PARTITIONS) for name in (topics.incoming, *topics.outputs())]
-        await ensure_topics(servers, specs)
+        await ensure_topics(KafkaSettings(bootstrap_servers=servers), specs)
         await produce(servers, topics.incoming, _events(image_server, 0, 40), partitions=4)
         scorer = _scorer(servers, prefix, model_cache_dir, log)
         try:

@@ -29,7 +29,7 @@ async def test_backlog_is_consumed_within_the_in_flight_bound(
     assert image_server.served is not None
     topics = unique_topics("backpressure")
     settings = PipelineSettings(
-        bootstrap_servers=any_broker.bootstrap_servers,
+        kafka=any_broker.kafka,
         topics=topics,
         partitions=2,
         group_id=unique_group("backpressure"),

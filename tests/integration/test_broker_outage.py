@@ -14,6 +14,7 @@ from modstream.demo.imageserver import ImageServer
 from modstream.pipeline.addresses import parse_cidrs
 from modstream.pipeline.broker import EmbeddedBroker, TopicSpec, ensure_topics, free_loopback_port
 from modstream.pipeline.fetch import FetchConfig, Fetcher
+from modstream.pipeline.kafka_settings import KafkaSettings
 from modstream.pipeline.metrics import PipelineMetrics
 from modstream.pipeline.policy import Policy
 from modstream.pipeline.scorer import Scorer, ScorerConfig
@@ -37,7 +38,7 @@ async def test_stream_waits_for_a_late_broker_then_scores_everything(
     port = free_loopback_port()
     servers = f"127.0.0.1:{port}"
     config = StreamConfig(
-        bootstrap_servers=servers,
+        kafka=KafkaSettings(bootstrap_servers=servers),
         topics=topics,
         group_id=unique_group("outage"),
         policy=Policy(name="t", flag_at=0.8, review_at=0.3),
@@ -65,7 +66,7 @@ async def test_stream_waits_for_a_late_broker_then_scores_everything(
             await broker.start()
             specs = [TopicSpec(topics.incoming, PARTITIONS)]
             specs += [TopicSpec(name, PARTITIONS) for name in topics.outputs()]
-            await ensure_topics(servers, specs)
+            await ensure_topics(KafkaSettings(bootstrap_servers=servers), specs)
             async with asyncio.timeout(30):
                 await ready.wait()
 

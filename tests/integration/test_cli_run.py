@@ -16,7 +16,7 @@ from modstream.demo.imageserver import ImageServer
 from modstream.pipeline.broker import EmbeddedBroker, free_loopback_port
 from modstream.pipeline.stream import Topics
 
-from .support import OutputReader, unique_group
+from .support import OutputReader, outputs_of_process, unique_group
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -38,26 +38,6 @@ async def _wait_exit(process: subprocess.Popen[bytes], timeout_s: float) -> int:
     return await asyncio.wait_for(asyncio.to_thread(process.wait), timeout_s)
 
 
-async def _outputs_when_topics_exist(
-    servers: str, topics: Topics, count: int, process: subprocess.Popen[bytes]
-) -> OutputReader:
-    """The process creates its topics at start; read them once they are there."""
-    for _attempt in range(100):
-        if process.poll() is not None:
-            raise AssertionError(f"modstream run exited early with {process.returncode}")
-        try:
-            reader = OutputReader(servers, topics.outputs())
-            await reader.__aenter__()
-        except AssertionError:  # a topic does not exist yet
-            await asyncio.sleep(0.1)
-            continue
-        await reader.wait_until(
-            lambda outputs: len(outputs) >= count, timeout_s=60, what=f"{count} outputs"
-        )
-        return reader
-    raise AssertionError("the topics never appeared")
-
-
 async def test_role_all_with_synthetic_source_scores_serves_metrics_and_stops_on_sigterm(
     broker: EmbeddedBroker, image_server: ImageServer, model_cache_dir: Path
 ) -> None:
@@ -75,7 +55,7 @@ async def test_role_all_with_synthetic_source_scores_serves_metrics_and_stops_on
     )  # fmt: skip
     process = _spawn(command)
     try:
-        reader = await _outputs_when_topics_exist(broker.bootstrap_servers, topics, 12, process)
+        reader = await outputs_of_process(broker.bootstrap_servers, topics, 12, process)
         ids = sorted(output.record["id"] for output in reader.outputs)
         await reader.__aexit__(None, None, None)
         assert ids == sorted(f"synthetic-{index}" for index in range(12))

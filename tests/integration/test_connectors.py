@@ -19,6 +19,7 @@ from modstream.connectors.runner import run_connectors
 from modstream.connectors.synthetic import SyntheticConfig, SyntheticFirehose
 from modstream.demo.imageserver import sample_images
 from modstream.pipeline.broker import EmbeddedBroker, TopicSpec, ensure_topics, free_loopback_port
+from modstream.pipeline.kafka_settings import KafkaSettings
 from modstream.pipeline.stream import Topics
 
 from .conftest import Broker
@@ -44,7 +45,7 @@ async def test_the_publisher_waits_for_a_late_broker_and_drops_nothing(tmp_path:
     task = asyncio.create_task(
         run_connectors(
             [source],
-            bootstrap_servers=servers,
+            kafka=KafkaSettings(bootstrap_servers=servers),
             config=PublisherConfig(topic="late.incoming"),
             checkpoints=checkpoints,
             stop=stop,
@@ -54,7 +55,7 @@ async def test_the_publisher_waits_for_a_late_broker_and_drops_nothing(tmp_path:
         done, _ = await asyncio.wait({task}, timeout=1.5)
         assert not done, "the connector gave up while the broker was away"
         async with EmbeddedBroker(port=port, log_path=tmp_path / "tansu.log") as broker:
-            await ensure_topics(servers, [TopicSpec("late.incoming", 2)])
+            await ensure_topics(broker.kafka, [TopicSpec("late.incoming", 2)])
             async with asyncio.timeout(60):
                 await task
             records = await _read_all(broker.bootstrap_servers, "late.incoming")

@@ -22,6 +22,7 @@ from PIL import Image
 
 from modstream.demo.imageserver import ImageServer, with_tag
 from modstream.pipeline.broker import TopicSpec, ensure_topics
+from modstream.pipeline.kafka_settings import KafkaSettings
 from modstream.pipeline.stream import Topics
 
 from .conftest import Broker
@@ -93,7 +94,7 @@ async def test_sigkilled_scorer_is_replaced_without_losing_events(
             servers = any_broker.bootstrap_servers
             specs = [TopicSpec(topics.incoming, PARTITIONS)]
             specs += [TopicSpec(name, PARTITIONS) for name in topics.outputs()]
-            await ensure_topics(servers, specs)
+            await ensure_topics(KafkaSettings(bootstrap_servers=servers), specs)
             assert server.served is not None
             events = {
                 f"crash-{n:03d}": {"id": f"crash-{n:03d}", "url": f"{url}?n={n}", "source": "crash"}

@@ -140,7 +140,7 @@ async def run(
     topics = unique_topics("stream")
     group = unique_group("stream")
     settings = PipelineSettings(
-        bootstrap_servers=any_broker.bootstrap_servers,
+        kafka=any_broker.kafka,
         topics=topics,
         partitions=PARTITIONS,
         group_id=group,

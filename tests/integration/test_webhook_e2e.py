@@ -15,6 +15,7 @@ from modstream.connectors.publisher import PublisherConfig
 from modstream.connectors.runner import run_connectors
 from modstream.connectors.webhook.server import WebhookOptions, WebhookSource
 from modstream.pipeline.broker import EmbeddedBroker, TopicSpec, ensure_topics, free_loopback_port
+from modstream.pipeline.kafka_settings import KafkaSettings
 
 from .support import OutputReader
 
@@ -32,7 +33,7 @@ async def _webhook_connector(servers: str, topic: str, **options: object) -> Asy
     task = asyncio.create_task(
         run_connectors(
             [source],
-            bootstrap_servers=servers,
+            kafka=KafkaSettings(bootstrap_servers=servers),
             config=PublisherConfig(topic=topic),
             checkpoints=MemoryCheckpoints(),
             stop=stop,
@@ -62,7 +63,7 @@ async def _post(url: str, body: object) -> tuple[int, dict[str, object], dict[st
 async def test_a_202_means_every_event_is_already_on_the_topic(broker: EmbeddedBroker) -> None:
     """Right after the 202, reading the topic finds each accepted event (S3 and MinIO)."""
     topic = "webhook-e2e.incoming"
-    await ensure_topics(broker.bootstrap_servers, [TopicSpec(topic, 2)])
+    await ensure_topics(broker.kafka, [TopicSpec(topic, 2)])
     async with _webhook_connector(broker.bootstrap_servers, topic) as url:
         s3 = s3_notification(
             s3_record("uploads", "red flower.jpg", sequencer="0A1"),  # sent as red+flower.jpg

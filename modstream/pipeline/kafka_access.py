@@ -1,0 +1,116 @@
+"""The first contact with a Kafka cluster: can modstream reach it, and will it let us in?
+
+aiokafka clients treat every failed connection alike: a refused password, an untrusted
+certificate and a broker that is merely down all end as "Unable to bootstrap", and the clients
+retry. For a down broker that is right; for wrong credentials it means a process that never
+works and never says why. So before any client starts, :func:`check_access` opens one
+connection per bootstrap server with the real settings (TLS handshake, SASL exchange, API
+versions) and sorts the outcome:
+
+- a SASL refusal (bad password, unknown user, mechanism not enabled) -> :class:`BrokerAuthFailed`;
+- a TLS failure (untrusted or mismatched certificate, client certificate required) ->
+  :class:`BrokerTlsFailed`;
+- nothing answering on any server -> :class:`BrokerUnavailable` (retriable).
+
+The first two stop ``modstream run`` at once with one line naming the cause.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+
+from aiokafka.conn import create_conn
+from aiokafka.errors import (
+    AuthenticationFailedError,
+    IllegalSaslStateError,
+    KafkaError,
+    SaslAuthenticationFailed,
+    UnsupportedSaslMechanismError,
+)
+from aiokafka.protocol.metadata import MetadataRequest
+
+from modstream.errors import BrokerAuthFailed, BrokerTlsFailed, BrokerUnavailable
+from modstream.pipeline.kafka_settings import KafkaSettings
+
+__all__ = ["check_access"]
+
+_SASL_REFUSALS = (
+    SaslAuthenticationFailed,
+    AuthenticationFailedError,
+    IllegalSaslStateError,
+    UnsupportedSaslMechanismError,
+)
+
+
+async def check_access(settings: KafkaSettings, *, timeout_s: float = 10.0) -> None:
+    """Return once one bootstrap server accepts a connection with ``settings``; raise otherwise."""
+    failures: list[str] = []
+    for host, port in settings.hosts:
+        where = f"{host}:{port}"
+        try:
+            async with asyncio.timeout(timeout_s):
+                connection = await create_conn(
+                    host, port, request_timeout_ms=int(timeout_s * 1000),
+                    **_connection_options(settings),
+                )  # fmt: skip
+                try:  # a listener that wants SASL answers ApiVersions, then hangs up here
+                    await connection.send(MetadataRequest([]))
+                finally:
+                    connection.close()
+        except _SASL_REFUSALS as exc:
+            raise BrokerAuthFailed(
+                f"the broker at {where} refused {settings.sasl_mechanism} authentication as "
+                f"{settings.sasl_username!r}: {_reason(exc)}"
+            ) from exc
+        except (TimeoutError, OSError, KafkaError) as exc:
+            tls = _tls_failure(exc)
+            if tls is not None:
+                raise BrokerTlsFailed(
+                    f"TLS with the broker at {where} failed: {tls.reason or tls}"
+                    f"{_tls_hint(settings, tls)}"
+                ) from exc
+            failures.append(f"{where}: {_reason(exc)}")
+            continue
+        return
+    raise BrokerUnavailable(
+        f"no Kafka broker answered with {settings.security_protocol}: " + "; ".join(failures)
+    )
+
+
+def _connection_options(settings: KafkaSettings) -> dict[str, object]:
+    options = settings.client_options("probe")
+    del options["bootstrap_servers"]
+    return options
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip()
+    if isinstance(exc, TimeoutError) or not text:
+        # A listener expecting another protocol (TLS, SASL, plaintext) often just goes quiet.
+        return f"{type(exc).__name__}: no answer (does the listener speak this protocol?)"
+    return text
+
+
+def _tls_failure(exc: BaseException) -> ssl.SSLError | None:
+    """The TLS error behind ``exc``, if any: a handshake that fails raises it directly; a broker
+    that wants a client certificate (TLS 1.3) says so in an alert after the handshake, which
+    aiokafka reports as a closed connection caused by it."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            return seen
+        seen = seen.__cause__
+    return None
+
+
+def _tls_hint(settings: KafkaSettings, error: ssl.SSLError) -> str:
+    alert = str(error.reason)
+    if alert.endswith(("ALERT_BAD_CERTIFICATE", "ALERT_CERTIFICATE_REQUIRED")):
+        # The broker's alert about *our* certificate: missing, or not one it trusts.
+        if settings.ssl_certfile is None:
+            return " (the listener requires a client certificate: --kafka-ssl-certfile, -keyfile)"
+        return f" (the broker does not accept the client certificate {settings.ssl_certfile})"
+    if isinstance(error, ssl.SSLCertVerificationError) and settings.ssl_cafile is None:
+        return " (the system's CAs were used; give the cluster's CA with --kafka-ssl-cafile)"
+    return ""
