@@ -84,6 +84,9 @@ class StreamConfig:
     max_in_flight: int = 64
     commit_interval_s: float = 0.5
     drain_timeout_s: float = 30.0
+    # How long a revoked partition's in-flight records may take to finish before the partition
+    # moves on; the rest are cancelled and replayed by its next owner.
+    revoke_timeout_s: float = 5.0
     log_interval_s: float = 10.0
     retry_initial_s: float = 0.25
     retry_max_s: float = 5.0
@@ -121,7 +124,7 @@ class ScoringStream:
         self._by_url: TTLCache[ScoreResult] = TTLCache(config.cache)
         self._by_sha: TTLCache[ScoreResult] = TTLCache(config.cache)
         self._window = LatencyWindow()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[asyncio.Task[None], TopicPartition] = {}
         self._capacity = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
         self.idempotent: bool | None = None  # known once the producer has started
@@ -129,6 +132,8 @@ class ScoringStream:
         self._paused = False
         self._pauses = 0
         self._peak_tasks = 0
+        self._revocations = 0
+        self._handed_over = 0  # in-flight records of revoked partitions left to the next owner
         self.published: dict[str, int] = dict.fromkeys(config.topics.outputs(), 0)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -171,6 +176,10 @@ class ScoringStream:
             auto_offset_reset="earliest",
             session_timeout_ms=self.config.session_timeout_ms,
             heartbeat_interval_ms=max(self.config.session_timeout_ms // 5, 100),
+            # The group waits this long for members to rejoin: room for a revoked partition's
+            # in-flight records to finish (revoke_timeout_s) before we do.
+            rebalance_timeout_ms=self.config.session_timeout_ms
+            + int(self.config.revoke_timeout_s * 1000),
             fetch_max_wait_ms=self.config.fetch_max_wait_ms,
         )
         consumer.subscribe([self.config.topics.incoming], listener=_Rebalance(self))
@@ -197,7 +206,9 @@ class ScoringStream:
 
     async def _shutdown(self) -> None:
         if self._tasks:
-            _done, pending = await asyncio.wait(self._tasks, timeout=self.config.drain_timeout_s)
+            _done, pending = await asyncio.wait(
+                list(self._tasks), timeout=self.config.drain_timeout_s
+            )
             for task in pending:
                 task.cancel()
             if pending:
@@ -274,16 +285,38 @@ class ScoringStream:
             raw=message.value,
         )  # fmt: skip
         task = asyncio.create_task(self._process(partition, origin))
-        self._tasks.add(task)
+        self._tasks[task] = partition
         self._peak_tasks = max(self._peak_tasks, len(self._tasks))
         task.add_done_callback(self._task_done)
         self._metrics.inflight.set(self._tracker.in_flight)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
+        self._tasks.pop(task, None)
         self._capacity.set()
         if not task.cancelled() and task.exception() is not None:
             log.error("a record task failed unexpectedly", exc_info=task.exception())
+
+    async def _hand_over(self, revoked: set[TopicPartition]) -> None:
+        """Before ``revoked`` move to another member: let their in-flight records finish (for up
+        to ``revoke_timeout_s``), commit, and cancel what is left, which the next owner replays.
+
+        So a clean rebalance repeats nothing, and a slow record delays it by a bounded time.
+        """
+        self._revocations += 1
+        leaving = [task for task, partition in self._tasks.items() if partition in revoked]
+        if leaving:
+            _done, late = await asyncio.wait(leaving, timeout=self.config.revoke_timeout_s)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late)
+                self._handed_over += len(late)
+                log.warning("%d records of revoked partitions did not finish within %.1f s; "
+                            "their next owner replays them", len(late),
+                            self.config.revoke_timeout_s)  # fmt: skip
+        with contextlib.suppress(KafkaError):
+            await self._commit()
+        self._tracker.forget(revoked)
 
     async def _commit(self) -> None:
         if self._consumer is None:
@@ -389,6 +422,8 @@ class ScoringStream:
         return {
             "tasks": len(self._tasks),
             "peak_tasks": self._peak_tasks,
+            "revocations": self._revocations,
+            "handed_over": self._handed_over,
             "paused": self._paused,
             "pauses": self._pauses,
             "published": dict(self.published),
@@ -400,15 +435,13 @@ class ScoringStream:
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Commit what is finished before partitions move to another member of the group."""
+    """Finish and commit a partition's in-flight work before it moves to another member."""
 
     def __init__(self, stream: ScoringStream) -> None:
         self._stream = stream
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        with contextlib.suppress(KafkaError):
-            await self._stream._commit()
-        self._stream._tracker.forget(revoked)
+        await self._stream._hand_over(set(revoked))
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         log.info("assigned partitions: %s", sorted(f"{tp.topic}:{tp.partition}" for tp in assigned))

@@ -1,0 +1,133 @@
+"""A consumer-group rebalance under load drops nothing and repeats nothing.
+
+While events flow, a second scorer joins the group (partitions move to it) and later leaves
+(they move back). A revoked partition's in-flight records are finished and committed before it
+moves, so no event is lost, none is scored twice, and the group's commits end exactly at the
+end of the input. Runs on the embedded broker and on Apache Kafka.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable
+
+import orjson
+import pytest
+
+from modstream.demo.imageserver import ImageServer
+from modstream.pipeline.addresses import parse_cidrs
+from modstream.pipeline.broker import EmbeddedBroker, TopicSpec, ensure_topics
+from modstream.pipeline.cache import CacheConfig
+from modstream.pipeline.fetch import FetchConfig, Fetcher
+from modstream.pipeline.metrics import PipelineMetrics
+from modstream.pipeline.policy import Policy
+from modstream.pipeline.scorer import Scorer, ScorerConfig
+from modstream.pipeline.stream import ScoringStream, StreamConfig
+
+from .conftest import Broker
+from .support import (
+    OutputReader,
+    committed_offsets,
+    end_offsets,
+    produce,
+    unique_group,
+    unique_topics,
+)
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+PARTITIONS = 4
+EVENTS = 240
+BATCH = 8  # events sent at a time, every 0.1 s: about 80 a second, more than one scorer takes
+JOIN_AFTER = 40  # outputs seen before the second scorer joins
+LEAVE_AFTER = 30  # outputs the second scorer publishes before it leaves
+
+
+async def _until(condition: Callable[[], bool], what: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def test_a_scorer_joining_and_leaving_under_load_loses_and_repeats_nothing(
+    any_broker: Broker, image_server: ImageServer, scorer_settings: ScorerConfig
+) -> None:
+    """Join, then leave, mid-stream: every event has exactly one output, and the committed
+    offsets reach the end of every partition."""
+    assert image_server.served is not None
+    topics = unique_topics("rebalance")
+    group = unique_group("rebalance")
+    kafka = any_broker.kafka
+    await ensure_topics(
+        kafka, [TopicSpec(name, PARTITIONS) for name in (topics.incoming, *topics.outputs())]
+    )
+    config = StreamConfig(
+        kafka=kafka,
+        topics=topics,
+        group_id=group,
+        policy=Policy(name="t", flag_at=0.8, review_at=0.3),
+        cache=CacheConfig(max_entries=0),  # every event is a real fetch and inference
+        # tansu makes each join wait about half the session timeout, so it gets a short one
+        session_timeout_ms=2_000 if isinstance(any_broker, EmbeddedBroker) else 6_000,
+        max_in_flight=32,
+    )
+    images = image_server.served.image_urls()
+    values = [
+        orjson.dumps({"id": f"e{n}", "url": f"{images[n % len(images)]}?n={n}"})
+        for n in range(EVENTS)
+    ]
+
+    async def feed() -> None:
+        for start in range(0, EVENTS, BATCH):
+            await produce(
+                kafka.bootstrap_servers, topics.incoming, values[start : start + BATCH],
+                partitions=PARTITIONS,
+            )  # fmt: skip
+            await asyncio.sleep(0.1)
+
+    fetch = FetchConfig(allow_cidrs=parse_cidrs(["127.0.0.0/8"]))
+    stop_a, stop_b = asyncio.Event(), asyncio.Event()
+    ready_a, ready_b = asyncio.Event(), asyncio.Event()
+    async with (
+        await Scorer.start(scorer_settings) as scorer,
+        Fetcher(fetch) as fetcher,
+        OutputReader(kafka.bootstrap_servers, topics.outputs()) as reader,
+    ):
+        first = ScoringStream(config, scorer, fetcher, PipelineMetrics())
+        second = ScoringStream(config, scorer, fetcher, PipelineMetrics())
+        task_a = asyncio.create_task(first.run(stop_a, ready_a))
+        await asyncio.wait_for(ready_a.wait(), 60)
+        feeder = asyncio.create_task(feed())
+        await reader.wait_until(lambda o: len(o) >= JOIN_AFTER, timeout_s=60, what="first outputs")
+        task_b = asyncio.create_task(second.run(stop_b, ready_b))
+        await _until(
+            lambda: sum(second.published.values()) >= LEAVE_AFTER, "the second scorer to work"
+        )
+        stop_b.set()
+        await asyncio.wait_for(task_b, 60)
+        await asyncio.wait_for(feeder, 60)
+        await reader.wait_until(
+            lambda o: len({x.record["id"] for x in o}) >= EVENTS, timeout_s=120,
+            what="an output for every event",
+        )  # fmt: skip
+        stop_a.set()
+        await asyncio.wait_for(task_a, 60)
+        await reader.read_to_end()
+        outputs = list(reader.outputs)
+
+    counts = Counter(output.record["id"] for output in outputs)
+    assert set(counts) == {f"e{n}" for n in range(EVENTS)}, "an event has no output"
+    repeated = {event: count for event, count in counts.items() if count > 1}
+    assert not repeated, f"scored more than once across the rebalances: {repeated}"
+    a, b = first.statistics(), second.statistics()
+    assert sum(b["published"].values()) >= LEAVE_AFTER
+    assert sum(a["published"].values()) + sum(b["published"].values()) == EVENTS
+    assert a["revocations"] >= 2, "the first scorer should have given up partitions twice"
+    assert a["handed_over"] == b["handed_over"] == 0
+    ends = await end_offsets(kafka.bootstrap_servers, topics.incoming)
+    committed = await committed_offsets(kafka.bootstrap_servers, group, topics.incoming, ends)
+    assert committed == ends
