@@ -77,7 +77,7 @@ def kafka_classpath(cache_dir: Path) -> str:
     return cached.read_text().strip()
 
 
-def _cluster_id() -> str:
+def new_cluster_id() -> str:
     """A random cluster id as Kafka writes them (URL-safe base64 of 16 bytes), never starting
     with ``-``, which its command line would read as an option."""
     while True:
@@ -105,13 +105,21 @@ class ApacheKafka:
         listeners: Sequence[str] = (),
         scram_users: Mapping[str, str] | None = None,
         heap_mb: int = 512,
+        node_id: int = 1,
+        controller_port: int | None = None,
+        voters: str | None = None,
+        cluster_id: str | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.classpath = classpath
         self.port = free_loopback_port()
         self.ports = {"PLAINTEXT": self.port} | {name: free_loopback_port() for name in listeners}
         self.scram_users = dict(scram_users or {})
-        self.controller_port = free_loopback_port()
+        self.node_id = node_id
+        self.controller_port = controller_port or free_loopback_port()
+        # A cluster's nodes share the voter list and the cluster id; alone, a node votes for itself.
+        self.voters = voters or f"{node_id}@127.0.0.1:{self.controller_port}"
+        self.cluster_id = cluster_id or new_cluster_id()
         self.heap_mb = heap_mb
         self.log_path = data_dir / "broker.log"
         self._properties_path = data_dir / "server.properties"
@@ -134,8 +142,8 @@ class ApacheKafka:
         advertised = ",".join(f"{name}://{self.address(name)}" for name in self.ports)
         return {
             "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
+            "node.id": str(self.node_id),
+            "controller.quorum.voters": self.voters,
             "listeners": f"{advertised},CONTROLLER://127.0.0.1:{self.controller_port}",
             "advertised.listeners": advertised,
             "controller.listener.names": "CONTROLLER",
@@ -198,7 +206,7 @@ class ApacheKafka:
 
     def _format(self) -> None:
         done = subprocess.run(
-            self._java(STORAGE_TOOL, "format", f"--cluster-id={_cluster_id()}", "-c",
+            self._java(STORAGE_TOOL, "format", f"--cluster-id={self.cluster_id}", "-c",
                        str(self._properties_path), "--ignore-formatted", *self._scram_arguments()),
             capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip

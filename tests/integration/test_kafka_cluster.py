@@ -1,0 +1,136 @@
+"""A three-node Apache Kafka cluster loses a partition leader mid-stream: nothing is lost.
+
+The node leading the first incoming partition is killed with SIGKILL while events flow. The
+cluster elects new leaders from the in-sync replicas; the scorer's clients follow them (and the
+group coordinator, if it moved), and every event still gets its output, and the group's
+commits reach the end of the input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator
+
+import orjson
+import pytest
+import pytest_asyncio
+from aiokafka.admin import AIOKafkaAdminClient
+from apache_kafka.cluster import KafkaCluster
+
+from modstream.demo.imageserver import ImageServer
+from modstream.pipeline.addresses import parse_cidrs
+from modstream.pipeline.broker import TopicSpec, ensure_topics
+from modstream.pipeline.cache import CacheConfig
+from modstream.pipeline.fetch import FetchConfig, Fetcher
+from modstream.pipeline.kafka_settings import KafkaSettings
+from modstream.pipeline.metrics import PipelineMetrics
+from modstream.pipeline.policy import Policy
+from modstream.pipeline.producers import start_producer
+from modstream.pipeline.scorer import Scorer, ScorerConfig
+from modstream.pipeline.stream import ScoringStream, StreamConfig
+
+from .support import OutputReader, committed_offsets, end_offsets, unique_group, unique_topics
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+PARTITIONS = 4
+EVENTS = 200
+BATCH = 5  # events sent every 0.1 s
+KILL_AFTER = 40  # outputs seen before the leader dies
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def cluster(
+    kafka_jars: str | None, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[KafkaCluster]:
+    if kafka_jars is None:
+        pytest.skip("Apache Kafka tier skipped: needs java and mvn on PATH")
+    async with KafkaCluster(tmp_path_factory.mktemp("kafka-cluster"), kafka_jars) as started:
+        yield started
+
+
+async def _leaders(kafka: KafkaSettings, topic: str) -> dict[int, int]:
+    """partition -> the node leading it, as the cluster's metadata says."""
+    admin = AIOKafkaAdminClient(**kafka.client_options("test"))
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    return {p["partition"]: p["leader"] for p in described["partitions"]}
+
+
+async def test_a_partition_leader_killed_mid_stream_loses_no_event(
+    cluster: KafkaCluster, image_server: ImageServer, scorer_settings: ScorerConfig
+) -> None:
+    """SIGKILL the node leading partition 0 mid-stream: leadership moves to another replica,
+    every event gets an output, and the commits reach the end of every partition."""
+    assert image_server.served is not None
+    kafka = cluster.kafka
+    topics = unique_topics("leader")
+    group = unique_group("leader")
+    specs = [TopicSpec(name, PARTITIONS) for name in (topics.incoming, *topics.outputs())]
+    await ensure_topics(kafka, specs, replication_factor=3)
+    images = image_server.served.image_urls()
+    values = [
+        orjson.dumps({"id": f"e{n}", "url": f"{images[n % len(images)]}?n={n}"})
+        for n in range(EVENTS)
+    ]
+    config = StreamConfig(
+        kafka=kafka, topics=topics, group_id=group,
+        policy=Policy(name="t", flag_at=0.8, review_at=0.3),
+        cache=CacheConfig(max_entries=0), session_timeout_ms=6_000,
+    )  # fmt: skip
+    feeder = await start_producer(kafka, role="test-feed", linger_ms=5)
+    assert feeder.idempotent
+
+    async def feed() -> None:
+        for start in range(0, EVENTS, BATCH):
+            sends = [
+                await feeder.producer.send(topics.incoming, value, partition=n % PARTITIONS)
+                for n, value in enumerate(values[start : start + BATCH], start)
+            ]
+            await asyncio.gather(*sends)
+            await asyncio.sleep(0.1)
+
+    stop, ready = asyncio.Event(), asyncio.Event()
+    fetch = FetchConfig(allow_cidrs=parse_cidrs(["127.0.0.0/8"]))
+    async with (
+        await Scorer.start(scorer_settings) as scorer,
+        Fetcher(fetch) as fetcher,
+        OutputReader(kafka.bootstrap_servers, topics.outputs()) as reader,
+    ):
+        stream = ScoringStream(config, scorer, fetcher, PipelineMetrics())
+        running = asyncio.create_task(stream.run(stop, ready))
+        await asyncio.wait_for(ready.wait(), 60)
+        feeding = asyncio.create_task(feed())
+        try:
+            await reader.wait_until(
+                lambda o: len(o) >= KILL_AFTER, timeout_s=60, what="the first outputs"
+            )
+            victim = (await _leaders(kafka, topics.incoming))[0]
+            await cluster.nodes[victim].kill()
+            await asyncio.wait_for(feeding, 120)
+            await reader.wait_until(
+                lambda o: len({x.record["id"] for x in o}) >= EVENTS, timeout_s=120,
+                what="an output for every event",
+            )  # fmt: skip
+        finally:
+            stop.set()
+            await asyncio.wait_for(running, 60)
+            await feeder.producer.stop()
+        await reader.read_to_end()
+        outputs = list(reader.outputs)
+        survivors = await _leaders(kafka, topics.incoming)
+        ends = await end_offsets(kafka.bootstrap_servers, topics.incoming)
+        committed = await committed_offsets(kafka.bootstrap_servers, group, topics.incoming, ends)
+
+    assert survivors[0] != victim and victim not in survivors.values()
+    counts = Counter(output.record["id"] for output in outputs)
+    assert set(counts) == {f"e{n}" for n in range(EVENTS)}, "an event has no output"
+    repeated = sum(count - 1 for count in counts.values())
+    # Repeats happen only where a commit was lost with the coordinator: at most what was in flight.
+    assert repeated <= config.max_in_flight, f"{repeated} repeated outputs"
+    assert committed == ends
+    print(f"leader change: node {victim} killed; {repeated} outputs repeated of {EVENTS}")
