@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint demo bench clean
+.PHONY: test lint demo demo-kafka bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ test: lint
 
 demo: $(STAMP)
 	$(BIN)/modstream demo
+
+# The demo on a throwaway Apache Kafka node (needs java and mvn; Maven fetches the broker once).
+demo-kafka: $(STAMP)
+	PYTHONPATH=tests $(BIN)/python -m apache_kafka $(BIN)/modstream demo --bootstrap-servers {bootstrap}
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
