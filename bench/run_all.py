@@ -7,6 +7,7 @@ printed first and the corpus's share of images scoring >= 0.05.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -47,7 +48,8 @@ def main() -> int:
             "--pairs", "3", "--variants", "fast", "exact", "--startup-runs", "0"),
         run("score vs peer, photos (~5 % >= 0.05)", str(BENCH / "cli_vs_peer.py"), str(photos),
             "--pairs", "3", "--variants", "fast", "exact", "--startup-runs", "0"),
-        run("stream, mixed", str(BENCH / "stream_bench.py"), str(mixed), "--rounds", "1"),
+        run("stream, mixed", str(BENCH / "stream_bench.py"), str(mixed), "--rounds", "1",
+            "--broker", "both" if shutil.which("java") and shutil.which("mvn") else "tansu"),
     ]  # fmt: skip
     return 0 if all(results) else 1
 

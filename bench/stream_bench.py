@@ -9,17 +9,20 @@ What it measures, on one machine, in one sitting:
 * **peer**: ``modstream score --json DIR`` on the same images, as a whole process and in steady
   state (first to last result line), so the stream can be compared with batch scoring.
 
-The broker is the embedded tansu broker, the images are served from a loopback HTTP server in this
-process, and the scorer is ``modstream run --role scorer`` in a separate process with the score
-cache off, so every event costs a real fetch, decode and inference.
+The broker is the embedded tansu broker, or Apache Kafka (one KRaft node from the tests' Maven
+pom, needs java and mvn) with ``--broker kafka``; ``--broker both`` runs them one after the other
+in each round, so their figures are paired. The images are served from a loopback HTTP server in
+this process, and the scorer is ``modstream run --role scorer`` in a separate process with the
+score cache off, so every event costs a real fetch, decode and inference.
 
-    python bench/stream_bench.py bench/data/photos --rounds 3
+    python bench/stream_bench.py bench/data/photos --rounds 3 --broker both
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -27,6 +30,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +45,34 @@ from modstream.pipeline.metrics import percentile
 from modstream.pipeline.stream import Topics
 
 OUTPUTS = Topics().outputs()
+TESTS = Path(__file__).resolve().parent.parent / "tests"
+# The embedded broker waits out most of a fetch and makes a join wait half the session timeout;
+# Apache Kafka needs neither setting (modstream's defaults are for it).
+SCORER_FLAGS = {
+    "tansu": ["--session-timeout-ms", "2000", "--fetch-max-wait-ms", "20"],
+    "kafka": [],
+}
+
+
+@dataclass(frozen=True)
+class RunningBroker:
+    servers: str
+    pid: int
+
+
+@contextlib.asynccontextmanager
+async def open_broker(kind: str) -> AsyncIterator[RunningBroker]:
+    if kind == "tansu":
+        async with EmbeddedBroker() as broker:
+            yield RunningBroker(broker.bootstrap_servers, broker.pid)
+        return
+    sys.path.insert(0, str(TESTS))
+    from apache_kafka import ApacheKafka, kafka_classpath
+
+    classpath = kafka_classpath(Path.home() / ".cache" / "modstream-dev")
+    with tempfile.TemporaryDirectory(prefix="bench-kafka-") as directory:
+        async with ApacheKafka(Path(directory), classpath, heap_mb=1024) as kafka:
+            yield RunningBroker(kafka.bootstrap_servers, kafka.pid)
 
 
 @dataclass
@@ -70,11 +102,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start_scorer(servers: str, cache_dir: Path, extra: list[str]) -> subprocess.Popen[bytes]:
+def start_scorer(
+    servers: str, cache_dir: Path, extra: list[str], broker: str
+) -> subprocess.Popen[bytes]:
     command = [
         sys.executable, "-m", "modstream", "run", "--role", "scorer",
         "--bootstrap-servers", servers, "--metrics-port", "0", "--allow-cidr", "127.0.0.0/8",
-        "--cache-entries", "0", "--session-timeout-ms", "2000", "--fetch-max-wait-ms", "20",
+        "--cache-entries", "0", *SCORER_FLAGS[broker],
         "--group-id", f"bench-{uuid.uuid4().hex[:8]}", "--cache-dir", str(cache_dir), *extra,
     ]  # fmt: skip
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -101,15 +135,15 @@ async def produce(
 
 
 async def stream_round(
-    images: Path, cache_dir: Path, rates: list[float], extra: list[str]
+    images: Path, cache_dir: Path, rates: list[float], extra: list[str], broker_kind: str
 ) -> dict[str, Any]:
-    async with EmbeddedBroker() as broker, ImageServer(root=images) as server:
+    async with open_broker(broker_kind) as broker, ImageServer(root=images) as server:
         assert server.served is not None
-        servers = broker.bootstrap_servers
+        servers = broker.servers
         specs = [TopicSpec(name, 4) for name in ("images.incoming", *OUTPUTS)]
         await ensure_topics(KafkaSettings(bootstrap_servers=servers), specs)
         urls = [f"{u}?r={uuid.uuid4().hex[:6]}" for u in server.served.image_urls()]
-        scorer = start_scorer(servers, cache_dir, extra)
+        scorer = start_scorer(servers, cache_dir, extra, broker_kind)
         producer = AIOKafkaProducer(bootstrap_servers=servers, acks="all", linger_ms=0)
         consumer = AIOKafkaConsumer(
             *OUTPUTS, bootstrap_servers=servers, group_id=None, auto_offset_reset="earliest",
@@ -196,17 +230,22 @@ def main() -> None:
     parser.add_argument("--scorer-arg", action="append", default=[],
                         help="extra argument for both modstream commands")  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    parser.add_argument("--broker", choices=["tansu", "kafka", "both"], default="tansu")
     args = parser.parse_args()
     default_cache = Path(tempfile.gettempdir()) / "modstream-bench-cache"
     cache_dir = Path(os.environ.get("MODSTREAM_CACHE_DIR", default_cache))
+    brokers = ["tansu", "kafka"] if args.broker == "both" else [args.broker]
     rounds = []
     for _round in range(args.rounds):
         score = score_round(args.images, cache_dir, args.scorer_arg)
-        stream = asyncio.run(
-            stream_round(args.images, cache_dir, args.rate or [12.0], args.scorer_arg)
-        )
-        ratio = stream["saturation_per_s"] / score["steady_per_s"]
-        rounds.append({"score": score, "stream": stream, "saturation_vs_score": round(ratio, 3)})
+        measured: dict[str, Any] = {"score": score}
+        for kind in brokers:
+            stream = asyncio.run(
+                stream_round(args.images, cache_dir, args.rate or [12.0], args.scorer_arg, kind)
+            )
+            ratio = stream["saturation_per_s"] / score["steady_per_s"]
+            measured[kind] = {"stream": stream, "saturation_vs_score": round(ratio, 3)}
+        rounds.append(measured)
         print(json.dumps(rounds[-1]), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"stream-{time.strftime('%Y%m%d-%H%M%S')}.json"

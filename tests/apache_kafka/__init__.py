@@ -135,6 +135,12 @@ class ApacheKafka:
     def kafka(self) -> KafkaSettings:
         return KafkaSettings(bootstrap_servers=self.bootstrap_servers)
 
+    @property
+    def pid(self) -> int:
+        if self._process is None:
+            raise RuntimeError("the broker is not running")
+        return self._process.pid
+
     def address(self, listener: str) -> str:
         return f"127.0.0.1:{self.ports[listener]}"
 
