@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 import time
 from collections import Counter, deque
@@ -16,11 +17,13 @@ from typing import Any, TextIO
 import orjson
 from tqdm import tqdm
 
-from modstream.cli.inputs import Input, InputLoader, expand
+from modstream.cli.inputs import Input, expand
 from modstream.cli.options import scorer_config
 from modstream.errors import ConfigError, ModstreamError
 from modstream.pipeline.addresses import parse_cidrs
+from modstream.pipeline.cache import CacheConfig
 from modstream.pipeline.fetch_config import FetchConfig
+from modstream.pipeline.moderation import Moderator, result_fields
 from modstream.pipeline.policy import Policy, resolve_policy
 from modstream.pipeline.scorer import Scorer, ScorerConfig
 
@@ -70,9 +73,16 @@ async def _score_all(
     progress: tqdm[Any],
 ) -> Counter[str]:
     counts: Counter[str] = Counter(error=0)
-    loader = InputLoader(fetch_config)
-    # Decoding starts while OpenVINO loads and compiles on another thread.
-    async with await Scorer.start(config, wait=False) as scorer, loader:
+    async with contextlib.AsyncExitStack() as stack:
+        fetcher = None
+        if any(item.url is not None for item in inputs):
+            from modstream.pipeline.fetch import Fetcher  # aiohttp loads only for URLs
+
+            fetcher = await stack.enter_async_context(Fetcher(fetch_config))
+        # Decoding starts while OpenVINO loads and compiles on another thread.
+        scorer = await stack.enter_async_context(await Scorer.start(config, wait=False))
+        # Every input is scored: a batch job reports each one, so nothing is cached.
+        moderator = Moderator(scorer, policy, fetcher=fetcher, cache=CacheConfig(max_entries=0))
         window: deque[asyncio.Task[dict[str, Any]]] = deque()
         limit = config.max_pending
 
@@ -82,7 +92,7 @@ async def _score_all(
             progress.update(1)
 
         for item in inputs:
-            window.append(asyncio.create_task(_score_one(item, scorer, loader, policy)))
+            window.append(asyncio.create_task(_score_one(item, moderator)))
             if len(window) >= limit:
                 emit(await window.popleft())
         while window:
@@ -90,33 +100,18 @@ async def _score_all(
     return counts
 
 
-async def _score_one(
-    item: Input, scorer: Scorer, loader: InputLoader, policy: Policy
-) -> dict[str, Any]:
+async def _score_one(item: Input, moderator: Moderator) -> dict[str, Any]:
+    # A batch job has no latency budget: let batches fill (max_delay still bounds the wait).
+    deadline = time.monotonic() + BULK_DEADLINE_S
     try:
-        loaded = await loader.load(item)
-        # A batch job has no latency budget: let batches fill (max_delay still bounds the wait).
-        result = await scorer.score(loaded.body, deadline=time.monotonic() + BULK_DEADLINE_S)
+        if item.url is not None:
+            moderated = await moderator.moderate_url(item.url, deadline=deadline)
+        else:
+            assert item.path is not None
+            moderated = await moderator.moderate_bytes(item.path, deadline=deadline)
     except ModstreamError as exc:
         return {"input": item.label, "error": exc.to_dict()}
-    if item.url is None:
-        timings = {"read": round(result.timings.read_s * 1000, 3), **result.timings.as_ms()}
-    else:
-        timings = {"fetch": round(loaded.load_s * 1000, 3), **result.timings.as_ms()}
-    return {
-        "input": item.label,
-        "nsfw": round(result.nsfw, 6),
-        "decision": policy.decide(result.nsfw).value,
-        "policy": policy.name,
-        "model": result.model,
-        "device": result.device,
-        "precision": result.precision,
-        "preprocessing": result.preprocessing,
-        "sha256": result.sha256,
-        "width": result.width,
-        "height": result.height,
-        "timings": timings,
-    }
+    return {"input": item.label, **result_fields(moderated)}
 
 
 class _Writer:

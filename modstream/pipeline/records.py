@@ -5,8 +5,9 @@
     a hash of the url, ``observed_at`` to the consume time, and unknown fields are kept in ``meta``.
 ``images.flagged`` / ``images.review`` / ``images.safe``
     the event's fields plus ``published_at``, ``nsfw``, ``decision``, ``policy``, ``model``,
-    ``precision`` and ``preprocessing`` (what produced the final score), ``sha256``, ``width``,
-    ``height``, ``cached``, ``timings`` (milliseconds).
+    ``device``, ``precision`` and ``preprocessing`` (what produced the final score), ``sha256``,
+    ``width``, ``height``, ``cached``, ``timings`` (milliseconds): :func:`result_fields`, the same
+    fields ``modstream score`` and ``modstream serve`` give.
 ``images.errors``
     the event's fields plus ``published_at`` and ``error: {kind, message, retriable}``. A record
     that is not a valid event also lands here, with its raw bytes (base64), partition and offset.
@@ -22,7 +23,7 @@ import orjson
 
 from modstream.errors import MalformedRecord, ModstreamError
 from modstream.events import ImageEvent, event_id_for
-from modstream.pipeline.results import ScoreResult
+from modstream.pipeline.moderation import Moderated, result_fields
 
 _KNOWN = frozenset({"id", "url", "source", "observed_at", "meta"})
 
@@ -68,31 +69,9 @@ def parse_event(raw: bytes | None, *, now: float) -> ImageEvent:
 
 
 def result_record(
-    event: ImageEvent,
-    result: ScoreResult,
-    *,
-    decision: str,
-    policy: str,
-    fetch_s: float,
-    published_at: float,
-    cached: bool = False,
+    event: ImageEvent, moderated: Moderated, *, published_at: float
 ) -> dict[str, Any]:
-    timings = {"fetch": round(fetch_s * 1000, 3), **result.timings.as_ms()}
-    return {
-        **event.fields(),
-        "published_at": published_at,
-        "nsfw": round(result.nsfw, 6),
-        "decision": decision,
-        "policy": policy,
-        "model": result.model,
-        "precision": result.precision,
-        "preprocessing": result.preprocessing,
-        "sha256": result.sha256,
-        "width": result.width,
-        "height": result.height,
-        "cached": cached,
-        "timings": timings,
-    }
+    return {**event.fields(), "published_at": published_at, **result_fields(moderated)}
 
 
 def error_record(

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -30,15 +29,15 @@ from aiokafka.errors import KafkaError
 
 from modstream.errors import ModstreamError
 from modstream.events import ImageEvent
-from modstream.pipeline.cache import CacheConfig, TTLCache
+from modstream.pipeline.cache import CacheConfig
 from modstream.pipeline.fetch import Fetcher
 from modstream.pipeline.kafka_settings import KafkaSettings
 from modstream.pipeline.metrics import LatencyWindow, PipelineMetrics
+from modstream.pipeline.moderation import Moderator
 from modstream.pipeline.offsets import OffsetTracker
 from modstream.pipeline.policy import PRESETS, Decision, Policy
 from modstream.pipeline.producers import start_producer
 from modstream.pipeline.records import Origin, error_record, parse_event, result_record
-from modstream.pipeline.results import ScoreResult
 from modstream.pipeline.scorer import Scorer
 
 log = logging.getLogger("modstream.stream")
@@ -121,8 +120,9 @@ class ScoringStream:
         self._metrics = metrics
         self._now = wall_clock
         self._tracker: OffsetTracker[TopicPartition] = OffsetTracker()
-        self._by_url: TTLCache[ScoreResult] = TTLCache(config.cache)
-        self._by_sha: TTLCache[ScoreResult] = TTLCache(config.cache)
+        self.moderator = Moderator(
+            scorer, config.policy, fetcher=fetcher, cache=config.cache, metrics=metrics
+        )
         self._window = LatencyWindow()
         self._tasks: dict[asyncio.Task[None], TopicPartition] = {}
         self._capacity = asyncio.Event()
@@ -355,9 +355,10 @@ class ScoringStream:
         event: ImageEvent | None = None
         try:
             event = parse_event(origin.raw, now=self._now())
-            result, fetch_s, cached = await self._score(event)
+            moderated = await self.moderator.moderate_url(event.url)
         except ModstreamError as exc:
-            self._metrics.errors.labels(exc.kind).inc()
+            if event is None:  # the moderator counts the errors of the images it was given
+                self._metrics.errors.labels(exc.kind).inc()
             record = error_record(exc, published_at=self._now(), event=event, origin=origin)
             return topics.errors, record
         except Exception as exc:  # a bug must still yield its one output record
@@ -366,40 +367,12 @@ class ScoringStream:
             self._metrics.errors.labels(internal.kind).inc()
             record = error_record(internal, published_at=self._now(), event=event, origin=origin)
             return topics.errors, record
-        decision = self.config.policy.decide(result.nsfw)
         published_at = self._now()
-        record = result_record(
-            event, result, decision=decision.value, policy=self.config.policy.name,
-            fetch_s=fetch_s, published_at=published_at, cached=cached,
-        )  # fmt: skip
+        record = result_record(event, moderated, published_at=published_at)
         roundtrip = max(published_at - event.observed_at, 0.0)
-        self._metrics.roundtrip.labels(decision.value).observe(roundtrip)
-        self._metrics.results.labels(decision.value).inc()
+        self._metrics.roundtrip.labels(moderated.decision.value).observe(roundtrip)
         self._window.add(roundtrip)
-        return topics.for_decision(decision), record
-
-    async def _score(self, event: ImageEvent) -> tuple[ScoreResult, float, bool]:
-        known = self._by_url.get(event.url)
-        if known is not None:
-            self._metrics.cache_hits.labels("url").inc()
-            return known, 0.0, True
-        fetched = await self._fetcher.fetch(event.url)
-        self._metrics.stage.labels("fetch").observe(fetched.fetch_s)
-        digest = await asyncio.to_thread(_sha256, fetched.body)  # off the event loop
-        known = self._by_sha.get(digest)
-        if known is not None:
-            self._metrics.cache_hits.labels("sha256").inc()
-            self._by_url.put(event.url, known)
-            return known, fetched.fetch_s, True
-        result = await self._scorer.score(fetched.body, sha256=digest)
-        timings = result.timings
-        self._metrics.stage.labels("decode").observe(timings.decode_s)
-        self._metrics.stage.labels("queue").observe(timings.queue_s)
-        self._metrics.stage.labels("infer").observe(timings.infer_s)
-        self._metrics.batch_size.observe(timings.batch_size)
-        self._by_url.put(event.url, result)
-        self._by_sha.put(result.sha256, result)
-        return result, fetched.fetch_s, False
+        return topics.for_decision(moderated.decision), record
 
     async def _publish(self, topic: str, record: dict[str, Any]) -> None:
         """Publish with acks=all, retrying while the broker is away; never drop the record."""
@@ -428,8 +401,7 @@ class ScoringStream:
             "pauses": self._pauses,
             "published": dict(self.published),
             "offsets": self._tracker.statistics(),
-            "cache_by_url": self._by_url.statistics(),
-            "cache_by_sha256": self._by_sha.statistics(),
+            **self.moderator.statistics(),
             "scorer": self._scorer.statistics(),
         }
 
@@ -456,7 +428,3 @@ async def _started(client: C) -> C:
             await client.stop()
         raise
     return client
-
-
-def _sha256(body: bytes) -> str:
-    return hashlib.sha256(body).hexdigest()

@@ -1,0 +1,174 @@
+"""One image through moderation, with no Kafka in sight: the step every front door shares.
+
+    cache by URL -> guarded fetch -> sha256 -> cache by content -> score -> decide -> metrics
+
+The Kafka stream (``modstream run``), ``modstream score`` and the HTTP API (``modstream serve``)
+all call :class:`Moderator`, and all turn its :class:`Moderated` outcome into fields with
+:func:`result_fields`, so the three can never disagree on a field or a decision. Failures are
+:class:`~modstream.errors.ModstreamError` subclasses, raised for the caller to report (an error
+record, a JSON line, a 4xx); the moderator has already counted them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from modstream.errors import ModstreamError
+from modstream.pipeline.cache import CacheConfig, TTLCache
+from modstream.pipeline.metrics import PipelineMetrics
+from modstream.pipeline.policy import Decision, Policy
+from modstream.pipeline.results import ScoreResult
+from modstream.pipeline.scorer import Scorer
+
+if TYPE_CHECKING:  # aiohttp is imported only where URLs are fetched
+    from modstream.pipeline.fetch import Fetcher
+
+__all__ = ["Moderated", "Moderator", "result_fields"]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Moderated:
+    """The outcome for one image: its score, the decision under the policy, and how it came."""
+
+    result: ScoreResult
+    decision: Decision
+    policy: str
+    cached: bool = False
+    fetch_s: float | None = None  # fetched from a URL
+    read_s: float | None = None  # read from a file
+
+
+def result_fields(moderated: Moderated) -> dict[str, Any]:
+    """The fields a result carries on every front door (topic record, JSON line, API body)."""
+    result = moderated.result
+    timings: dict[str, float | int] = {}
+    if moderated.fetch_s is not None:
+        timings["fetch"] = round(moderated.fetch_s * 1000, 3)
+    if moderated.read_s is not None:
+        timings["read"] = round(moderated.read_s * 1000, 3)
+    timings.update(result.timings.as_ms())
+    return {
+        "nsfw": round(result.nsfw, 6),
+        "decision": moderated.decision.value,
+        "policy": moderated.policy,
+        "model": result.model,
+        "device": result.device,
+        "precision": result.precision,
+        "preprocessing": result.preprocessing,
+        "sha256": result.sha256,
+        "width": result.width,
+        "height": result.height,
+        "cached": moderated.cached,
+        "timings": timings,
+    }
+
+
+class Moderator:
+    """Moderates images by URL or by content, through one scorer, fetcher and pair of caches."""
+
+    def __init__(
+        self,
+        scorer: Scorer,
+        policy: Policy,
+        *,
+        fetcher: Fetcher | None = None,
+        cache: CacheConfig | None = None,
+        metrics: PipelineMetrics | None = None,
+    ) -> None:
+        self.scorer = scorer
+        self.policy = policy
+        self._fetcher = fetcher
+        self._metrics = metrics or PipelineMetrics()
+        self._by_url: TTLCache[ScoreResult] = TTLCache(cache or CacheConfig())
+        self._by_sha: TTLCache[ScoreResult] = TTLCache(cache or CacheConfig())
+
+    async def moderate_url(self, url: str, *, deadline: float | None = None) -> Moderated:
+        """Fetch ``url`` with the guarded fetcher (unless its score is cached) and moderate it."""
+        try:
+            known = self._by_url.get(url)
+            if known is not None:
+                self._metrics.cache_hits.labels("url").inc()
+                return self._counted(self._decided(known, cached=True, fetch_s=0.0))
+            if self._fetcher is None:
+                raise RuntimeError("this moderator was built without a fetcher")
+            fetched = await self._fetcher.fetch(url)
+            self._metrics.stage.labels("fetch").observe(fetched.fetch_s)
+            moderated = await self._moderate_body(fetched.body, deadline, fetch_s=fetched.fetch_s)
+        except ModstreamError as exc:
+            self._metrics.errors.labels(exc.kind).inc()
+            raise
+        self._by_url.put(url, moderated.result)
+        return self._counted(moderated)
+
+    async def moderate_bytes(
+        self, body: bytes | Path, *, deadline: float | None = None, read_s: float | None = None
+    ) -> Moderated:
+        """Moderate an image given whole (an upload, or a file the scorer reads by path)."""
+        try:
+            moderated = await self._moderate_body(body, deadline, read_s=read_s)
+        except ModstreamError as exc:
+            self._metrics.errors.labels(exc.kind).inc()
+            raise
+        return self._counted(moderated)
+
+    def known(self, sha256: str) -> Moderated | None:
+        """The cached outcome for content with this sha256 (lower-case hex), if any."""
+        result = self._by_sha.get(sha256.lower())
+        return None if result is None else self._decided(result, cached=True)
+
+    def statistics(self) -> dict[str, Any]:
+        return {
+            "cache_by_url": self._by_url.statistics(),
+            "cache_by_sha256": self._by_sha.statistics(),
+        }
+
+    def _counted(self, moderated: Moderated) -> Moderated:
+        self._metrics.results.labels(moderated.decision.value).inc()
+        return moderated
+
+    async def _moderate_body(
+        self,
+        body: bytes | Path,
+        deadline: float | None,
+        *,
+        fetch_s: float | None = None,
+        read_s: float | None = None,
+    ) -> Moderated:
+        digest = None
+        if isinstance(body, bytes):
+            digest = await asyncio.to_thread(_sha256, body)  # off the event loop
+            known = self._by_sha.get(digest)
+            if known is not None:
+                self._metrics.cache_hits.labels("sha256").inc()
+                return self._decided(known, cached=True, fetch_s=fetch_s, read_s=read_s)
+        result = await self.scorer.score(body, sha256=digest, deadline=deadline)
+        timings = result.timings
+        for stage, seconds in (("decode", timings.decode_s), ("queue", timings.queue_s),
+                               ("infer", timings.infer_s)):  # fmt: skip
+            self._metrics.stage.labels(stage).observe(seconds)
+        self._metrics.batch_size.observe(timings.batch_size)
+        self._by_sha.put(result.sha256, result)
+        if read_s is None and isinstance(body, Path):
+            read_s = timings.read_s
+        return self._decided(result, fetch_s=fetch_s, read_s=read_s)
+
+    def _decided(
+        self,
+        result: ScoreResult,
+        *,
+        cached: bool = False,
+        fetch_s: float | None = None,
+        read_s: float | None = None,
+    ) -> Moderated:
+        return Moderated(
+            result=result, decision=self.policy.decide(result.nsfw), policy=self.policy.name,
+            cached=cached, fetch_s=fetch_s, read_s=read_s,
+        )  # fmt: skip
+
+
+def _sha256(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
