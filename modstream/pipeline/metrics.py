@@ -41,10 +41,10 @@ class PipelineMetrics:
             "modstream_batch_size", "Images per inference batch.", buckets=BATCH_BUCKETS, registry=r
         )
         self.results = Counter(
-            "modstream_results_total", "Results published, by decision.", ["decision"], registry=r
+            "modstream_results_total", "Images moderated, by decision.", ["decision"], registry=r
         )
         self.errors = Counter(
-            "modstream_errors_total", "Error records published, by kind.", ["kind"], registry=r
+            "modstream_errors_total", "Failed images or records, by kind.", ["kind"], registry=r
         )
         self.inflight = Gauge(
             "modstream_inflight", "Records consumed, not yet committed.", registry=r
