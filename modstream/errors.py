@@ -24,8 +24,10 @@ the ``retriable`` class attribute; code that reports an error writes ``kind`` an
     │   │   ├── HttpStatusError        kind=http_status
     │   │   ├── TooManyRedirects       kind=too_many_redirects
     │   │   └── BodyTooLarge           kind=too_large
-    │   └── MalformedRecord            kind=malformed_record
+    │   ├── MalformedRecord            kind=malformed_record
+    │   └── BadRequest                 kind=bad_request         (an HTTP request we cannot read)
     ├── Overloaded                     kind=overloaded          (retriable)
+    ├── Unauthorized                   kind=unauthorized        (no or a wrong API key)
     ├── ScorerClosed                   kind=scorer_closed
     ├── ModelError                     kind=model_error
     │   ├── WeightsNotFound            kind=weights_not_found
@@ -150,6 +152,16 @@ class BodyTooLarge(FetchError):
 
 class MalformedRecord(InputError):
     kind = "malformed_record"
+
+
+class BadRequest(InputError):
+    """An API request that names no image: bad JSON, no ``url``, no ``image`` field."""
+
+    kind = "bad_request"
+
+
+class Unauthorized(ModstreamError):
+    kind = "unauthorized"
 
 
 class Overloaded(ModstreamError):

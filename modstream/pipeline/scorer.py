@@ -313,6 +313,14 @@ class Scorer:
         assert self._compiling is not None
         await asyncio.shield(self._compiling)
 
+    @property
+    def compiled(self) -> bool:
+        """Whether the network is compiled for every device (what a readiness probe asks)."""
+        task = self._compiling
+        if task is None or not task.done() or task.cancelled():
+            return False
+        return task.exception() is None
+
     async def _compile(self) -> None:
         from modstream.pipeline.devices import DeviceWorker
 

@@ -1,0 +1,89 @@
+"""``modstream serve``: score single images over HTTP (see :mod:`modstream.serve`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from modstream.cli.options import add_scorer_options, scorer_config
+from modstream.errors import ConfigError, ModstreamError
+
+
+def add_parser(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "serve", help="score single images over HTTP", description=__doc__
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8080, help="port (default 8080; 0: any)")
+    parser.add_argument(
+        "--api-key-file", type=Path, default=None, metavar="FILE",
+        help="API keys, one per line; without it no key is asked for",
+    )  # fmt: skip
+    parser.add_argument(
+        "--allow-cidr", action="append", default=[], metavar="CIDR",
+        help="let URLs reach this otherwise refused address range (e.g. 127.0.0.0/8)",
+    )  # fmt: skip
+    parser.add_argument("--fetch-timeout", type=float, default=10.0, help="seconds per image URL")
+    parser.add_argument(
+        "--cache-entries", type=int, default=100_000, help="results kept by url and sha256"
+    )
+    parser.add_argument("--cache-ttl", type=float, default=3600.0, help="seconds a result is kept")
+    add_scorer_options(parser)
+    parser.set_defaults(handler=run)
+
+
+def _api_keys(path: Path | None) -> frozenset[str]:
+    if path is None:
+        return frozenset()
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise ConfigError(f"--api-key-file {path}: {exc.strerror}") from None
+    keys = frozenset(line.strip() for line in lines if line.strip() and not line.startswith("#"))
+    if not keys:
+        raise ConfigError(f"--api-key-file {path} holds no key")
+    return keys
+
+
+def run(args: argparse.Namespace) -> int:
+    from modstream.pipeline.addresses import parse_cidrs
+    from modstream.pipeline.cache import CacheConfig
+    from modstream.pipeline.fetch_config import FetchConfig
+    from modstream.pipeline.policy import resolve_policy
+    from modstream.serve.app import ServeConfig
+    from modstream.serve.server import ServerSettings, serve
+
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )  # fmt: skip
+    try:
+        policy = resolve_policy(args.policy)
+        if args.review_at is not None:
+            policy = policy.with_review(args.review_at)
+        scorer = scorer_config(args, policy)
+        settings = ServerSettings(
+            host=args.host, port=args.port, policy=policy, scorer=scorer,
+            fetch=FetchConfig(
+                allow_cidrs=parse_cidrs(args.allow_cidr), max_bytes=scorer.limits.max_bytes,
+                total_timeout_s=args.fetch_timeout,
+            ),
+            cache=CacheConfig(max_entries=args.cache_entries, ttl_s=args.cache_ttl),
+            api=ServeConfig(
+                max_body_bytes=scorer.limits.max_bytes, api_keys=_api_keys(args.api_key_file),
+                request_budget_s=scorer.latency_budget_s,
+            ),
+        )  # fmt: skip
+    except (ConfigError, ValueError) as exc:
+        print(f"modstream serve: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(serve(settings))
+    except ModstreamError as exc:
+        print(f"modstream serve: {exc.kind}: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,213 @@
+"""``modstream serve``: the HTTP front door to the moderation step (aiohttp).
+
+    POST /v1/score          raw image bytes, multipart field ``image``, or JSON ``{"url": ...}``
+    GET  /v1/hash/{sha256}  a result already known for that content, or 404
+    GET  /healthz           the process is up
+    GET  /readyz            the network is compiled (503 until then)
+    GET  /metrics           Prometheus
+    GET  /openapi.json      every route and error
+
+Every request goes through the same :class:`~modstream.pipeline.moderation.Moderator` as the
+stream, so concurrent requests share the scorer's batcher and batch together, URLs go through
+the same guarded fetcher, and a result has the same fields as a topic record. Errors are JSON
+``{"error": {"kind", "message"}}`` with the status from :mod:`modstream.serve.statuses`. A body
+is read no further than the limit: a ``Content-Length`` above it is refused before reading, and
+a chunked body is cut off at the limit.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiohttp import BodyPartReader, web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from modstream.errors import BadRequest, BodyTooLarge, ModstreamError, Unauthorized
+from modstream.pipeline.metrics import PipelineMetrics
+from modstream.pipeline.moderation import Moderated, Moderator, result_fields
+from modstream.serve.openapi import openapi_document
+from modstream.serve.statuses import RETRY_AFTER_S, status_for
+
+__all__ = ["ServeConfig", "build_app"]
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
+_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ServeConfig:
+    max_body_bytes: int = 20 * 1024 * 1024
+    api_keys: frozenset[str] = frozenset()  # empty: no key needed
+    request_budget_s: float = 0.250  # the scorer's batching deadline for an API request
+
+
+def build_app(
+    moderator: Moderator,
+    metrics: PipelineMetrics,
+    config: ServeConfig,
+    ready: Callable[[], bool],
+) -> web.Application:
+    api = _Api(moderator, metrics, config, ready)
+    # aiohttp's own limit sits above ours, so our reader (with a typed error) refuses first.
+    app = web.Application(
+        middlewares=[api.errors, api.authenticate], client_max_size=config.max_body_bytes + 1
+    )
+    app.router.add_post("/v1/score", api.score)
+    app.router.add_get("/v1/hash/{sha256}", api.by_hash)
+    app.router.add_get("/healthz", api.healthz)
+    app.router.add_get("/readyz", api.readyz)
+    app.router.add_get("/metrics", api.metrics)
+    app.router.add_get("/openapi.json", api.openapi)
+    return app
+
+
+def _json(
+    body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(body), status=status, content_type="application/json", headers=headers
+    )
+
+
+def error_response(error: ModstreamError) -> web.Response:
+    status = status_for(error)
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
+    if status == 401:
+        headers = {"WWW-Authenticate": 'Bearer realm="modstream"'}
+    return _json({"error": error.to_dict()}, status, headers)
+
+
+class _Api:
+    def __init__(
+        self,
+        moderator: Moderator,
+        metrics: PipelineMetrics,
+        config: ServeConfig,
+        ready: Callable[[], bool],
+    ) -> None:
+        self._moderator = moderator
+        self._metrics = metrics
+        self._config = config
+        self._ready = ready
+        self._keys = [key.encode() for key in config.api_keys]
+
+    # -- middlewares ---------------------------------------------------------------------------
+
+    @web.middleware
+    async def errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except ModstreamError as exc:
+            return error_response(exc)
+        except web.HTTPRequestEntityTooLarge:
+            return error_response(BodyTooLarge(self._too_large()))
+
+    @web.middleware
+    async def authenticate(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if self._keys and request.path not in _OPEN_PATHS:
+            given = _presented_key(request)
+            # Compare against every key, whatever matches first: no timing hint either way.
+            matches = [hmac.compare_digest(given, key) for key in self._keys]
+            if not any(matches):
+                raise Unauthorized(
+                    "a valid API key is required: 'Authorization: Bearer KEY' or 'X-API-Key: KEY'"
+                )
+        return await handler(request)
+
+    # -- routes --------------------------------------------------------------------------------
+
+    async def score(self, request: web.Request) -> web.Response:
+        deadline = time.monotonic() + self._config.request_budget_s
+        moderated: Moderated
+        if request.content_type == "application/json":
+            url = await self._url_of(request)
+            moderated = await self._moderator.moderate_url(url, deadline=deadline)
+        else:
+            body = await self._image_of(request)
+            moderated = await self._moderator.moderate_bytes(body, deadline=deadline)
+        return _json(result_fields(moderated))
+
+    async def by_hash(self, request: web.Request) -> web.Response:
+        digest = request.match_info["sha256"].lower()
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise BadRequest("the hash must be 64 hexadecimal characters (a sha256)")
+        known = self._moderator.known(digest)
+        if known is None:
+            return _json(
+                {"error": {"kind": "not_found", "message": "no result for this sha256"}}, 404
+            )
+        return _json(result_fields(known))
+
+    async def healthz(self, _request: web.Request) -> web.Response:
+        return _json({"status": "ok"})
+
+    async def readyz(self, _request: web.Request) -> web.Response:
+        if self._ready():
+            return _json({"status": "ready"})
+        return _json({"status": "starting"}, 503, {"Retry-After": str(RETRY_AFTER_S)})
+
+    async def metrics(self, _request: web.Request) -> web.Response:
+        body = generate_latest(self._metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def openapi(self, _request: web.Request) -> web.Response:
+        return _json(openapi_document(self._config.max_body_bytes, bool(self._keys)))
+
+    # -- reading requests ----------------------------------------------------------------------
+
+    def _too_large(self) -> str:
+        return f"the request body is larger than the limit of {self._config.max_body_bytes} bytes"
+
+    async def _url_of(self, request: web.Request) -> str:
+        raw = await self._read(request)
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise BadRequest(f"the body is not JSON: {exc}") from None
+        url = data.get("url") if isinstance(data, dict) else None
+        if not isinstance(url, str) or not url:
+            raise BadRequest('a JSON body must be an object with a "url" string')
+        return url
+
+    async def _image_of(self, request: web.Request) -> bytes:
+        if request.content_type.startswith("multipart/"):
+            reader = await request.multipart()
+            async for part in reader:
+                if isinstance(part, BodyPartReader) and part.name == "image":
+                    return await self._read_part(part)
+            raise BadRequest("the multipart body has no 'image' field")
+        return await self._read(request)
+
+    async def _read(self, request: web.Request) -> bytes:
+        """The whole body, refusing it unread when Content-Length says it is too large."""
+        limit = self._config.max_body_bytes
+        if request.content_length is not None and request.content_length > limit:
+            raise BodyTooLarge(self._too_large())
+        body = bytearray()
+        async for chunk in request.content.iter_chunked(_CHUNK):
+            body += chunk
+            if len(body) > limit:
+                raise BodyTooLarge(self._too_large())
+        return bytes(body)
+
+    async def _read_part(self, part: BodyPartReader) -> bytes:
+        limit = self._config.max_body_bytes
+        body = bytearray()
+        while chunk := await part.read_chunk(_CHUNK):
+            body += chunk
+            if len(body) > limit:
+                raise BodyTooLarge(self._too_large())
+        return bytes(body)
+
+
+def _presented_key(request: web.Request) -> bytes:
+    header = request.headers.get("Authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip().encode()
+    return request.headers.get("X-API-Key", "").strip().encode()

@@ -1,0 +1,144 @@
+"""The OpenAPI 3.1 description of ``modstream serve``, served at ``/openapi.json``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["ERROR_KINDS", "openapi_document"]
+
+# Every kind a response can carry, with its status (see modstream.serve.statuses).
+ERROR_KINDS: dict[str, tuple[int, str]] = {
+    "bad_request": (400, "bad JSON, no url, no multipart 'image' field, a malformed hash"),
+    "unauthorized": (401, "no API key, or one that is not valid"),
+    "not_found": (404, "no result known for this sha256"),
+    "too_large": (413, "the body or the fetched image is larger than the limit"),
+    "not_an_image": (415, "garbage, HTML, JSON or other non-image bytes"),
+    "unsupported_format": (415, "an image format modstream does not decode (SVG, ...)"),
+    "empty": (422, "an empty body"),
+    "truncated": (422, "the image data ends early"),
+    "decompression_bomb": (422, "more pixels than the limit, refused from the header"),
+    "decode_failed": (422, "any other decoder failure"),
+    "invalid_url": (422, "not an http(s) URL"),
+    "blocked_address": (422, "the URL's host is private, loopback, link-local or reserved"),
+    "connect_failed": (502, "the image's host could not be reached"),
+    "http_status": (502, "the image's host answered with an error"),
+    "too_many_redirects": (502, "more than 5 redirects"),
+    "overloaded": (503, "no scoring slot free in time; retry after Retry-After seconds"),
+    "fetch_timeout": (504, "the image's host did not answer in time"),
+}
+
+_RESULT = {
+    "type": "object",
+    "required": ["nsfw", "decision", "policy", "model", "sha256", "width", "height", "timings"],
+    "properties": {
+        "nsfw": {"type": "number", "minimum": 0, "maximum": 1},
+        "decision": {"enum": ["flagged", "review", "safe"]},
+        "policy": {"type": "string"},
+        "model": {"type": "string", "examples": ["open_nsfw@864bb37b"]},
+        "device": {"type": "string"},
+        "precision": {"type": "string"},
+        "preprocessing": {"enum": ["exact", "fast"]},
+        "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+        "width": {"type": "integer"},
+        "height": {"type": "integer"},
+        "cached": {"type": "boolean"},
+        "timings": {"type": "object", "description": "milliseconds per stage, and batch_size"},
+    },
+}
+_ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["kind", "message"],
+            "properties": {"kind": {"enum": sorted(ERROR_KINDS)}, "message": {"type": "string"}},
+        }
+    },
+}
+
+
+_SHA256_PARAMETER = {
+    "name": "sha256",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"},
+}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    return {
+        str(status): {
+            "description": "; ".join(
+                f"{kind}: {text}" for kind, (code, text) in ERROR_KINDS.items() if code == status
+            ),
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
+        for status in statuses
+    }
+
+
+def openapi_document(max_body_bytes: int, keys_required: bool) -> dict[str, Any]:
+    result = {"application/json": {"schema": {"$ref": "#/components/schemas/Result"}}}
+    score = {
+        "summary": "Score one image: its bytes, a multipart 'image' field, or a URL to fetch",
+        "requestBody": {
+            "required": True,
+            "description": f"at most {max_body_bytes} bytes",
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+                "image/*": {"schema": {"type": "string", "format": "binary"}},
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {"image": {"type": "string", "format": "binary"}},
+                    }
+                },
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["url"],
+                        "properties": {"url": {"type": "string", "format": "uri"}},
+                    }
+                },
+            },
+        },
+        "responses": {
+            "200": {"description": "the result", "content": result},
+            **_errors(400, 401, 413, 415, 422, 502, 503, 504),
+        },
+    }
+    plain = {"200": {"description": "JSON status"}}
+    document: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {"title": "modstream", "version": "1"},
+        "paths": {
+            "/v1/score": {"post": score},
+            "/v1/hash/{sha256}": {
+                "get": {
+                    "summary": "A result already known for content with this sha256",
+                    "parameters": [_SHA256_PARAMETER],
+                    "responses": {
+                        "200": {"description": "the cached result", "content": result},
+                        **_errors(400, 401, 404),
+                    },
+                }
+            },
+            "/healthz": {"get": {"summary": "the process is up", "responses": plain}},
+            "/readyz": {
+                "get": {
+                    "summary": "the network is compiled",
+                    "responses": {**plain, "503": {"description": "still starting"}},
+                }
+            },
+            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": plain}},
+        },
+        "components": {"schemas": {"Result": _RESULT, "Error": _ERROR}},
+    }
+    if keys_required:
+        document["components"]["securitySchemes"] = {
+            "bearer": {"type": "http", "scheme": "bearer"},
+            "key": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+        }
+        document["security"] = [{"bearer": []}, {"key": []}]
+    return document

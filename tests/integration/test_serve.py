@@ -1,0 +1,270 @@
+"""``modstream serve`` over a real loopback server, real OpenVINO on the CPU.
+
+Concurrent requests batch together and get the scores ``modstream score`` gives for the same
+files; every hostile request gets its status and a typed error; API keys are enforced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import imagegen
+import orjson
+import pytest
+import pytest_asyncio
+from PIL import Image
+
+from modstream.demo.imageserver import ImageServer, sample_images
+from modstream.pipeline.addresses import parse_cidrs
+from modstream.pipeline.fetch_config import FetchConfig
+from modstream.pipeline.scorer import ScorerConfig
+from modstream.serve.app import ServeConfig
+from modstream.serve.openapi import ERROR_KINDS
+from modstream.serve.server import ServerSettings, serve
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "ladder"
+REQUESTS = 48
+KEY = "k-3f9a1c0d2b7e"
+
+
+@dataclass(frozen=True, slots=True)
+class Api:
+    url: str
+    images: Path  # REQUESTS distinct image files
+
+
+def _corpus(directory: Path) -> Path:
+    """48 distinct images: the score ladder, the bundled samples, and photo-like JPEGs."""
+    directory.mkdir()
+    for path in sorted(FIXTURES.glob("*.png")):
+        shutil.copy(path, directory / path.name)
+    for name, data in sample_images().items():
+        (directory / name).write_bytes(data)
+    seed = 0
+    while len(list(directory.iterdir())) < REQUESTS:
+        buffer = io.BytesIO()
+        Image.fromarray(imagegen.photo_like(seed=seed)).save(buffer, "JPEG", quality=88)
+        (directory / f"photo-{seed}.jpg").write_bytes(buffer.getvalue())
+        seed += 1
+    return directory
+
+
+@asynccontextmanager
+async def _running(settings: ServerSettings) -> AsyncIterator[str]:
+    stop = asyncio.Event()
+    bound: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(serve(settings, stop, bound))
+    done, _ = await asyncio.wait([task, bound], return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        task.result()
+    try:
+        yield f"http://127.0.0.1:{bound.result()}"
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
+def _settings(scorer: ScorerConfig, **api: Any) -> ServerSettings:
+    return ServerSettings(
+        host="127.0.0.1", port=0, scorer=scorer,
+        fetch=FetchConfig(allow_cidrs=parse_cidrs(["127.0.0.0/8"]), total_timeout_s=5.0),
+        api=ServeConfig(**api),
+    )  # fmt: skip
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def api(
+    scorer_settings: ScorerConfig, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Api]:
+    images = _corpus(tmp_path_factory.mktemp("serve") / "images")
+    async with _running(_settings(scorer_settings)) as url:
+        async with aiohttp.ClientSession() as session:
+            for _attempt in range(600):
+                async with session.get(f"{url}/readyz") as response:
+                    if response.status == 200:
+                        break
+                await asyncio.sleep(0.1)
+        yield Api(url, images)
+
+
+async def _post(
+    session: aiohttp.ClientSession, url: str, **kwargs: Any
+) -> tuple[int, dict[str, Any], aiohttp.typedefs.LooseHeaders]:
+    async with session.post(f"{url}/v1/score", **kwargs) as response:
+        return response.status, orjson.loads(await response.read()), response.headers
+
+
+def _reference_scores(images: Path, cache_dir: Path) -> dict[str, dict[str, Any]]:
+    done = subprocess.run(
+        [sys.executable, "-m", "modstream", "score", "--json", "--no-progress",
+         "--cache-dir", str(cache_dir), str(images)],
+        capture_output=True, timeout=300, check=True,
+    )  # fmt: skip
+    lines = [orjson.loads(line) for line in done.stdout.splitlines()]
+    return {Path(line["input"]).name: line for line in lines}
+
+
+def _mean_batch_size(metrics: str) -> float:
+    total = float(re.search(r"^modstream_batch_size_sum (\S+)$", metrics, re.M)[1])  # type: ignore[index]
+    count = float(re.search(r"^modstream_batch_size_count (\S+)$", metrics, re.M)[1])  # type: ignore[index]
+    return total / count
+
+
+async def test_concurrent_requests_batch_and_match_modstream_score(
+    api: Api, model_cache_dir: Path
+) -> None:
+    """48 concurrent uploads: each gets the score and decision modstream score gives for the
+    same file, and /metrics shows batches larger than one."""
+    files = sorted(api.images.iterdir())
+    assert len(files) == REQUESTS
+    async with aiohttp.ClientSession() as session:
+        answers = await asyncio.gather(
+            *(_post(session, api.url, data=path.read_bytes()) for path in files)
+        )
+        async with session.get(f"{api.url}/metrics") as response:
+            metrics = await response.text()
+    reference = await asyncio.to_thread(_reference_scores, api.images, model_cache_dir)
+    for path, (status, body, _headers) in zip(files, answers, strict=True):
+        assert status == 200, (path.name, body)
+        expected = reference[path.name]
+        assert body["nsfw"] == pytest.approx(expected["nsfw"], abs=1e-4), path.name
+        assert body["decision"] == expected["decision"], path.name
+        assert body["sha256"] == expected["sha256"]
+        assert set(body) == set(expected) - {"input"}, "serve and score carry the same fields"
+    assert _mean_batch_size(metrics) > 1.0
+
+
+async def test_a_known_hash_is_answered_from_the_cache(api: Api) -> None:
+    """After an image is scored, GET /v1/hash/{sha256} returns its result; others are 404."""
+    data = (api.images / "photo-0.jpg").read_bytes()
+    async with aiohttp.ClientSession() as session:
+        status, scored, _ = await _post(session, api.url, data=data)
+        assert status == 200
+        async with session.get(f"{api.url}/v1/hash/{scored['sha256'].upper()}") as response:
+            assert response.status == 200
+            known = orjson.loads(await response.read())
+        async with session.get(f"{api.url}/v1/hash/{'0' * 64}") as response:
+            assert response.status == 404
+            assert orjson.loads(await response.read())["error"]["kind"] == "not_found"
+        async with session.get(f"{api.url}/v1/hash/not-a-hash") as response:
+            assert response.status == 400
+    assert known["nsfw"] == scored["nsfw"] and known["cached"] is True
+
+
+async def test_multipart_and_url_requests_are_scored_like_raw_bytes(
+    api: Api, image_server: ImageServer
+) -> None:
+    """The multipart field 'image' and a JSON url (fetched through the guard) give the same
+    score as the raw upload of those bytes."""
+    assert image_server.served is not None
+    name = image_server.served.names[0]
+    raw = sample_images()[name]
+    async with aiohttp.ClientSession() as session:
+        _, direct, _ = await _post(session, api.url, data=raw)
+        form = aiohttp.FormData()
+        form.add_field("image", raw, filename=name, content_type="application/octet-stream")
+        status, multipart, _ = await _post(session, api.url, data=form)
+        assert status == 200
+        url = f"{image_server.served.image_urls()[0]}?n=serve"
+        status, fetched, _ = await _post(session, api.url, json={"url": url})
+        assert status == 200
+    assert direct["nsfw"] == multipart["nsfw"] == fetched["nsfw"]
+    assert fetched["timings"]["fetch"] > 0
+
+
+HOSTILE: list[tuple[str, dict[str, Any], int, str]] = [
+    ("garbage", {"data": imagegen.garbage()}, 415, "not_an_image"),
+    ("html", {"data": imagegen.html_page()}, 415, "not_an_image"),
+    ("empty", {"data": b""}, 422, "empty"),
+    ("truncated", {"data": imagegen.truncated_jpeg()}, 422, "truncated"),
+    ("png bomb", {"data": imagegen.png_bomb()}, 422, "decompression_bomb"),
+    ("40 MB", {"data": io.BytesIO(b"\xff" * (40 * 1024 * 1024))}, 413, "too_large"),
+    ("bad json", {"data": b"{nope", "headers": {"Content-Type": "application/json"}}, 400,
+     "bad_request"),
+    ("json without url", {"json": {"link": "x"}}, 400, "bad_request"),
+    ("private address", {"json": {"url": "http://10.0.0.1/a.jpg"}}, 422, "blocked_address"),
+    ("metadata address", {"json": {"url": "http://169.254.169.254/latest"}}, 422,
+     "blocked_address"),
+    ("not http", {"json": {"url": "file:///etc/passwd"}}, 422, "invalid_url"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("label", "request_kwargs", "status", "kind"), HOSTILE,
+                         ids=[case[0] for case in HOSTILE])  # fmt: skip
+async def test_hostile_requests_get_a_typed_error_and_the_server_keeps_going(
+    api: Api, label: str, request_kwargs: dict[str, Any], status: int, kind: str
+) -> None:
+    """Each hostile request gets its status and a JSON error with a stable kind; the next
+    request is served normally."""
+    async with aiohttp.ClientSession() as session:
+        got, body, _ = await _post(session, api.url, **request_kwargs)
+        assert (got, body["error"]["kind"]) == (status, kind), (label, body)
+        assert body["error"]["message"]
+        async with session.get(f"{api.url}/healthz") as response:
+            assert response.status == 200
+
+
+async def test_a_chunked_body_is_cut_off_at_the_limit(api: Api) -> None:
+    """A body with no Content-Length (chunked) is read only up to the 20 MB limit: 413."""
+    sent = 0
+
+    async def forever() -> AsyncIterator[bytes]:
+        nonlocal sent
+        while sent < 200 * 1024 * 1024:
+            sent += 1024 * 1024
+            yield b"\0" * (1024 * 1024)
+
+    async with aiohttp.ClientSession() as session:
+        status, body, _ = await _post(session, api.url, data=forever())
+    assert (status, body["error"]["kind"]) == (413, "too_large")
+    assert sent < 60 * 1024 * 1024, "the server kept reading far past the limit"
+
+
+async def test_a_multipart_body_without_an_image_field_is_a_bad_request(api: Api) -> None:
+    form = aiohttp.FormData()
+    form.add_field("picture", b"x", filename="a.jpg")
+    async with aiohttp.ClientSession() as session:
+        status, body, _ = await _post(session, api.url, data=form)
+    assert (status, body["error"]["kind"]) == (400, "bad_request")
+
+
+async def test_the_openapi_document_names_every_route_and_error_kind(api: Api) -> None:
+    async with aiohttp.ClientSession() as session, session.get(f"{api.url}/openapi.json") as got:
+        document = orjson.loads(await got.read())
+    assert set(document["paths"]) == {
+        "/v1/score", "/v1/hash/{sha256}", "/healthz", "/readyz", "/metrics",
+    }  # fmt: skip
+    described = orjson.dumps(document).decode()
+    assert all(kind in described for kind in ERROR_KINDS)
+
+
+async def test_api_keys_are_required_when_configured(scorer_settings: ScorerConfig) -> None:
+    """With keys, a request without one or with a wrong one is 401; Bearer and X-API-Key both
+    work; health, readiness and metrics stay open."""
+    data = sample_images()["photo-a.jpg"]
+    settings = _settings(scorer_settings, api_keys=frozenset({KEY, "other"}))
+    async with _running(settings) as url, aiohttp.ClientSession() as session:
+        status, body, headers = await _post(session, url, data=data)
+        assert (status, body["error"]["kind"]) == (401, "unauthorized")
+        assert "Bearer" in headers["WWW-Authenticate"]
+        status, _, _ = await _post(session, url, data=data, headers={"X-API-Key": "wrong"})
+        assert status == 401
+        status, _, _ = await _post(session, url, data=data, headers={"X-API-Key": KEY})
+        assert status == 200
+        bearer = {"Authorization": f"Bearer {KEY}"}
+        status, _, _ = await _post(session, url, data=data, headers=bearer)
+        assert status == 200
+        async with session.get(f"{url}/healthz") as response:
+            assert response.status == 200
