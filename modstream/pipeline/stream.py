@@ -124,6 +124,7 @@ class ScoringStream:
             scorer, config.policy, fetcher=fetcher, cache=config.cache, metrics=metrics
         )
         self._window = LatencyWindow()
+        self._lag_labels: set[tuple[str, str]] = set()  # (topic, partition) we report lag for
         self._tasks: dict[asyncio.Task[None], TopicPartition] = {}
         self._capacity = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
@@ -328,15 +329,22 @@ class ScoringStream:
         self._metrics.inflight.set(self._tracker.in_flight)
 
     async def _update_lag(self, consumer: AIOKafkaConsumer) -> None:
-        for partition in consumer.assignment():
+        """Set the lag of each assigned partition, and drop the partitions no longer ours (the
+        scorer that took them over reports them now; a stale value would count twice)."""
+        assigned = consumer.assignment()
+        for partition in assigned:
             highwater = consumer.highwater(partition)
             if highwater is None:
                 continue
             with contextlib.suppress(KafkaError, AssertionError):
                 position = await consumer.position(partition)
-                self._metrics.lag.labels(partition.topic, str(partition.partition)).set(
-                    max(highwater - position, 0)
-                )
+                labels = (partition.topic, str(partition.partition))
+                self._metrics.lag.labels(*labels).set(max(highwater - position, 0))
+                self._lag_labels.add(labels)
+        current = {(partition.topic, str(partition.partition)) for partition in assigned}
+        for labels in self._lag_labels - current:
+            self._metrics.lag.remove(*labels)
+        self._lag_labels &= current
 
     def _log_window(self) -> None:
         summary = self._window.roll()

@@ -53,6 +53,15 @@ async def _until(condition: Callable[[], bool], what: str, timeout_s: float = 60
         await asyncio.sleep(0.05)
 
 
+def _lag_partitions(metrics: PipelineMetrics) -> list[str]:
+    return [
+        sample.labels["partition"]
+        for family in metrics.registry.collect()
+        if family.name == "modstream_consumer_lag"
+        for sample in family.samples
+    ]
+
+
 async def test_a_scorer_joining_and_leaving_under_load_loses_and_repeats_nothing(
     any_broker: Broker, image_server: ImageServer, scorer_settings: ScorerConfig
 ) -> None:
@@ -97,8 +106,9 @@ async def test_a_scorer_joining_and_leaving_under_load_loses_and_repeats_nothing
         Fetcher(fetch) as fetcher,
         OutputReader(kafka.bootstrap_servers, topics.outputs()) as reader,
     ):
-        first = ScoringStream(config, scorer, fetcher, PipelineMetrics())
-        second = ScoringStream(config, scorer, fetcher, PipelineMetrics())
+        metrics_a, metrics_b = PipelineMetrics(), PipelineMetrics()
+        first = ScoringStream(config, scorer, fetcher, metrics_a)
+        second = ScoringStream(config, scorer, fetcher, metrics_b)
         task_a = asyncio.create_task(first.run(stop_a, ready_a))
         await asyncio.wait_for(ready_a.wait(), 60)
         feeder = asyncio.create_task(feed())
@@ -106,6 +116,16 @@ async def test_a_scorer_joining_and_leaving_under_load_loses_and_repeats_nothing
         task_b = asyncio.create_task(second.run(stop_b, ready_b))
         await _until(
             lambda: sum(second.published.values()) >= LEAVE_AFTER, "the second scorer to work"
+        )
+        # Each partition's lag is reported by its owner only: the first scorer stops reporting
+        # the partitions it gave up, so the group's summed lag counts nothing twice.
+        await _until(
+            lambda: (
+                sorted(_lag_partitions(metrics_a) + _lag_partitions(metrics_b))
+                == [str(n) for n in range(PARTITIONS)]
+            ),
+            "each partition's lag reported once",
+            timeout_s=20,
         )
         stop_b.set()
         await asyncio.wait_for(task_b, 60)
