@@ -16,6 +16,7 @@ from modstream.errors import NotAnImage, Overloaded, ScorerClosed
 from modstream.models.network import DeviceSpec
 from modstream.models.preprocess import Preprocessing
 from modstream.pipeline.batcher import BatchPolicy
+from modstream.pipeline.metrics import PipelineMetrics
 from modstream.pipeline.scorer import Scorer, ScorerConfig
 
 LADDER = Path(__file__).parent / "fixtures" / "ladder"
@@ -52,10 +53,19 @@ async def test_two_device_workers_share_the_load(cache_dir: Path) -> None:
     devices = (DeviceSpec(name="CPU", num_requests=1), DeviceSpec(name="CPU", num_requests=1))
     cfg = config(cache_dir, devices=devices, batch=BatchPolicy(max_batch_size=2))
     names = list(REFERENCE)
+    metrics = PipelineMetrics()
     async with await Scorer.start(cfg) as scorer:
+        metrics.devices.track(scorer.device_statistics)
         results = await asyncio.gather(*(scorer.score(IMAGES[name]) for name in names))
         per_device = [device["images"] for device in scorer.statistics()["devices"]]
     assert len(per_device) == 2
+    scraped = [
+        metrics.registry.get_sample_value(
+            "modstream_device_images_total", {"device": "CPU", "worker": str(index)}
+        )
+        for index in range(2)
+    ]
+    assert scraped == per_device  # what Prometheus sees is what the workers counted
     assert all(count > 0 for count in per_device), per_device
     assert sum(per_device) == len(names)
     for name, result in zip(names, results, strict=True):

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from threading import Thread
+from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS = (
     0.005, 0.0075, 0.010, 0.0125, 0.015, 0.0175, 0.020, 0.025, 0.030, 0.035, 0.040, 0.045, 0.050,
@@ -62,9 +66,70 @@ class PipelineMetrics:
             registry=r,
         )
 
+        self.devices = DeviceMetrics(r)
+
     def serve(self, port: int, host: str = "0.0.0.0") -> tuple[WSGIServer, Thread]:
         server, thread = start_http_server(port, addr=host, registry=self.registry)
         return server, thread
+
+
+DeviceReader = Callable[[], Sequence[Mapping[str, Any]]]
+
+
+class DeviceMetrics(Collector):
+    """Per-device work, read from the scorer's device statistics when Prometheus scrapes.
+
+    ``modstream_device_images_total``        images inferred on the device
+    ``modstream_device_batches_total``       inference batches run
+    ``modstream_device_busy_seconds_total``  time with a request running (rate: utilisation)
+    ``modstream_device_failures_total``      failed inference requests
+    ``modstream_device_in_flight``           requests running now, of ``modstream_device_requests``
+
+    Each carries ``device`` (as OpenVINO names it) and ``worker`` (its index: a device can
+    serve two lanes, each with its own compiled network).
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._readers: list[DeviceReader] = []
+        registry.register(self)
+
+    def track(self, read: DeviceReader) -> None:
+        """Report what ``read()`` returns (a list of ``DeviceStatistics.as_dict()``) per scrape."""
+        self._readers.append(read)
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["device", "worker"]
+        images = CounterMetricFamily(
+            "modstream_device_images", "Images inferred on the device.", labels=labels
+        )
+        batches = CounterMetricFamily(
+            "modstream_device_batches", "Inference batches run on the device.", labels=labels
+        )
+        busy = CounterMetricFamily(
+            "modstream_device_busy_seconds", "Time with an inference running.", labels=labels
+        )
+        failures = CounterMetricFamily(
+            "modstream_device_failures", "Failed inference requests.", labels=labels
+        )
+        in_flight = GaugeMetricFamily(
+            "modstream_device_in_flight", "Inference requests running now.", labels=labels
+        )
+        requests = GaugeMetricFamily(
+            "modstream_device_requests", "Inference requests the device runs at once.",
+            labels=labels,
+        )  # fmt: skip
+        index = 0
+        for read in self._readers:
+            for device in read():
+                key = [str(device["device"]), str(index)]
+                index += 1
+                images.add_metric(key, float(device["images"]))
+                batches.add_metric(key, float(device["batches"]))
+                busy.add_metric(key, float(device["busy_s"]))
+                failures.add_metric(key, float(device["failures"]))
+                in_flight.add_metric(key, float(device["in_flight"]))
+                requests.add_metric(key, float(device["requests"]))
+        yield from (images, batches, busy, failures, in_flight, requests)
 
 
 @dataclass(frozen=True, slots=True)

@@ -515,8 +515,12 @@ class Scorer:
             "active": self._active,
             "queued": sum(len(lane.batcher) for lane in self._distinct_lanes()),
             "lanes": {str(name): lane.statistics() for name, lane in self._lanes.items()},
-            "devices": [worker.stats.as_dict() for worker in self._workers],
+            "devices": self.device_statistics(),
         }
+
+    def device_statistics(self) -> list[dict[str, Any]]:
+        """Each device worker's counters (images, batches, busy seconds, failures)."""
+        return [worker.stats.as_dict() for worker in self._workers]
 
     async def aclose(self) -> None:
         """Drain admitted work, then release devices and threads. Safe to call twice."""

@@ -145,6 +145,7 @@ class Pipeline:
             Fetcher(settings.fetch) as fetcher,
         ):
             log.info("model %s compiled for %s", scorer.model_id, ", ".join(scorer.devices))
+            self.metrics.devices.track(scorer.device_statistics)
             self.stream = ScoringStream(
                 StreamConfig(
                     kafka=self.kafka,

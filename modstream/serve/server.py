@@ -57,6 +57,7 @@ async def serve(
         await Scorer.start(settings.scorer, wait=False) as scorer,
         Fetcher(settings.fetch) as fetcher,
     ):
+        metrics.devices.track(scorer.device_statistics)
         moderator = Moderator(
             scorer, settings.policy, fetcher=fetcher, cache=settings.cache, metrics=metrics
         )
