@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -46,7 +48,7 @@ def test_alert_rules_are_mounted_and_name_only_metrics_modstream_exports() -> No
     from modstream.pipeline.metrics import PipelineMetrics
 
     prometheus = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
-    assert prometheus["rule_files"] == ["/etc/prometheus/alerts.yml"]
+    assert prometheus["rule_files"] == ["alerts.yml"]  # beside prometheus.yml
     mounts = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())["services"]["prometheus"][
         "volumes"
     ]
@@ -64,3 +66,107 @@ def test_alert_rules_are_mounted_and_name_only_metrics_modstream_exports() -> No
         names = set(re.findall(r"\b(modstream_[a-z_]+|up)\b", rule["expr"]))
         assert names, rule["alert"]
         assert names <= exported, (rule["alert"], names - exported)
+
+
+def _compose() -> dict[str, Any]:
+    compose: dict[str, Any] = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    return compose
+
+
+def test_every_file_a_service_mounts_exists_and_named_volumes_are_declared() -> None:
+    """Bind mounts point at files or folders in deploy/; named volumes appear under volumes."""
+    compose = _compose()
+    declared = set(compose.get("volumes") or {})
+    mounts = 0
+    for name, service in compose["services"].items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("."):
+                assert (DEPLOY / source).exists(), (name, source)
+            else:
+                assert source in declared, (name, source)
+            mounts += 1
+    assert mounts >= 6
+
+
+def test_compose_runs_kafka_topics_connector_scorers_serve_prometheus_and_grafana() -> None:
+    """The whole pipeline, each service wired to the ones it needs."""
+    services = _compose()["services"]
+    assert set(services) >= {
+        "kafka", "topics", "connector", "scorer", "serve", "prometheus", "grafana"
+    }  # fmt: skip
+    assert services["kafka"]["image"].startswith("apache/kafka:")
+    assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    connector = services["connector"]
+    assert {"--role=connector", "--source=jetstream"} <= set(connector["command"])
+    assert connector["depends_on"]["topics"]["condition"] == "service_completed_successfully"
+    assert "connector-state:/var/lib/modstream" in connector["volumes"]
+    assert "3000:3000" in services["grafana"]["ports"]
+    assert "9090:9090" in services["prometheus"]["ports"]
+    built = [s for s in services.values() if "build" in s]
+    assert {s["build"]["dockerfile"] for s in built} == {"deploy/Dockerfile"}
+    # Each modstream service tells the image's health check where it answers.
+    ports = {"connector": "9109/metrics", "serve": "8080/readyz"}
+    for name, port in ports.items():
+        assert services[name]["environment"]["MODSTREAM_HEALTH_URL"].endswith(port), name
+
+
+def test_prometheus_scrapes_every_modstream_service_on_its_port() -> None:
+    services = _compose()["services"]
+    jobs = {
+        job["job_name"]: job
+        for job in yaml.safe_load((DEPLOY / "prometheus.yml").read_text())["scrape_configs"]
+    }
+    assert set(jobs) == {"modstream", "modstream-connector", "modstream-serve"}
+    assert jobs["modstream-connector"]["static_configs"][0]["targets"] == ["connector:9109"]
+    assert "--metrics-port=9109" in services["connector"]["command"]
+    assert jobs["modstream-serve"]["static_configs"][0]["targets"] == ["serve:8080"]
+
+
+def test_grafana_provisions_the_datasource_the_dashboard_uses() -> None:
+    """The dashboard's panels all read the provisioned Prometheus (by uid), the provider loads
+    the folder compose mounts, and p50 and p99 round-trip panels are there."""
+    grafana = DEPLOY / "grafana"
+    (source,) = yaml.safe_load((grafana / "provisioning/datasources/prometheus.yml").read_text())[
+        "datasources"
+    ]
+    assert source["url"] == "http://prometheus:9090" and source["type"] == "prometheus"
+    (provider,) = yaml.safe_load((grafana / "provisioning/dashboards/modstream.yml").read_text())[
+        "providers"
+    ]
+    mounts = _compose()["services"]["grafana"]["volumes"]
+    assert f"./grafana/dashboards:{provider['options']['path']}:ro" in mounts
+    dashboard = json.loads((grafana / "dashboards/modstream.json").read_text())
+    ids = [panel["id"] for panel in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
+    exprs = []
+    for panel in dashboard["panels"]:
+        assert panel["datasource"]["uid"] == source["uid"], panel["title"]
+        exprs += [target["expr"] for target in panel["targets"]]
+    for quantile in ("0.5", "0.99"):
+        assert any(
+            expr.startswith(f"histogram_quantile({quantile}, ")
+            and "modstream_roundtrip_seconds_bucket" in expr
+            for expr in exprs
+        ), quantile
+    wanted = (
+        "modstream_results_total", "modstream_stage_seconds_bucket", "modstream_batch_size",
+        "modstream_errors_total", "modstream_consumer_lag", "modstream_device_images_total",
+        "modstream_connector_events_total", "modstream_connector_reconnects_total",
+    )  # fmt: skip
+    for metric in wanted:
+        assert any(metric in expr for expr in exprs), metric
+
+
+def test_dockerfile_is_multi_stage_non_root_warmed_and_health_checked() -> None:
+    lines = [
+        line.strip() for line in (DEPLOY / "Dockerfile").read_text().splitlines() if line.strip()
+    ]
+    stages = [line for line in lines if line.startswith("FROM ")]
+    assert len(stages) == 2 and stages[0].endswith(" AS build")
+    assert any(line.startswith("COPY --from=build ") for line in lines)
+    user = [line for line in lines if line.startswith("USER ")]
+    assert user and user[-1] != "USER root"
+    after_user = lines[lines.index(user[-1]) :]
+    assert any(line.startswith("RUN modstream score") for line in after_user), "cache warmed"
+    assert any(line.startswith("HEALTHCHECK ") for line in lines)
