@@ -102,12 +102,27 @@ def add_source_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_api_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("HTTP API in the scorer's process (as modstream serve)")
+    group.add_argument(
+        "--serve-port", type=int, default=None,
+        help="serve /v1/score, /v1/hash, /readyz... on this port, sharing the stream's scorer and "
+        "caches (off by default; 0: any port)",
+    )  # fmt: skip
+    group.add_argument("--serve-host", default="127.0.0.1", help="API address (127.0.0.1)")
+    group.add_argument(
+        "--api-key-file", type=Path, default=None, metavar="FILE",
+        help="API keys, one per line; without it no key is asked for",
+    )  # fmt: skip
+
+
 def add_parser(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "run", help="run the streaming pipeline", description=__doc__
     )
     parser.add_argument("--role", choices=["all", "scorer", "connector"], default="all")
     add_source_options(parser)
+    add_api_options(parser)
     add_pipeline_options(parser)
     add_scorer_options(parser)
     parser.set_defaults(handler=run)

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from modstream.cli.kafka_options import kafka_settings
 from modstream.cli.options import scorer_config
@@ -29,9 +31,13 @@ from modstream.errors import ConfigError, ModstreamError
 from modstream.pipeline.addresses import parse_cidrs
 from modstream.pipeline.cache import CacheConfig
 from modstream.pipeline.fetch_config import FetchConfig
+from modstream.pipeline.kafka_access import BrokerProbe
 from modstream.pipeline.policy import resolve_policy
-from modstream.pipeline.service import Pipeline, PipelineSettings
-from modstream.pipeline.stream import Topics
+from modstream.pipeline.service import Attachment, Pipeline, PipelineSettings
+from modstream.pipeline.stream import ScoringStream, Topics
+
+if TYPE_CHECKING:
+    from modstream.serve.server import ApiListen
 
 log = logging.getLogger("modstream")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -79,9 +85,17 @@ def run_command(args: argparse.Namespace) -> int:
     if args.role == "connector" and not sources:
         print("modstream run: --role connector needs --source", file=sys.stderr)
         return EXIT_USAGE
+    if args.role == "connector" and args.serve_port is not None:
+        print("modstream run: --serve-port needs a scorer (--role all or scorer)", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        api = _api_listen(args, settings)
+    except ConfigError as exc:
+        print(f"modstream run: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     state_dir: Path = args.state_dir or default_state_dir()
     try:
-        asyncio.run(_run(settings, args.role, sources, state_dir))
+        asyncio.run(_run(settings, args.role, sources, state_dir, api))
     except ModstreamError as exc:
         print(f"modstream run: {exc.kind}: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -92,8 +106,43 @@ def run_command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _api_listen(args: argparse.Namespace, settings: PipelineSettings) -> ApiListen | None:
+    if args.serve_port is None:
+        return None
+    from modstream.cli.serve import api_config
+    from modstream.serve.server import ApiListen
+
+    return ApiListen(
+        host=args.serve_host, port=args.serve_port, port_flag="--serve-port",
+        config=api_config(args.api_key_file, settings.scorer),
+    )  # fmt: skip
+
+
+def _api_beside(api: ApiListen, pipeline: Pipeline, joined: asyncio.Event) -> Attachment:
+    """The HTTP API on the stream's own moderator: requests batch with the stream's images, and
+    ``/v1/hash`` finds what the stream scored. Ready once the consumer has joined its group and
+    while the broker answers."""
+    from modstream.serve.server import api_site
+
+    probe = BrokerProbe(pipeline.kafka)
+
+    async def readiness() -> str | None:
+        if not joined.is_set():
+            return "the consumer has not joined its group yet"
+        return await probe.problem()
+
+    def attach(stream: ScoringStream) -> contextlib.AbstractAsyncContextManager[object]:
+        return api_site(stream.moderator, pipeline.metrics, api, ready=readiness)
+
+    return attach
+
+
 async def _run(
-    settings: PipelineSettings, role: str, sources: Sequence[Source], state_dir: Path
+    settings: PipelineSettings,
+    role: str,
+    sources: Sequence[Source],
+    state_dir: Path,
+    api: ApiListen | None = None,
 ) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -105,7 +154,11 @@ async def _run(
         try:
             async with asyncio.TaskGroup() as stages:
                 if scoring:
-                    stages.create_task(pipeline.run_scorer(stop), name="scorer")
+                    joined = asyncio.Event()
+                    attach = _api_beside(api, pipeline, joined) if api is not None else None
+                    stages.create_task(
+                        pipeline.run_scorer(stop, joined, attach=attach), name="scorer"
+                    )
                 if connecting:
                     connectors = stages.create_task(
                         run_connectors(

@@ -7,10 +7,14 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modstream.cli.options import add_scorer_options, scorer_config
 from modstream.errors import ConfigError, ModstreamError
+
+if TYPE_CHECKING:
+    from modstream.pipeline.scorer import ScorerConfig
+    from modstream.serve.app import ServeConfig
 
 
 def add_parser(subparsers: Any) -> None:
@@ -36,6 +40,17 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(handler=run)
 
 
+def api_config(key_file: Path | None, scorer: ScorerConfig) -> ServeConfig:
+    """The API's limits follow the scorer's: its body limit, its latency budget per request."""
+    from modstream.serve.app import ServeConfig
+
+    return ServeConfig(
+        max_body_bytes=scorer.limits.max_bytes,
+        api_keys=_api_keys(key_file),
+        request_budget_s=scorer.latency_budget_s,
+    )
+
+
 def _api_keys(path: Path | None) -> frozenset[str]:
     if path is None:
         return frozenset()
@@ -54,8 +69,7 @@ def run(args: argparse.Namespace) -> int:
     from modstream.pipeline.cache import CacheConfig
     from modstream.pipeline.fetch_config import FetchConfig
     from modstream.pipeline.policy import resolve_policy
-    from modstream.serve.app import ServeConfig
-    from modstream.serve.server import ServerSettings, serve
+    from modstream.serve.server import ApiListen, ServerSettings, serve
 
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr,
@@ -67,16 +81,15 @@ def run(args: argparse.Namespace) -> int:
             policy = policy.with_review(args.review_at)
         scorer = scorer_config(args, policy)
         settings = ServerSettings(
-            host=args.host, port=args.port, policy=policy, scorer=scorer,
+            listen=ApiListen(
+                host=args.host, port=args.port, config=api_config(args.api_key_file, scorer)
+            ),
+            policy=policy, scorer=scorer,
             fetch=FetchConfig(
                 allow_cidrs=parse_cidrs(args.allow_cidr), max_bytes=scorer.limits.max_bytes,
                 total_timeout_s=args.fetch_timeout,
             ),
             cache=CacheConfig(max_entries=args.cache_entries, ttl_s=args.cache_ttl),
-            api=ServeConfig(
-                max_body_bytes=scorer.limits.max_bytes, api_keys=_api_keys(args.api_key_file),
-                request_budget_s=scorer.latency_budget_s,
-            ),
         )  # fmt: skip
     except (ConfigError, ValueError) as exc:
         print(f"modstream serve: {exc}", file=sys.stderr)

@@ -18,7 +18,9 @@ The first two stop ``modstream run`` at once with one line naming the cause.
 from __future__ import annotations
 
 import asyncio
+import math
 import ssl
+import time
 
 from aiokafka.conn import create_conn
 from aiokafka.errors import (
@@ -30,10 +32,10 @@ from aiokafka.errors import (
 )
 from aiokafka.protocol.metadata import MetadataRequest
 
-from modstream.errors import BrokerAuthFailed, BrokerTlsFailed, BrokerUnavailable
+from modstream.errors import BrokerAuthFailed, BrokerError, BrokerTlsFailed, BrokerUnavailable
 from modstream.pipeline.kafka_settings import KafkaSettings
 
-__all__ = ["check_access"]
+__all__ = ["BrokerProbe", "check_access"]
 
 _SASL_REFUSALS = (
     SaslAuthenticationFailed,
@@ -114,3 +116,31 @@ def _tls_hint(settings: KafkaSettings, error: ssl.SSLError) -> str:
     if isinstance(error, ssl.SSLCertVerificationError) and settings.ssl_cafile is None:
         return " (the system's CAs were used; give the cluster's CA with --kafka-ssl-cafile)"
     return ""
+
+
+class BrokerProbe:
+    """Whether the cluster answers now, for a readiness check: :func:`check_access` at most once
+    per ``interval_s`` (probes in between get the last answer), with a short timeout."""
+
+    def __init__(
+        self, settings: KafkaSettings, *, interval_s: float = 5.0, timeout_s: float = 3.0
+    ) -> None:
+        self._settings = settings
+        self._interval_s = interval_s
+        self._timeout_s = timeout_s
+        self._checked_at = -math.inf
+        self._problem: str | None = None
+        self._lock = asyncio.Lock()
+
+    async def problem(self) -> str | None:
+        """``None`` when a broker answered the latest check, else what went wrong."""
+        async with self._lock:
+            if time.monotonic() - self._checked_at >= self._interval_s:
+                try:
+                    await check_access(self._settings, timeout_s=self._timeout_s)
+                except BrokerError as exc:
+                    self._problem = f"{exc.kind}: {exc}"
+                else:
+                    self._problem = None
+                self._checked_at = time.monotonic()
+            return self._problem

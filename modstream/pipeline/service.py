@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import errno
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from threading import Thread
 from typing import Self
@@ -29,6 +30,8 @@ from modstream.pipeline.scorer import Scorer, ScorerConfig
 from modstream.pipeline.stream import ScoringStream, StreamConfig, Topics
 
 log = logging.getLogger("modstream.service")
+# Something that runs beside a scoring stream, e.g. the HTTP API on the stream's moderator.
+Attachment = Callable[[ScoringStream], contextlib.AbstractAsyncContextManager[object]]
 KAFKA_SESSION_TIMEOUT_MS = 10_000
 EMBEDDED_SESSION_TIMEOUT_MS = 2_000
 # Kafka answers a waiting fetch as soon as a record arrives; the embedded broker waits out most of
@@ -137,8 +140,15 @@ class Pipeline:
             or (EMBEDDED_FETCH_MAX_WAIT_MS if embedded else KAFKA_FETCH_MAX_WAIT_MS),
         }
 
-    async def run_scorer(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
-        """Compile the model, then consume and score until ``stop`` is set."""
+    async def run_scorer(
+        self,
+        stop: asyncio.Event,
+        ready: asyncio.Event | None = None,
+        *,
+        attach: Attachment | None = None,
+    ) -> None:
+        """Compile the model, then consume and score until ``stop`` is set. ``attach`` runs
+        beside the stream for as long as it consumes (the HTTP API sharing its moderator)."""
         settings = self.settings
         async with (
             await Scorer.start(settings.scorer) as scorer,
@@ -161,4 +171,5 @@ class Pipeline:
                 fetcher,
                 self.metrics,
             )
-            await self.stream.run(stop, ready)
+            async with attach(self.stream) if attach else contextlib.nullcontext():
+                await self.stream.run(stop, ready)

@@ -3,7 +3,8 @@
     POST /v1/score          raw image bytes, multipart field ``image``, or JSON ``{"url": ...}``
     GET  /v1/hash/{sha256}  a result already known for that content, or 404
     GET  /healthz           the process is up
-    GET  /readyz            the network is compiled (503 until then)
+    GET  /readyz            ready to score: the network is compiled and, when the API runs in a
+                            pipeline's process, the broker answers (503 with the reason otherwise)
     GET  /metrics           Prometheus
     GET  /openapi.json      every route and error
 
@@ -33,9 +34,11 @@ from modstream.pipeline.moderation import Moderated, Moderator, result_fields
 from modstream.serve.openapi import openapi_document
 from modstream.serve.statuses import RETRY_AFTER_S, status_for
 
-__all__ = ["ServeConfig", "build_app"]
+__all__ = ["Readiness", "ServeConfig", "build_app"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# Why the process cannot serve yet (None: ready). Called on every /readyz.
+Readiness = Callable[[], Awaitable[str | None]]
 _OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
 _CHUNK = 64 * 1024
 
@@ -51,7 +54,7 @@ def build_app(
     moderator: Moderator,
     metrics: PipelineMetrics,
     config: ServeConfig,
-    ready: Callable[[], bool],
+    ready: Readiness,
 ) -> web.Application:
     api = _Api(moderator, metrics, config, ready)
     # aiohttp's own limit sits above ours, so our reader (with a typed error) refuses first.
@@ -89,7 +92,7 @@ class _Api:
         moderator: Moderator,
         metrics: PipelineMetrics,
         config: ServeConfig,
-        ready: Callable[[], bool],
+        ready: Readiness,
     ) -> None:
         self._moderator = moderator
         self._metrics = metrics
@@ -148,9 +151,12 @@ class _Api:
         return _json({"status": "ok"})
 
     async def readyz(self, _request: web.Request) -> web.Response:
-        if self._ready():
+        reason = await self._ready()
+        if reason is None:
             return _json({"status": "ready"})
-        return _json({"status": "starting"}, 503, {"Retry-After": str(RETRY_AFTER_S)})
+        return _json(
+            {"status": "not_ready", "reason": reason}, 503, {"Retry-After": str(RETRY_AFTER_S)}
+        )
 
     async def metrics(self, _request: web.Request) -> web.Response:
         body = generate_latest(self._metrics.registry)

@@ -127,8 +127,12 @@ def openapi_document(max_body_bytes: int, keys_required: bool) -> dict[str, Any]
             "/healthz": {"get": {"summary": "the process is up", "responses": plain}},
             "/readyz": {
                 "get": {
-                    "summary": "the network is compiled",
-                    "responses": {**plain, "503": {"description": "still starting"}},
+                    "summary": "ready to score: the network is compiled (and, in a pipeline's "
+                    "process, the consumer has joined its group and the broker answers)",
+                    "responses": {
+                        **plain,
+                        "503": {"description": "not ready: {status: not_ready, reason}"},
+                    },
                 }
             },
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": plain}},

@@ -7,9 +7,11 @@ The port is bound before the network is compiled, so ``/healthz`` answers at onc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import signal
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -22,22 +24,30 @@ from modstream.pipeline.metrics import PipelineMetrics
 from modstream.pipeline.moderation import Moderator
 from modstream.pipeline.policy import PRESETS, Policy
 from modstream.pipeline.scorer import Scorer, ScorerConfig
-from modstream.serve.app import ServeConfig, build_app
+from modstream.serve.app import Readiness, ServeConfig, build_app
 
-__all__ = ["ServerSettings", "serve"]
+__all__ = ["ApiListen", "ServerSettings", "api_site", "serve"]
 
 log = logging.getLogger("modstream.serve")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class ServerSettings:
+class ApiListen:
+    """Where the API listens and how it answers."""
+
     host: str = "127.0.0.1"
     port: int = 8080
+    config: ServeConfig = field(default_factory=ServeConfig)
+    port_flag: str = "--port"  # the option that moves it, for the port-in-use message
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ServerSettings:
+    listen: ApiListen = field(default_factory=ApiListen)
     policy: Policy = field(default_factory=lambda: PRESETS["balanced"])
     scorer: ScorerConfig = field(default_factory=ScorerConfig)
     fetch: FetchConfig = field(default_factory=FetchConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
-    api: ServeConfig = field(default_factory=ServeConfig)
 
 
 async def serve(
@@ -61,30 +71,43 @@ async def serve(
         moderator = Moderator(
             scorer, settings.policy, fetcher=fetcher, cache=settings.cache, metrics=metrics
         )
-        app = build_app(moderator, metrics, settings.api, ready=lambda: scorer.compiled)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        try:
-            site = web.TCPSite(runner, settings.host, settings.port)
-            try:
-                await site.start()
-            except OSError as exc:
-                if exc.errno != errno.EADDRINUSE:
-                    raise
-                raise PortInUse(
-                    f"cannot serve on {settings.host}:{settings.port}: the port is in use; "
-                    "choose another with --port"
-                ) from None
-            port = _port_of(site)
-            log.info("serving on http://%s:%d (policy %s)", settings.host, port,
-                     settings.policy.name)  # fmt: skip
+
+        async def readiness() -> str | None:
+            return None if scorer.compiled else "compiling the model"
+
+        listen = settings.listen
+        async with api_site(moderator, metrics, listen, ready=readiness) as port:
             if bound is not None and not bound.done():
                 bound.set_result(port)
             await scorer.ready()
             log.info("model %s compiled for %s", scorer.model_id, ", ".join(scorer.devices))
             await stop.wait()
-        finally:
-            await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def api_site(
+    moderator: Moderator, metrics: PipelineMetrics, listen: ApiListen, *, ready: Readiness
+) -> AsyncIterator[int]:
+    """The API bound to ``listen`` for as long as the block runs; yields the bound port."""
+    app = build_app(moderator, metrics, listen.config, ready=ready)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, listen.host, listen.port)
+        try:
+            await site.start()
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            raise PortInUse(
+                f"cannot serve the API on {listen.host}:{listen.port}: the port is in use; "
+                f"choose another with {listen.port_flag}"
+            ) from None
+        port = _port_of(site)
+        log.info("API on http://%s:%d (policy %s)", listen.host, port, moderator.policy.name)
+        yield port
+    finally:
+        await runner.cleanup()
 
 
 def _port_of(site: web.TCPSite) -> int:

@@ -6,19 +6,23 @@ import asyncio
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 
 from modstream.demo.imageserver import ImageServer
 from modstream.pipeline.broker import EmbeddedBroker, free_loopback_port
 from modstream.pipeline.stream import Topics
 
-from .support import OutputReader, outputs_of_process, unique_group
+from .support import OutputReader, outputs_of_process, produce, unique_group
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
+SAMPLE = Path(__file__).parents[2] / "modstream" / "samples" / "photo-a.jpg"
 
 
 def _run_command(servers: str, prefix: str, cache_dir: Path, *extra: str) -> list[str]:
@@ -109,3 +113,73 @@ async def test_usage_errors_exit_2() -> None:
         )
         assert done.returncode == 2, (extra, done.stderr)
         assert b"modstream run:" in done.stderr
+
+
+async def _get_json(session: aiohttp.ClientSession, url: str) -> tuple[int, dict[str, Any]]:
+    async with session.get(url) as response:
+        return response.status, await response.json()
+
+
+async def _readiness_until(
+    session: aiohttp.ClientSession, url: str, wanted: int, timeout_s: float
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            status, body = await _get_json(session, f"{url}/readyz")
+        except aiohttp.ClientConnectionError:  # not bound yet: the model is still compiling
+            status, body = 0, {}
+        if status == wanted:
+            return body
+        assert time.monotonic() < deadline, f"/readyz never answered {wanted}: {status} {body}"
+        await asyncio.sleep(0.2)
+
+
+async def test_the_api_in_the_scorer_process_shares_its_scores_and_follows_the_broker(
+    image_server: ImageServer, model_cache_dir: Path, tmp_path: Path
+) -> None:
+    """``run --serve-port``: the API answers in the pipeline's process, finds by hash what the
+    stream scored, and /readyz turns 503 (broker_unavailable) when the broker goes away."""
+    assert image_server.served is not None
+    prefix = f"api-{uuid.uuid4().hex[:8]}"
+    topics = Topics.with_prefix(prefix)
+    port = free_loopback_port()
+    api = f"http://127.0.0.1:{port}"
+    broker = EmbeddedBroker(log_path=tmp_path / "tansu.log")
+    await broker.__aenter__()
+    process: subprocess.Popen[bytes] | None = None
+    try:
+        command = _run_command(
+            broker.bootstrap_servers, prefix, model_cache_dir,
+            "--role", "scorer", "--metrics-port", "0", "--serve-port", str(port),
+        )  # fmt: skip
+        process = _spawn(command)
+        async with aiohttp.ClientSession() as session:
+            assert (await _readiness_until(session, api, 200, 90)) == {"status": "ready"}
+            url = image_server.served.image_urls()[0]
+            await produce(
+                broker.bootstrap_servers, topics.incoming,
+                [orjson.dumps({"id": "from-the-stream", "url": url})], partitions=1,
+            )  # fmt: skip
+            async with OutputReader(broker.bootstrap_servers, topics.outputs()) as reader:
+                await reader.wait_until(lambda o: len(o) >= 1, timeout_s=30, what="an output")
+                (output,) = reader.outputs
+            status, known = await _get_json(session, f"{api}/v1/hash/{output.record['sha256']}")
+            assert status == 200, known
+            assert known["nsfw"] == output.record["nsfw"]
+            assert known["decision"] == output.record["decision"]
+            async with session.post(f"{api}/v1/score", data=SAMPLE.read_bytes()) as response:
+                assert response.status == 200
+                assert 0.0 <= (await response.json())["nsfw"] <= 1.0
+            await broker.__aexit__(None, None, None)
+            body = await _readiness_until(session, api, 503, 30)
+            assert body["reason"].startswith("broker_unavailable: "), body
+    finally:
+        await broker.__aexit__(None, None, None)
+        if process is not None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                await _wait_exit(process, 40)
+            except TimeoutError:
+                process.kill()
+                process.wait()

@@ -31,7 +31,7 @@ from modstream.pipeline.fetch_config import FetchConfig
 from modstream.pipeline.scorer import ScorerConfig
 from modstream.serve.app import ServeConfig
 from modstream.serve.openapi import ERROR_KINDS
-from modstream.serve.server import ServerSettings, serve
+from modstream.serve.server import ApiListen, ServerSettings, serve
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "ladder"
@@ -78,9 +78,8 @@ async def _running(settings: ServerSettings) -> AsyncIterator[str]:
 
 def _settings(scorer: ScorerConfig, **api: Any) -> ServerSettings:
     return ServerSettings(
-        host="127.0.0.1", port=0, scorer=scorer,
+        listen=ApiListen(host="127.0.0.1", port=0, config=ServeConfig(**api)), scorer=scorer,
         fetch=FetchConfig(allow_cidrs=parse_cidrs(["127.0.0.0/8"]), total_timeout_s=5.0),
-        api=ServeConfig(**api),
     )  # fmt: skip
 
 
