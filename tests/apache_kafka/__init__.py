@@ -186,7 +186,7 @@ class ApacheKafka:
         await self.stop()
 
     async def start(self, timeout_s: float = 90.0) -> None:
-        """Format the log directory (first start only), start the node, wait for its port."""
+        """Format the log directory (first start only), start the node, wait for its ports."""
         if self._process is not None and self._process.poll() is None:
             return
         if not self._formatted:
@@ -198,7 +198,10 @@ class ApacheKafka:
             self._formatted = True
         self._process = self._spawn()
         try:
-            await wait_for_port("127.0.0.1", self.port, timeout_s, process=self._process)
+            # Every listener: Kafka opens its acceptors one after another, so the PLAINTEXT port
+            # answering does not mean the SSL or SASL ones already do.
+            for port in self.ports.values():
+                await wait_for_port("127.0.0.1", port, timeout_s, process=self._process)
         except BrokerUnavailable as exc:
             tail = self.log_path.read_text(errors="replace")[-3000:]
             raise KafkaUnavailable(f"Apache Kafka did not start ({exc}):\n{tail}") from None
