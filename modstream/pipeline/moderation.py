@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,8 @@ if TYPE_CHECKING:  # aiohttp is imported only where URLs are fetched
     from modstream.pipeline.fetch import Fetcher
 
 __all__ = ["Moderated", "Moderator", "result_fields"]
+
+log = logging.getLogger("modstream.policy")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -85,6 +88,7 @@ class Moderator:
         self._metrics = metrics or PipelineMetrics()
         self._by_url: TTLCache[ScoreResult] = TTLCache(cache or CacheConfig())
         self._by_sha: TTLCache[ScoreResult] = TTLCache(cache or CacheConfig())
+        self._fit_checked = False
 
     async def moderate_url(self, url: str, *, deadline: float | None = None) -> Moderated:
         """Fetch ``url`` with the guarded fetcher (unless its score is cached) and moderate it."""
@@ -146,6 +150,9 @@ class Moderator:
                 self._metrics.cache_hits.labels("sha256").inc()
                 return self._decided(known, cached=True, fetch_s=fetch_s, read_s=read_s)
         result = await self.scorer.score(body, sha256=digest, deadline=deadline)
+        if not self._fit_checked:  # the model id is known once the scorer has compiled
+            self._fit_checked = True
+            self._warn_if_unfitted()
         timings = result.timings
         for stage, seconds in (("decode", timings.decode_s), ("queue", timings.queue_s),
                                ("infer", timings.infer_s)):  # fmt: skip
@@ -155,6 +162,12 @@ class Moderator:
         if read_s is None and isinstance(body, Path):
             read_s = timings.read_s
         return self._decided(result, fetch_s=fetch_s, read_s=read_s)
+
+    def _warn_if_unfitted(self) -> None:
+        mode = self.scorer.config.preprocessing.value
+        problem = self.policy.fit_mismatch(self.scorer.model_id, mode)
+        if problem is not None:
+            log.warning("WARNING: %s", problem)
 
     def _decided(
         self,

@@ -16,6 +16,7 @@ as NSFW-as-a-Service did with everything above 0.3.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,10 @@ class Policy:
     name: str
     flag_at: float
     review_at: float | None = None
+    # Where a fitted policy's thresholds came from (``modstream eval`` writes them): the model id
+    # and the preprocessing its scores were computed with. None for presets and hand-made ones.
+    model: str | None = None
+    preprocessing: str | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.flag_at <= 1.0:
@@ -71,7 +76,25 @@ class Policy:
         return max(0.0, min(confirm_at, self.lowest_threshold - SCREEN_ERROR_MARGIN))
 
     def with_review(self, review_at: float | None) -> Policy:
-        return Policy(name=self.name, flag_at=self.flag_at, review_at=review_at)
+        return dataclasses.replace(self, review_at=review_at)
+
+    def fit_mismatch(self, model: str, preprocessing: str) -> str | None:
+        """Why this policy's thresholds may not hold for scores from ``model`` with
+        ``preprocessing``, or None. Thresholds fitted on exact scores hold in fast mode too: fast
+        mode rescores exactly every image near a threshold."""
+        problems = []
+        if self.model is not None and self.model != model:
+            problems.append(f"it was fitted on model {self.model}, this is {model}")
+        fitted = self.preprocessing
+        if fitted is not None and fitted != preprocessing and fitted != "exact":
+            problems.append(f"it was fitted with {fitted} preprocessing, this runs {preprocessing}")
+        if not problems:
+            return None
+        return (
+            f"policy {self.name!r} may not mean here what it meant when fitted: "
+            + "; ".join(problems)
+            + " (fit it again with modstream eval)"
+        )
 
 
 PRESETS: dict[str, Policy] = {
@@ -118,6 +141,8 @@ def _load_file(path: Path) -> Policy:
             name=str(data.get("name", path.stem)),
             flag_at=float(data["flag_at"]),
             review_at=None if data.get("review_at") is None else float(data["review_at"]),
+            model=None if data.get("model") is None else str(data["model"]),
+            preprocessing=None if data.get("preprocessing") is None else str(data["preprocessing"]),
         )
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ConfigError(f"policy file {path} is not valid: {exc}") from exc
