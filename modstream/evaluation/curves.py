@@ -63,7 +63,8 @@ class OperatingPoint:
 
     def as_dict(self) -> dict[str, Any]:
         metrics = self.confusion.metrics()
-        body: dict[str, Any] = {"threshold": round(self.threshold, 6)}
+        # Not rounded: a threshold rounded up would no longer call its own image positive.
+        body: dict[str, Any] = {"threshold": self.threshold}
         body.update({name: _rounded(value) for name, value in metrics.items()})
         c = self.confusion
         body.update(tp=c.tp, fp=c.fp, tn=c.tn, fn=c.fn)
@@ -172,12 +173,18 @@ def best_accuracy(c: Curves) -> int:
 
 
 def policy_threshold(c: Curves, index: int) -> float:
-    """A threshold a policy can hold (0..1): +inf becomes the next number above the top score."""
-    value = float(c.thresholds[index])
-    if math.isinf(value):
-        top = float(c.thresholds[1]) if len(c.thresholds) > 1 else 1.0
-        return min(1.0, float(np.nextafter(top, np.inf)))
-    return value
+    """The threshold for the operating point at ``index``, halfway between its score and the
+    next lower one: every threshold in between makes the same calls, and the middle one keeps
+    them when a rescore differs in the last digits (another batch size, another device). At
+    +inf (call nothing) it is halfway between the top score and 1, or just above 1 when a score
+    is exactly 1."""
+    upper = float(c.thresholds[index])
+    lower = float(c.thresholds[index + 1]) if index + 1 < len(c.thresholds) else 0.0
+    if math.isinf(upper):
+        if lower >= 1.0:
+            return float(np.nextafter(lower, np.inf))
+        upper = 1.0
+    return (upper + lower) / 2
 
 
 def bootstrap_intervals(

@@ -84,7 +84,7 @@ def build_report(
         "targets": {"fnr": targets.fnr, "fpr": targets.fpr},
         "thresholds": thresholds,
         "presets": presets,
-        "warnings": _warnings(c, targets, failed),
+        "warnings": _warnings(c, targets, failed) + _unreachable(thresholds["high"], targets),
         "errors": {
             "count": len(failed),
             "by_kind": dict(Counter(str(item.error_kind) for item in failed)),
@@ -105,8 +105,8 @@ def build_report(
 
 def fitted_policy(report: dict[str, Any], name: str = "fitted") -> dict[str, Any]:
     """``policy.json``: flag at ``high``, review from ``low``, and where the numbers came from."""
-    high = report["thresholds"]["high"]["threshold"]
-    low = report["thresholds"]["low"]["threshold"]
+    high = min(report["thresholds"]["high"]["threshold"], 1.0)  # see the report's warning
+    low = min(report["thresholds"]["low"]["threshold"], high)
     return {
         "name": name,
         "flag_at": high,
@@ -168,8 +168,18 @@ def _warnings(c: cv.Curves, targets: Targets, failed: Sequence[Scored]) -> list[
         )
     if failed:
         kinds = ", ".join(f"{n} {k}" for k, n in Counter(str(f.error_kind) for f in failed).items())
-        warnings.append(f"{len(failed)} inputs could not be scored and are left out ({kinds})")
+        inputs = "input" if len(failed) == 1 else "inputs"
+        warnings.append(f"{len(failed)} {inputs} could not be scored and are left out ({kinds})")
     return warnings
+
+
+def _unreachable(high: dict[str, Any], targets: Targets) -> list[str]:
+    if high["threshold"] <= 1.0:
+        return []
+    return [
+        f"no threshold meets the false-positive target {targets.fpr:g}: a safe image scored "
+        "1.0, so the fitted policy flags only scores of exactly 1.0"
+    ]
 
 
 def _cell(point: dict[str, Any], metric: str) -> str:

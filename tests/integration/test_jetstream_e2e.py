@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from replicas.cdn import CdnReplica
 from replicas.jetstream import (
@@ -128,3 +129,31 @@ async def test_run_scores_every_image_of_every_image_post_and_resumes_after_a_dr
     assert first.cursor is None  # no saved position: live
     assert second.cursor is not None and second.cursor <= frames[2]["time_us"]
     assert len(cdn.requests) == 7  # the link card's thumbnail is not scored by default
+
+    # modstream eval --results: the authors' self-labels, per value, beside the unlabelled image.
+    results = tmp_path / "results.jsonl"
+    results.write_bytes(b"".join(orjson.dumps(o.record) + b"\n" for o in outputs))
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "modstream", "eval", "--results", str(results), "--json"],
+        capture_output=True,
+    )
+    assert done.returncode == 0, done.stderr
+    weak = orjson.loads(done.stdout.splitlines()[-1])["weak_labels"]
+    groups = weak["groups"]
+    assert {name: group["n"] for name, group in groups.items()} == {
+        "jetstream: porn": 2, "jetstream: sexual": 4, "jetstream: nudity": 4,
+        "jetstream: unlabelled": 1,
+    }  # fmt: skip
+    for name, group in groups.items():
+        members = [o.record["nsfw"] for o in outputs if name in _groups_of(o.record)]
+        assert group["mean_nsfw"] == pytest.approx(sum(members) / len(members), abs=1e-6)
+        assert sum(group["decisions"].values()) == group["n"]
+    assert "auc_vs_unlabelled" in groups["jetstream: porn"]
+    assert "unlabelled, not safe" in weak["note"]
+    assert b"jetstream: porn" in done.stdout  # the table a person reads
+
+
+def _groups_of(record: dict[str, Any]) -> list[str]:
+    labels = record["meta"]["self_labels"] or ["unlabelled"]
+    return [f"jetstream: {label}" for label in labels]
