@@ -28,6 +28,8 @@ the ``retriable`` class attribute; code that reports an error writes ``kind`` an
     │   └── BadRequest                 kind=bad_request         (an HTTP request we cannot read)
     ├── Overloaded                     kind=overloaded          (retriable)
     ├── Unauthorized                   kind=unauthorized        (no or a wrong API key)
+    ├── UnknownItem                    kind=unknown_item        (no review item with that id)
+    ├── AlreadyDecided                 kind=already_decided     (a review item judged before)
     ├── ScorerClosed                   kind=scorer_closed
     ├── ModelError                     kind=model_error
     │   ├── WeightsNotFound            kind=weights_not_found
@@ -162,6 +164,18 @@ class BadRequest(InputError):
 
 class Unauthorized(ModstreamError):
     kind = "unauthorized"
+
+
+class UnknownItem(ModstreamError):
+    """No item with this id is waiting in the review queue (never seen, or its partition moved)."""
+
+    kind = "unknown_item"
+
+
+class AlreadyDecided(ModstreamError):
+    """The review item has a decision already (or one is being recorded)."""
+
+    kind = "already_decided"
 
 
 class Overloaded(ModstreamError):

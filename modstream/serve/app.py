@@ -22,7 +22,6 @@ import hmac
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
 from aiohttp import BodyPartReader, web
@@ -32,11 +31,11 @@ from modstream.errors import BadRequest, BodyTooLarge, ModstreamError, Unauthori
 from modstream.pipeline.metrics import PipelineMetrics
 from modstream.pipeline.moderation import Moderated, Moderator, result_fields
 from modstream.serve.openapi import openapi_document
-from modstream.serve.statuses import RETRY_AFTER_S, status_for
+from modstream.serve.responses import Handler, error_response, json_response
+from modstream.serve.statuses import RETRY_AFTER_S
 
 __all__ = ["Readiness", "ServeConfig", "build_app"]
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Why the process cannot serve yet (None: ready). Called on every /readyz.
 Readiness = Callable[[], Awaitable[str | None]]
 _OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
@@ -68,22 +67,6 @@ def build_app(
     app.router.add_get("/metrics", api.metrics)
     app.router.add_get("/openapi.json", api.openapi)
     return app
-
-
-def _json(
-    body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
-) -> web.Response:
-    return web.Response(
-        body=orjson.dumps(body), status=status, content_type="application/json", headers=headers
-    )
-
-
-def error_response(error: ModstreamError) -> web.Response:
-    status = status_for(error)
-    headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
-    if status == 401:
-        headers = {"WWW-Authenticate": 'Bearer realm="modstream"'}
-    return _json({"error": error.to_dict()}, status, headers)
 
 
 class _Api:
@@ -134,7 +117,7 @@ class _Api:
         else:
             body = await self._image_of(request)
             moderated = await self._moderator.moderate_bytes(body, deadline=deadline)
-        return _json(result_fields(moderated))
+        return json_response(result_fields(moderated))
 
     async def by_hash(self, request: web.Request) -> web.Response:
         digest = request.match_info["sha256"].lower()
@@ -142,19 +125,19 @@ class _Api:
             raise BadRequest("the hash must be 64 hexadecimal characters (a sha256)")
         known = self._moderator.known(digest)
         if known is None:
-            return _json(
+            return json_response(
                 {"error": {"kind": "not_found", "message": "no result for this sha256"}}, 404
             )
-        return _json(result_fields(known))
+        return json_response(result_fields(known))
 
     async def healthz(self, _request: web.Request) -> web.Response:
-        return _json({"status": "ok"})
+        return json_response({"status": "ok"})
 
     async def readyz(self, _request: web.Request) -> web.Response:
         reason = await self._ready()
         if reason is None:
-            return _json({"status": "ready"})
-        return _json(
+            return json_response({"status": "ready"})
+        return json_response(
             {"status": "not_ready", "reason": reason}, 503, {"Retry-After": str(RETRY_AFTER_S)}
         )
 
@@ -163,7 +146,7 @@ class _Api:
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def openapi(self, _request: web.Request) -> web.Response:
-        return _json(openapi_document(self._config.max_body_bytes, bool(self._keys)))
+        return json_response(openapi_document(self._config.max_body_bytes, bool(self._keys)))
 
     # -- reading requests ----------------------------------------------------------------------
 

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from modstream.errors import (
+    AlreadyDecided,
     BadRequest,
     BodyTooLarge,
     ConnectFailed,
@@ -19,6 +20,7 @@ from modstream.errors import (
     Overloaded,
     TooManyRedirects,
     Unauthorized,
+    UnknownItem,
     UnsupportedFormat,
 )
 
@@ -29,6 +31,8 @@ RETRY_AFTER_S = 1  # what a 503 asks the client to wait
 _STATUSES: tuple[tuple[type[ModstreamError], int], ...] = (
     (BadRequest, 400),
     (Unauthorized, 401),
+    (UnknownItem, 404),
+    (AlreadyDecided, 409),
     (BodyTooLarge, 413),  # more bytes than the limit, cut off while reading
     (ImageTooLarge, 413),
     (NotAnImage, 415),

@@ -1,0 +1,44 @@
+"""JSON responses and typed errors for modstream's HTTP front doors (the API, the review console).
+
+Errors are ``{"error": {"kind", "message"}}`` with the status from :mod:`modstream.serve.statuses`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from modstream.errors import ModstreamError
+from modstream.serve.statuses import RETRY_AFTER_S, status_for
+
+__all__ = ["Handler", "error_response", "errors_as_json", "json_response"]
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def json_response(
+    body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(body), status=status, content_type="application/json", headers=headers
+    )
+
+
+def error_response(error: ModstreamError) -> web.Response:
+    status = status_for(error)
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
+    if status == 401:
+        headers = {"WWW-Authenticate": 'Bearer realm="modstream"'}
+    return json_response({"error": error.to_dict()}, status, headers)
+
+
+@web.middleware
+async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A typed error raised by a handler becomes its JSON response."""
+    try:
+        return await handler(request)
+    except ModstreamError as exc:
+        return error_response(exc)
