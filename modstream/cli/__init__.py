@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from modstream import __version__
-from modstream.cli import demo, eval, run, score, serve
+from modstream.cli import demo, eval, review, run, score, serve
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_parser(subparsers)
     serve.add_parser(subparsers)
     eval.add_parser(subparsers)
+    review.add_parser(subparsers)
     demo.add_parser(subparsers)
     return parser
 

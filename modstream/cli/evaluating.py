@@ -18,6 +18,7 @@ from modstream.errors import ConfigError, ModstreamError
 from modstream.evaluation import curves as cv
 from modstream.evaluation.labelled import Labelled, from_csv, from_dirs
 from modstream.evaluation.report import Targets, build_report, fitted_policy, render_text
+from modstream.evaluation.reviewed import reviewed_set
 from modstream.evaluation.scoring import Scored, ScoringRun, score_labelled
 from modstream.evaluation.weak import read_records, render_weak, weak_label_report
 from modstream.models.device_spec import default_cache_dir
@@ -31,7 +32,7 @@ SCORE_CACHE_NAME = "eval-scores.sqlite3"
 def eval_command(args: argparse.Namespace) -> int:
     try:
         if args.results is not None:
-            return _weak(args)
+            return _results(args)
         targets = Targets(fnr=args.target_fnr, fpr=args.target_fpr)
         items = from_csv(args.labels) if args.labels is not None else from_dirs(args.dirs)
         config = scorer_config(args)
@@ -107,14 +108,30 @@ def _write_out(out: Path, scored: list[Scored], report: dict[str, Any], name: st
         raise ConfigError(f"cannot write to --out {out}: {exc.strerror}") from None
 
 
-def _weak(args: argparse.Namespace) -> int:
-    report = weak_label_report(read_records(args.results))
-    print(render_weak(report))
+def _results(args: argparse.Namespace) -> int:
+    """Result records: refit from reviewers' decisions when there are any; always report the
+    authors' weak labels beside them."""
+    records = list(read_records(args.results))
+    weak = weak_label_report(records)
+    reviewed = reviewed_set(records)
+    report: dict[str, Any] = {}
+    if reviewed is not None:
+        targets = Targets(fnr=args.target_fnr, fpr=args.target_fpr)
+        report = build_report(
+            reviewed.scored, targets, model=reviewed.model,
+            preprocessing=reviewed.preprocessing, rounds=args.bootstrap_rounds,
+        )  # fmt: skip
+        report["labels"] = "reviewers"
+        report["warnings"] += reviewed.warnings()
+        print(render_text(report))
+        if args.out is not None:
+            _write_out(args.out, reviewed.scored, report, args.name)
+            print(f"wrote {args.out}/report.html, policy.json, report.json and the plots")
+        print()
+    print(render_weak(weak))
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "weak_labels.json").write_bytes(
-            orjson.dumps(report, option=orjson.OPT_INDENT_2)
-        )
+        (args.out / "weak_labels.json").write_bytes(orjson.dumps(weak, option=orjson.OPT_INDENT_2))
     if args.json:
-        print(orjson.dumps({"weak_labels": report}).decode())
+        print(orjson.dumps({**report, "weak_labels": weak}).decode())
     return EXIT_OK

@@ -26,7 +26,7 @@ from modstream.pipeline.policy import PRESETS, Policy
 from modstream.pipeline.scorer import Scorer, ScorerConfig
 from modstream.serve.app import Readiness, ServeConfig, build_app
 
-__all__ = ["ApiListen", "ServerSettings", "api_site", "serve"]
+__all__ = ["ApiListen", "ServerSettings", "api_site", "bound_site", "serve"]
 
 log = logging.getLogger("modstream.serve")
 
@@ -90,22 +90,31 @@ async def api_site(
 ) -> AsyncIterator[int]:
     """The API bound to ``listen`` for as long as the block runs; yields the bound port."""
     app = build_app(moderator, metrics, listen.config, ready=ready)
+    async with bound_site(app, listen.host, listen.port, port_flag=listen.port_flag) as port:
+        log.info("API on http://%s:%d (policy %s)", listen.host, port, moderator.policy.name)
+        yield port
+
+
+@contextlib.asynccontextmanager
+async def bound_site(
+    app: web.Application, host: str, port: int, *, port_flag: str
+) -> AsyncIterator[int]:
+    """``app`` served on ``host:port`` for as long as the block runs; yields the bound port (what
+    port 0 became). A port in use is a :class:`PortInUse` naming the flag that moves it."""
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, listen.host, listen.port)
+        site = web.TCPSite(runner, host, port)
         try:
             await site.start()
         except OSError as exc:
             if exc.errno != errno.EADDRINUSE:
                 raise
             raise PortInUse(
-                f"cannot serve the API on {listen.host}:{listen.port}: the port is in use; "
-                f"choose another with {listen.port_flag}"
+                f"cannot listen on {host}:{port}: the port is in use; choose another with "
+                f"{port_flag}"
             ) from None
-        port = _port_of(site)
-        log.info("API on http://%s:%d (policy %s)", listen.host, port, moderator.policy.name)
-        yield port
+        yield _port_of(site)
     finally:
         await runner.cleanup()
 

@@ -1,0 +1,295 @@
+"""The review console's Kafka side: consume the review topics, record decisions, serve images.
+
+Records of the review topics (result records the scorer routed to ``images.review``, and
+optionally ``images.flagged`` for audits) enter the :class:`~modstream.review.queue.ReviewQueue`.
+A decision is the original record plus ``label``, ``reviewer``, ``decided_at`` (and ``note``),
+published to ``images.reviewed`` with ``acks=all``; only once the broker acknowledges it is the
+item's offset finished, and offsets are committed only up to the first undecided item of each
+partition. A restart therefore loses no pending item: what was not decided is consumed again.
+At most ``max_pending`` items are held; the consumer pauses above that.
+
+Images are fetched here, through the same guarded fetcher as the scorer (the SSRF guard holds;
+a reviewer's browser never fetches an arbitrary URL), and kept for a few minutes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Self
+
+import orjson
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+
+from modstream.errors import BrokerUnavailable, UnknownItem
+from modstream.pipeline.broker import TopicSpec, ensure_topics
+from modstream.pipeline.cache import CacheConfig, TTLCache
+from modstream.pipeline.fetch import Fetcher
+from modstream.pipeline.fetch_config import FetchConfig
+from modstream.pipeline.kafka_settings import KafkaSettings
+from modstream.pipeline.offsets import OffsetTracker
+from modstream.pipeline.producers import start_producer
+from modstream.review.export import decided_ids
+from modstream.review.queue import Item, ReviewQueue
+
+__all__ = ["LABELS", "ReviewService", "ReviewSettings"]
+
+log = logging.getLogger("modstream.review")
+LABELS = ("nsfw", "safe", "skip")
+_ITEM_FIELDS = ("id", "url", "nsfw", "decision", "policy", "source", "meta", "observed_at",
+                "model", "width", "height", "sha256")  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ReviewSettings:
+    kafka: KafkaSettings
+    topics: tuple[str, ...] = ("images.review",)
+    reviewed_topic: str = "images.reviewed"
+    group_id: str = "modstream-review"
+    lease_s: float = 300.0
+    max_pending: int = 1000
+    remember: int = 10_000  # recent decisions per partition read back at start
+    commit_interval_s: float = 1.0
+    session_timeout_ms: int = 10_000
+    fetch_max_wait_ms: int = 500
+    fetch: FetchConfig = field(default_factory=FetchConfig)
+    images: CacheConfig = field(default_factory=lambda: CacheConfig(max_entries=256, ttl_s=300))
+
+
+@dataclass(frozen=True, slots=True)
+class Image:
+    body: bytes
+    content_type: str
+
+
+class ReviewService:
+    def __init__(self, settings: ReviewSettings, *, clock: Any = time.time) -> None:
+        self.settings = settings
+        self.queue: ReviewQueue[TopicPartition] = ReviewQueue(
+            lease_s=settings.lease_s, remember_decided=max(settings.remember * 4, 100_000)
+        )
+        self._tracker: OffsetTracker[TopicPartition] = OffsetTracker()
+        self._images: TTLCache[Image] = TTLCache(settings.images)
+        self._clock = clock
+        self._stack = contextlib.AsyncExitStack()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: Any = None
+        self._fetcher: Fetcher | None = None
+        self._decided_today: Counter[str] = Counter()  # reviewer -> decisions since 00:00 UTC
+        self._today = self._day()
+        self.malformed = 0
+        self.joined = asyncio.Event()
+
+    async def __aenter__(self) -> Self:
+        settings = self.settings
+        try:
+            created = await ensure_topics(
+                settings.kafka, [TopicSpec(name, 4) for name in (*settings.topics,
+                                                               settings.reviewed_topic)]
+            )  # fmt: skip
+            if created:
+                log.info("created topics: %s", ", ".join(created))
+            # Decisions whose offsets could not be committed yet (an undecided item before them)
+            # come back after a restart: knowing them, the console does not ask twice.
+            self.queue.remember(
+                await decided_ids(settings.kafka, settings.reviewed_topic, last=settings.remember)
+            )
+            started = await start_producer(settings.kafka, role="review", linger_ms=0)
+            self._producer = started.producer
+            self._stack.push_async_callback(self._producer.stop)
+            self._fetcher = await self._stack.enter_async_context(Fetcher(settings.fetch))
+            self._consumer = AIOKafkaConsumer(
+                **settings.kafka.client_options("review"),
+                group_id=settings.group_id,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                session_timeout_ms=settings.session_timeout_ms,
+                heartbeat_interval_ms=max(settings.session_timeout_ms // 5, 100),
+                fetch_max_wait_ms=settings.fetch_max_wait_ms,
+            )
+            self._consumer.subscribe(list(settings.topics), listener=_Rebalance(self))
+            await self._consumer.start()
+            self._stack.push_async_callback(self._stop_consumer)
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._stack.aclose()
+
+    async def _stop_consumer(self) -> None:
+        assert self._consumer is not None
+        with contextlib.suppress(KafkaError):
+            await self._commit()
+        await self._consumer.stop()
+
+    # -- the consuming loop ----------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume into the queue until ``stop`` is set, committing decided offsets as it goes."""
+        consumer = self._consumer
+        assert consumer is not None
+        next_commit = time.monotonic() + self.settings.commit_interval_s
+        while not stop.is_set():
+            room = self.settings.max_pending - len(self.queue)
+            if room > 0:
+                batches = await consumer.getmany(timeout_ms=200, max_records=room)
+                for partition, messages in batches.items():
+                    for message in messages:
+                        self._take(partition, message.offset, message.value)
+                if consumer.assignment():
+                    self.joined.set()
+            else:
+                await asyncio.sleep(0.2)  # full: wait for decisions
+            if time.monotonic() >= next_commit:
+                next_commit = time.monotonic() + self.settings.commit_interval_s
+                with contextlib.suppress(KafkaError):
+                    await self._commit()
+
+    def _take(self, partition: TopicPartition, offset: int, value: bytes | None) -> None:
+        self._tracker.start(partition, offset)
+        try:
+            record = orjson.loads(value or b"")
+        except orjson.JSONDecodeError:
+            record = None
+        if not isinstance(record, dict) or not isinstance(record.get("url"), str):
+            self.malformed += 1
+            log.warning("skipped a review record that is not a result record (%s[%d]@%d)",
+                        partition.topic, partition.partition, offset)  # fmt: skip
+            self._tracker.finish(partition, offset)
+            return
+        item_id = str(record.get("id") or f"{partition.topic}:{partition.partition}:{offset}")
+        record.setdefault("id", item_id)
+        record["review_topic"] = partition.topic
+        if not self.queue.add(item_id, record, partition, offset):
+            self._tracker.finish(partition, offset)  # decided before: a replay
+
+    async def _commit(self) -> None:
+        positions = self._tracker.committable()
+        if positions and self._consumer is not None:
+            await self._consumer.commit(positions)
+            self._tracker.mark_committed(positions)
+
+    # -- what the API asks -----------------------------------------------------------------------
+
+    def next_items(self, reviewer: str, limit: int) -> list[dict[str, Any]]:
+        return [_view(item) for item in self.queue.lease(reviewer, limit, self._clock())]
+
+    async def decide(
+        self, item_id: str, label: str, reviewer: str, note: str | None = None
+    ) -> dict[str, Any]:
+        """Publish the decision and wait for the broker's acknowledgement; then the item leaves
+        the queue and its offsets may be committed."""
+        item = self.queue.begin_decision(item_id)
+        now = self._clock()
+        decided = {**item.record, "label": label, "reviewer": reviewer, "decided_at": now}
+        if note:
+            decided["note"] = note
+        try:
+            await self._producer.send_and_wait(
+                self.settings.reviewed_topic, orjson.dumps(decided), key=item_id.encode()
+            )
+        except (KafkaError, OSError) as exc:
+            self.queue.abandon_decision(item_id)
+            raise BrokerUnavailable(f"the decision could not be stored: {exc}") from exc
+        except BaseException:
+            self.queue.abandon_decision(item_id)
+            raise
+        for partition, offset in self.queue.finish_decision(item_id):
+            self._tracker.finish(partition, offset)
+        self._count_decision(reviewer)
+        return decided
+
+    async def image(self, item_id: str) -> Image:
+        cached = self._images.get(item_id)
+        if cached is not None:
+            return cached
+        item = self._pending(item_id)
+        assert self._fetcher is not None
+        fetched = await self._fetcher.fetch(str(item.record["url"]))
+        image = Image(fetched.body, _image_type(fetched.body))
+        self._images.put(item_id, image)
+        return image
+
+    def statistics(self, reviewer: str) -> dict[str, Any]:
+        self._roll_day()
+        queued = self.queue.statistics(self._clock())
+        return {
+            **queued,
+            "decided_today": sum(self._decided_today.values()),
+            "decided_today_by_you": self._decided_today[reviewer],
+        }
+
+    def _pending(self, item_id: str) -> Item[TopicPartition]:
+        found = self.queue.get(item_id)
+        if found is None:
+            raise UnknownItem(f"no item {item_id!r} is waiting for review here")
+        return found
+
+    def _count_decision(self, reviewer: str) -> None:
+        self._roll_day()
+        self._decided_today[reviewer] += 1
+
+    def _roll_day(self) -> None:
+        today = self._day()
+        if today != self._today:
+            self._today, self._decided_today = today, Counter()
+
+    def _day(self) -> str:
+        return datetime.fromtimestamp(self._clock(), UTC).date().isoformat()
+
+    def _revoked(self, partitions: set[TopicPartition]) -> int:
+        self._tracker.forget(partitions)
+        return self.queue.forget(partitions)
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, service: ReviewService) -> None:
+        self._service = service
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        if not revoked:
+            return
+        with contextlib.suppress(KafkaError):
+            await self._service._commit()  # decided items of the leaving partitions stay decided
+        dropped = self._service._revoked(set(revoked))
+        if dropped:
+            log.info("%d pending items moved to another review console with their partitions",
+                     dropped)  # fmt: skip
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        return None
+
+
+def _view(item: Item[Any]) -> dict[str, Any]:
+    record = item.record
+    view = {key: record.get(key) for key in _ITEM_FIELDS}
+    view["topic"] = record.get("review_topic")
+    view["lease_until"] = item.lease_until
+    return view
+
+
+_SIGNATURES = (
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+    (b"BM", "image/bmp"),
+)
+
+
+def _image_type(body: bytes) -> str:
+    """The type the bytes are, not what their server claimed (sent with nosniff)."""
+    for signature, kind in _SIGNATURES:
+        if body.startswith(signature):
+            return kind
+    if body[:4] == b"RIFF" and body[8:12] == b"WEBP":
+        return "image/webp"
+    return "application/octet-stream"

@@ -1,0 +1,127 @@
+"""The review page in a real browser: Debian's Chromium driven by Selenium through chromedriver.
+
+The page loads, takes a reviewer's token, shows the queued image blurred, reveals it on the space
+key, and records "nsfw" on the n key; the decision arrives on the reviewed topic. Where Chromium or
+its driver is not installed this says so and skips (CI installs them and makes the test count).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from modstream.demo.imageserver import ImageServer
+from modstream.pipeline.broker import EmbeddedBroker
+
+from .support import OutputReader, produce
+from .test_review import TOKENS, console, new_topics, record, until_pending
+
+pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow]
+
+
+def _browser_parts() -> tuple[str, str]:
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    missing = [name for name, path in (("chromium", browser), ("chromium-driver", driver))
+               if path is None]  # fmt: skip
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        missing.append("selenium (pip)")
+    if missing:
+        reason = f"the browser test needs {', '.join(missing)} (Debian: apt-get install " \
+                 "chromium chromium-driver)"  # fmt: skip
+        if os.environ.get("MODSTREAM_REQUIRE_CHROMIUM") == "1":
+            pytest.fail(f"the browser test is required here: {reason}")
+        pytest.skip(reason)
+    assert browser is not None and driver is not None
+    return browser, driver
+
+
+def _wait(condition: Callable[[], Any], what: str, timeout_s: float = 20) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the page never showed {what}")
+        time.sleep(0.1)
+
+
+def _judge_in_browser(url: str, browser: str, driver_path: str, shot: Path) -> dict[str, Any]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,860"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    seen: dict[str, Any] = {}
+    try:
+        driver.get(url)
+        driver.find_element(By.ID, "token").send_keys(TOKENS["alice"])
+        driver.find_element(By.CSS_SELECTOR, "#sign-in button").click()
+        image = _wait(
+            lambda: driver.execute_script(
+                "const i = document.querySelector('.card.current img');"
+                "return i && i.complete && i.naturalWidth > 0 ? i : null;"
+            ),
+            "the current card's image",
+        )
+        seen["blurred_class"] = "blurred" in image.get_attribute("class")
+        seen["blurred_filter"] = driver.execute_script(
+            "return getComputedStyle(arguments[0]).filter;", image
+        )
+        seen["counters"] = driver.find_element(By.ID, "counters").text
+        driver.save_screenshot(str(shot))
+        body = driver.find_element(By.TAG_NAME, "body")
+        body.send_keys(" ")
+        _wait(lambda: "blurred" not in image.get_attribute("class"), "the image revealed")
+        seen["revealed_filter"] = _wait(  # after the short transition
+            lambda: driver.execute_script(
+                "const f = getComputedStyle(arguments[0]).filter; return f === 'none' ? f : null;",
+                image,
+            ),
+            "the image unblurred",
+        )
+        body.send_keys("n")
+        _wait(lambda: not driver.find_elements(By.CSS_SELECTOR, ".card"), "the card leave")
+        seen["empty_text"] = driver.find_element(By.ID, "empty").text
+    finally:
+        driver.quit()
+    return seen
+
+
+async def test_the_page_blurs_reveals_and_records_a_keyboard_decision(
+    broker: EmbeddedBroker, image_server: ImageServer, tmp_path: Path
+) -> None:
+    browser, driver = _browser_parts()
+    assert image_server.served is not None
+    url = next(u for u in image_server.served.image_urls() if u.endswith(".jpg"))
+    topics = new_topics()
+    await produce(broker.bootstrap_servers, topics.review, [record(1, url, time.time())],
+                  partitions=1)  # fmt: skip
+    async with console(broker, topics) as c:
+        await until_pending(c.service, 1)
+        shot = tmp_path / "review.png"
+        seen = await asyncio.to_thread(_judge_in_browser, c.url, browser, driver, shot)
+        async with OutputReader(broker.bootstrap_servers, [topics.reviewed]) as reader:
+            await reader.wait_until(lambda o: len(o) >= 1, timeout_s=20, what="the decision")
+            (decision,) = reader.outputs
+    assert seen["blurred_class"] and "blur(" in seen["blurred_filter"]
+    assert seen["revealed_filter"] == "none"
+    assert seen["counters"].startswith("1 left")
+    assert "Nothing waits" in seen["empty_text"]
+    assert shot.read_bytes().startswith(b"\x89PNG")
+    assert decision.record["id"] == "item-1" and decision.record["url"] == url
+    assert (decision.record["label"], decision.record["reviewer"]) == ("nsfw", "alice")
