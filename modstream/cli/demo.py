@@ -10,7 +10,13 @@ import sys
 from typing import Any
 
 from modstream.cli.kafka_options import add_kafka_options, kafka_settings
-from modstream.cli.options import add_scorer_options, positive_float, positive_int, scorer_config
+from modstream.cli.options import (
+    add_scorer_options,
+    configure_logging,
+    positive_float,
+    positive_int,
+    scorer_config,
+)
 from modstream.errors import ConfigError
 from modstream.pipeline.addresses import parse_cidrs
 from modstream.pipeline.fetch_config import FetchConfig
@@ -42,11 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from modstream.demo.app import DemoConfig, run_demo
     from modstream.pipeline.service import PipelineSettings
 
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    configure_logging(logging.INFO if args.verbose else logging.WARNING)
     try:
         policy = resolve_policy(args.policy)
         policy = policy.with_review(args.review_at if args.review_at is not None else 0.3)

@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from modstream.cli.options import add_scorer_options
+from modstream.cli.options import add_allow_cidr, add_scorer_options
 
 
 def add_parser(subparsers: Any) -> None:
@@ -75,13 +75,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--no-score-cache", action="store_true", help="score everything again")
     parser.add_argument("--bootstrap-rounds", type=int, default=2000, help="(2000)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    parser.add_argument(
-        "--allow-cidr",
-        action="append",
-        default=[],
-        metavar="CIDR",
-        help="let URLs reach this otherwise refused range",
-    )
+    add_allow_cidr(parser, "URLs")
     add_scorer_options(parser)
     # Thresholds are fitted on exact scores: fast mode would screen the low ones approximately.
     parser.set_defaults(handler=run, decode="exact")

@@ -1,4 +1,4 @@
-"""Command-line options shared by ``score``, ``run`` and ``demo``, translated to config.
+"""Command-line options shared by the commands, translated to config.
 
 Defining the options imports nothing heavy: OpenVINO, PIL and aiohttp load only once a command
 actually runs, so ``--help`` and usage errors answer at once and start-up stays short.
@@ -7,6 +7,8 @@ actually runs, so ``--help`` and usage errors answer at once and start-up stays 
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +20,22 @@ if TYPE_CHECKING:
 PREPROCESSING_MODES = ("exact", "fast")  # modstream.models.preprocess.Preprocessing
 
 MB = 1024 * 1024
+
+
+def add_allow_cidr(parser: argparse.ArgumentParser | argparse._ArgumentGroup, what: str) -> None:
+    """``--allow-cidr``: let ``what`` (fetches, URLs) reach an otherwise refused address range."""
+    parser.add_argument(
+        "--allow-cidr", action="append", default=[], metavar="CIDR",
+        help=f"let {what} reach this otherwise refused address range (repeatable), "
+        "e.g. 127.0.0.0/8",
+    )  # fmt: skip
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Log lines on stderr with time, level and logger, as every long-running command does."""
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
 
 
 def positive_int(text: str) -> int:

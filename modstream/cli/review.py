@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from modstream.cli.kafka_options import add_kafka_options
+from modstream.cli.options import add_allow_cidr
 
 
 def add_parser(subparsers: Any) -> None:
@@ -38,13 +39,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--lease-s", type=float, default=300.0, help="how long an item shown stays yours (300)"
     )
-    parser.add_argument(
-        "--allow-cidr",
-        action="append",
-        default=[],
-        metavar="CIDR",
-        help="let image fetches reach this otherwise refused range",
-    )
+    add_allow_cidr(parser, "image fetches")
     parser.add_argument(
         "--allow-file-root", type=Path, default=None, metavar="DIR",
         help="let file: URLs (from a backfill) be read, only below DIR",

@@ -9,6 +9,7 @@ import signal
 import sys
 
 from modstream.cli.kafka_options import kafka_settings
+from modstream.cli.options import configure_logging
 from modstream.errors import ConfigError, ModstreamError
 from modstream.pipeline.addresses import parse_cidrs
 from modstream.pipeline.fetch_config import FetchConfig
@@ -23,10 +24,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def review_command(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )  # fmt: skip
+    configure_logging()
     try:
         kafka = kafka_settings(args)
         if kafka is None:

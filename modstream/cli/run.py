@@ -11,20 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from modstream.cli.kafka_options import add_kafka_options
-from modstream.cli.options import add_scorer_options, positive_int
+from modstream.cli.options import add_allow_cidr, add_scorer_options, positive_int
 from modstream.connectors.registry import SOURCES
 
 
 def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
     add_kafka_options(parser)
     group = parser.add_argument_group("pipeline")
-    group.add_argument(
-        "--allow-cidr",
-        action="append",
-        default=[],
-        metavar="CIDR",
-        help="let fetches reach this otherwise refused range (repeatable), e.g. 127.0.0.0/8",
-    )
+    add_allow_cidr(group, "fetches")
     group.add_argument(
         "--allow-file-root",
         type=Path,

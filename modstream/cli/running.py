@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from modstream.cli.kafka_options import kafka_settings
-from modstream.cli.options import scorer_config
+from modstream.cli.options import configure_logging, scorer_config
 from modstream.cli.sources import source_requests
 from modstream.connectors.base import Source
 from modstream.connectors.checkpoints import DirectoryCheckpoints, default_state_dir
@@ -71,11 +71,7 @@ def pipeline_settings(args: argparse.Namespace) -> PipelineSettings:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    configure_logging()
     try:
         settings = pipeline_settings(args)
         sources = [make_source(spec, options) for spec, options in source_requests(args)]

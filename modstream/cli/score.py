@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from modstream.cli.options import add_scorer_options
+from modstream.cli.options import add_allow_cidr, add_scorer_options
 
 
 def add_parser(subparsers: Any) -> None:
@@ -22,13 +22,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT")
     parser.add_argument("--json", action="store_true", help="one JSON line per input on stdout")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    parser.add_argument(
-        "--allow-cidr",
-        action="append",
-        default=[],
-        metavar="CIDR",
-        help="let URLs reach this otherwise refused address range (e.g. 127.0.0.0/8)",
-    )
+    add_allow_cidr(parser, "URLs")
     add_scorer_options(parser)
     parser.set_defaults(handler=run)
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modstream.cli.options import add_scorer_options, scorer_config
+from modstream.cli.options import (
+    add_allow_cidr,
+    add_scorer_options,
+    configure_logging,
+    scorer_config,
+)
 from modstream.errors import ConfigError, ModstreamError
 
 if TYPE_CHECKING:
@@ -27,10 +31,7 @@ def add_parser(subparsers: Any) -> None:
         "--api-key-file", type=Path, default=None, metavar="FILE",
         help="API keys, one per line; without it no key is asked for",
     )  # fmt: skip
-    parser.add_argument(
-        "--allow-cidr", action="append", default=[], metavar="CIDR",
-        help="let URLs reach this otherwise refused address range (e.g. 127.0.0.0/8)",
-    )  # fmt: skip
+    add_allow_cidr(parser, "URLs")
     parser.add_argument("--fetch-timeout", type=float, default=10.0, help="seconds per image URL")
     parser.add_argument(
         "--cache-entries", type=int, default=100_000, help="results kept by url and sha256"
@@ -71,10 +72,7 @@ def run(args: argparse.Namespace) -> int:
     from modstream.pipeline.policy import resolve_policy
     from modstream.serve.server import ApiListen, ServerSettings, serve
 
-    logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )  # fmt: skip
+    configure_logging()
     try:
         policy = resolve_policy(args.policy)
         if args.review_at is not None:

@@ -98,38 +98,33 @@ class DeviceMetrics(Collector):
         self._readers.append(read)
 
     def collect(self) -> Iterator[Metric]:
-        labels = ["device", "worker"]
-        images = CounterMetricFamily(
-            "modstream_device_images", "Images inferred on the device.", labels=labels
-        )
-        batches = CounterMetricFamily(
-            "modstream_device_batches", "Inference batches run on the device.", labels=labels
-        )
-        busy = CounterMetricFamily(
-            "modstream_device_busy_seconds", "Time with an inference running.", labels=labels
-        )
-        failures = CounterMetricFamily(
-            "modstream_device_failures", "Failed inference requests.", labels=labels
-        )
-        in_flight = GaugeMetricFamily(
-            "modstream_device_in_flight", "Inference requests running now.", labels=labels
-        )
-        requests = GaugeMetricFamily(
-            "modstream_device_requests", "Inference requests the device runs at once.",
-            labels=labels,
-        )  # fmt: skip
+        families = [
+            (kind(name, help_text, labels=["device", "worker"]), key)
+            for kind, name, help_text, key in _DEVICE_FAMILIES
+        ]
         index = 0
         for read in self._readers:
             for device in read():
-                key = [str(device["device"]), str(index)]
+                labels = [str(device["device"]), str(index)]
                 index += 1
-                images.add_metric(key, float(device["images"]))
-                batches.add_metric(key, float(device["batches"]))
-                busy.add_metric(key, float(device["busy_s"]))
-                failures.add_metric(key, float(device["failures"]))
-                in_flight.add_metric(key, float(device["in_flight"]))
-                requests.add_metric(key, float(device["requests"]))
-        yield from (images, batches, busy, failures, in_flight, requests)
+                for family, key in families:
+                    family.add_metric(labels, float(device[key]))
+        yield from (family for family, _key in families)
+
+
+# (family, name, help, DeviceStatistics field)
+_Family = type[CounterMetricFamily | GaugeMetricFamily]
+_DEVICE_FAMILIES: tuple[tuple[_Family, str, str, str], ...] = (
+    (CounterMetricFamily, "modstream_device_images", "Images inferred on the device.", "images"),
+    (CounterMetricFamily, "modstream_device_batches", "Inference batches run.", "batches"),
+    (CounterMetricFamily, "modstream_device_busy_seconds", "Time with an inference running.",
+     "busy_s"),
+    (CounterMetricFamily, "modstream_device_failures", "Failed inference requests.", "failures"),
+    (GaugeMetricFamily, "modstream_device_in_flight", "Inference requests running now.",
+     "in_flight"),
+    (GaugeMetricFamily, "modstream_device_requests", "Inference requests the device runs at once.",
+     "requests"),
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
