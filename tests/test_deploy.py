@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -170,3 +171,19 @@ def test_dockerfile_is_multi_stage_non_root_warmed_and_health_checked() -> None:
     after_user = lines[lines.index(user[-1]) :]
     assert any(line.startswith("RUN modstream score") for line in after_user), "cache warmed"
     assert any(line.startswith("HEALTHCHECK ") for line in lines)
+
+
+def test_the_review_console_is_an_opt_in_profile_with_reviewers_from_a_secret() -> None:
+    compose = _compose()
+    review = compose["services"]["review"]
+    assert review["profiles"] == ["review"] and "8070:8070" in review["ports"]
+    assert "--reviewers-file=/run/secrets/reviewers" in review["command"]
+    assert review["secrets"] == ["reviewers"]
+    assert compose["secrets"]["reviewers"] == {"environment": "MODSTREAM_REVIEWERS"}
+    assert "images.reviewed" in compose["services"]["topics"]["command"][0]
+
+
+def test_the_topic_step_is_a_valid_shell_script() -> None:
+    script = _compose()["services"]["topics"]["command"][0].replace("$$", "$")  # compose escape
+    done = subprocess.run(["bash", "-n", "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
