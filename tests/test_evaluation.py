@@ -247,3 +247,15 @@ def test_a_review_override_keeps_the_policy_provenance() -> None:
     assert (changed.review_at, changed.model, changed.preprocessing) == (
         0.2, "open_nsfw@0000aaaa", "exact"
     )  # fmt: skip
+
+
+def test_plots_without_matplotlib_say_how_to_get_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """matplotlib is an optional extra: without it, --out fails with the install line."""
+    from modstream.evaluation.pictures import draw
+
+    monkeypatch.setitem(__import__("sys").modules, "matplotlib", None)
+    scores, labels = _random_sets(1)[0]
+    report = build_report(_scored(scores.tolist(), labels.tolist()), Targets(), model="m",
+                          preprocessing="exact", rounds=10)  # fmt: skip
+    with pytest.raises(ConfigError, match=r"pip install 'modstream\[eval\]'"):
+        draw(cv.curves(scores, labels), scores, labels, report)

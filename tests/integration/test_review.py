@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import subprocess
 import sys
 import time
@@ -22,7 +23,12 @@ from sklearn.metrics import roc_auc_score
 
 from modstream.demo.imageserver import ImageServer
 from modstream.pipeline.addresses import parse_cidrs
-from modstream.pipeline.broker import EmbeddedBroker, TopicSpec, ensure_topics
+from modstream.pipeline.broker import (
+    EmbeddedBroker,
+    TopicSpec,
+    ensure_topics,
+    free_loopback_port,
+)
 from modstream.pipeline.fetch_config import FetchConfig
 from modstream.review.app import build_app
 from modstream.review.reviewers import Reviewers
@@ -294,4 +300,50 @@ async def _modstream(*args: str) -> subprocess.CompletedProcess[bytes]:
     return await asyncio.to_thread(
         subprocess.run, [sys.executable, "-m", "modstream", *args], capture_output=True,
         timeout=120,
+    )  # fmt: skip
+
+
+async def test_the_command_serves_the_queue_and_stops_on_sigterm(
+    broker: EmbeddedBroker, image_server: ImageServer, tmp_path: Path
+) -> None:
+    """``modstream review --bootstrap-servers … --reviewers-file …`` as a user starts it."""
+    assert image_server.served is not None
+    topics = new_topics()
+    url = image_server.served.image_urls()[0]
+    await produce(broker.bootstrap_servers, topics.review, [record(1, url, time.time())],
+                  partitions=1)  # fmt: skip
+    reviewers = tmp_path / "reviewers"
+    reviewers.write_text("".join(f"{name}:{token}\n" for name, token in TOKENS.items()))
+    port = free_loopback_port()
+    process = _spawn_review(
+        "--bootstrap-servers", broker.bootstrap_servers, "--reviewers-file", str(reviewers),
+        "--port", str(port), "--topics", topics.review, "--reviewed-topic", topics.reviewed,
+        "--group-id", topics.group, "--allow-cidr", "127.0.0.0/8",
+    )  # fmt: skip
+    try:
+        async with aiohttp.ClientSession() as session:
+            items: list[dict[str, Any]] = []
+            deadline = time.monotonic() + 60
+            while not items:
+                assert process.poll() is None and time.monotonic() < deadline
+                with contextlib.suppress(aiohttp.ClientConnectionError):
+                    status, body = await get(
+                        session, f"http://127.0.0.1:{port}/api/v1/queue", headers=auth("bob")
+                    )
+                    assert status == 200, body
+                    items = body["items"]
+                await asyncio.sleep(0.2)
+            assert [item["id"] for item in items] == ["item-1"]
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(process.wait, 30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def _spawn_review(*args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "modstream", "review", *args],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
