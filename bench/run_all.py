@@ -50,6 +50,8 @@ def main() -> int:
             "--pairs", "3", "--variants", "fast", "exact", "--startup-runs", "0"),
         run("stream, mixed", str(BENCH / "stream_bench.py"), str(mixed), "--rounds", "1",
             "--broker", "both" if shutil.which("java") and shutil.which("mvn") else "tansu"),
+        run("HTTP API vs peer server, mixed", str(BENCH / "serve_bench.py"), str(mixed),
+            "--rounds", "1", "--limit", "60"),
     ]  # fmt: skip
     return 0 if all(results) else 1
 
