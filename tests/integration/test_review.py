@@ -35,6 +35,7 @@ from modstream.review.reviewers import Reviewers
 from modstream.review.service import ReviewService, ReviewSettings
 from modstream.serve.server import bound_site
 
+from .conftest import Broker
 from .support import OutputReader, produce, unique_group
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -69,7 +70,7 @@ def new_topics() -> Topics:
 
 
 @contextlib.asynccontextmanager
-async def console(broker: EmbeddedBroker, topics: Topics) -> AsyncIterator[Console]:
+async def console(broker: Broker, topics: Topics) -> AsyncIterator[Console]:
     settings = ReviewSettings(
         kafka=broker.kafka, topics=(topics.review,), reviewed_topic=topics.reviewed,
         group_id=topics.group, session_timeout_ms=2000, fetch_max_wait_ms=20, lease_s=60,
@@ -94,6 +95,15 @@ def record(n: int, url: str, observed_at: float, **extra: Any) -> bytes:
         "meta": {"post": f"at://did:plc:x/app.bsky.feed.post/{n}", "self_labels": ["nudity"]},
         **extra,
     })  # fmt: skip
+
+
+async def produce_review(
+    broker: Broker, topics: Topics, values: list[bytes], *, partitions: int
+) -> None:
+    """Create the review topic (Apache Kafka does not create topics on first use, as in
+    production), then produce to it."""
+    await ensure_topics(broker.kafka, [TopicSpec(topics.review, partitions)])
+    await produce(broker.bootstrap_servers, topics.review, values, partitions=partitions)
 
 
 async def until_pending(service: ReviewService, count: int, timeout_s: float = 30) -> None:
@@ -125,7 +135,7 @@ async def test_queue_is_oldest_first_and_leases_keep_reviewers_apart(
     # Produced out of order over two partitions; observed_at says which is oldest.
     ages = {0: 50, 1: 10, 2: 40, 3: 20, 4: 30}
     values = [record(n, url, now - age) for n, age in ages.items()]
-    await produce(broker.bootstrap_servers, topics.review, values, partitions=PARTITIONS)
+    await produce_review(broker, topics, values, partitions=PARTITIONS)
     async with console(broker, topics) as c, aiohttp.ClientSession() as session:
         await until_pending(c.service, 5)
         status, alice = await get(session, f"{c.url}/api/v1/queue?limit=3", headers=auth("alice"))
@@ -142,12 +152,13 @@ async def test_queue_is_oldest_first_and_leases_keep_reviewers_apart(
 
 
 async def test_a_decision_lands_on_the_reviewed_topic_once_and_errors_are_typed(
-    broker: EmbeddedBroker, image_server: ImageServer
+    any_broker: Broker, image_server: ImageServer
 ) -> None:
+    broker = any_broker
     assert image_server.served is not None
     url = image_server.served.image_urls()[1]
     topics = new_topics()
-    await produce(broker.bootstrap_servers, topics.review, [record(7, url, time.time())],
+    await produce_review(broker, topics, [record(7, url, time.time())],
                   partitions=1)  # fmt: skip
     async with console(broker, topics) as c, aiohttp.ClientSession() as session:
         await until_pending(c.service, 1)
@@ -208,7 +219,7 @@ async def test_images_come_through_the_guarded_fetcher(
     expected = await _download(url)
     topics = new_topics()
     values = [record(1, url, time.time()), record(2, "http://10.1.2.3/inside.jpg", time.time())]
-    await produce(broker.bootstrap_servers, topics.review, values, partitions=1)
+    await produce_review(broker, topics, values, partitions=1)
     async with console(broker, topics) as c, aiohttp.ClientSession() as session:
         await until_pending(c.service, 2)
         async with session.get(f"{c.url}/api/v1/image/item-1", headers=auth("alice")) as response:
@@ -228,16 +239,17 @@ async def _download(url: str) -> bytes:
 
 
 async def test_a_restart_loses_no_pending_item_and_repeats_no_decided_one(
-    broker: EmbeddedBroker, image_server: ImageServer
+    any_broker: Broker, image_server: ImageServer
 ) -> None:
     """Offsets are committed for decided items only: after a restart in the same group the
-    undecided items are back, the decided ones are not."""
+    undecided items are back, the decided ones are not. On both brokers."""
+    broker = any_broker
     assert image_server.served is not None
     url = image_server.served.image_urls()[0]
     topics = new_topics()
     now = time.time()
-    await produce(broker.bootstrap_servers, topics.review,
-                  [record(n, url, now - 10 + n) for n in range(5)], partitions=1)  # fmt: skip
+    values = [record(n, url, now - 10 + n) for n in range(5)]
+    await produce_review(broker, topics, values, partitions=1)
     async with console(broker, topics) as c, aiohttp.ClientSession() as session:
         await until_pending(c.service, 5)
         for item_id in ("item-0", "item-1", "item-3"):  # item-2 blocks the commit of item-3
@@ -264,7 +276,7 @@ async def test_exported_decisions_refit_the_thresholds(
                             "policy": "balanced", "model": "open_nsfw@864bb37b",
                             "preprocessing": "exact", "observed_at": time.time() + n})
               for n, s in enumerate(scores)]  # fmt: skip
-    await produce(broker.bootstrap_servers, topics.review, values, partitions=1)
+    await produce_review(broker, topics, values, partitions=1)
     labels = {f"s{n}": "nsfw" if s >= 0.5 else "safe" for n, s in enumerate(scores)}
     labels["s2"], labels["s8"], labels["s12"] = "nsfw", "safe", "skip"  # people disagree; one skip
     async with console(broker, topics) as c, aiohttp.ClientSession() as session:
@@ -310,7 +322,7 @@ async def test_the_command_serves_the_queue_and_stops_on_sigterm(
     assert image_server.served is not None
     topics = new_topics()
     url = image_server.served.image_urls()[0]
-    await produce(broker.bootstrap_servers, topics.review, [record(1, url, time.time())],
+    await produce_review(broker, topics, [record(1, url, time.time())],
                   partitions=1)  # fmt: skip
     reviewers = tmp_path / "reviewers"
     reviewers.write_text("".join(f"{name}:{token}\n" for name, token in TOKENS.items()))
