@@ -113,6 +113,7 @@ def test_compose_runs_kafka_topics_connector_scorers_serve_prometheus_and_grafan
 
 
 def test_prometheus_scrapes_every_modstream_service_on_its_port() -> None:
+    """Each modstream service has a scrape job, on the port its command opens."""
     services = _compose()["services"]
     jobs = {
         job["job_name"]: job
@@ -160,6 +161,8 @@ def test_grafana_provisions_the_datasource_the_dashboard_uses() -> None:
 
 
 def test_dockerfile_is_multi_stage_non_root_warmed_and_health_checked() -> None:
+    """Two stages, an unprivileged user, the model cache compiled as that user at build time, and a
+    health check."""
     lines = [
         line.strip() for line in (DEPLOY / "Dockerfile").read_text().splitlines() if line.strip()
     ]
@@ -174,6 +177,8 @@ def test_dockerfile_is_multi_stage_non_root_warmed_and_health_checked() -> None:
 
 
 def test_the_review_console_is_an_opt_in_profile_with_reviewers_from_a_secret() -> None:
+    """The review console starts only with its profile, reads reviewers from a secret, and its
+    output topic is created with the others."""
     compose = _compose()
     review = compose["services"]["review"]
     assert review["profiles"] == ["review"] and "8070:8070" in review["ports"]
@@ -184,6 +189,7 @@ def test_the_review_console_is_an_opt_in_profile_with_reviewers_from_a_secret() 
 
 
 def test_the_topic_step_is_a_valid_shell_script() -> None:
+    """The topic step's script parses as bash (compose's $$ escape undone)."""
     script = _compose()["services"]["topics"]["command"][0].replace("$$", "$")  # compose escape
     done = subprocess.run(["bash", "-n", "-c", script], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

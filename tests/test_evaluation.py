@@ -48,6 +48,7 @@ def test_auc_and_average_precision_agree_with_scikit_learn(index: int) -> None:
 
 
 def test_all_tied_scores_give_half_an_auc() -> None:
+    """A score that says nothing (all tied) has AUC 0.5, and AP matches scikit-learn's."""
     c = cv.curves([0.5] * 6, [1, 0, 1, 0, 0, 1])
     assert c.auc_roc() == pytest.approx(0.5)
     assert c.average_precision() == pytest.approx(
@@ -111,6 +112,8 @@ def test_the_reported_confusion_is_what_the_policy_would_decide() -> None:
 
 
 def test_bootstrap_intervals_contain_the_point_estimate_and_shrink_with_n() -> None:
+    """Each 95 % interval contains its metric's value, and a hundred times the data gives intervals
+    at least five times narrower."""
     for scores, labels in _random_sets(20):
         c = cv.curves(scores, labels)
         point = cv.operating_point(c, cv.best_accuracy(c))
@@ -133,6 +136,8 @@ def _scored(scores: list[float], labels: list[int]) -> list[Scored]:
 
 
 def test_report_warns_about_small_sets_and_counts_failures() -> None:
+    """The report has the three points and the presets, warns when a target needs more images than
+    the set has, and counts unreadable inputs by kind."""
     scores, labels = _random_sets(1)[0]
     scored = _scored(scores.tolist(), labels.tolist())
     failed = Scored(Labelled(Input(label="bad", path=Path("bad")), 1), error_kind="not_an_image",
@@ -148,6 +153,7 @@ def test_report_warns_about_small_sets_and_counts_failures() -> None:
 
 
 def test_a_set_with_one_class_is_refused() -> None:
+    """Without both classes there is no threshold to fit: a clear error, not a report."""
     with pytest.raises(ConfigError, match="thresholds need both"):
         build_report(_scored([0.1, 0.2], [0, 0]), Targets(), model="m", preprocessing="exact")
 
@@ -155,6 +161,8 @@ def test_a_set_with_one_class_is_refused() -> None:
 def test_fitted_policy_loads_with_its_provenance_and_warns_on_another_model(
     tmp_path: Path,
 ) -> None:
+    """policy.json loads as the pipeline's policy (high flags, low reviews) with model and
+    preprocessing; a mismatch is described, an exact fit used in fast mode is not."""
     scores, labels = _random_sets(1)[0]
     report = build_report(
         _scored(scores.tolist(), labels.tolist()), Targets(fnr=0.05, fpr=0.05),
@@ -176,6 +184,8 @@ def test_fitted_policy_loads_with_its_provenance_and_warns_on_another_model(
 
 
 def test_labels_csv_paths_urls_and_typos(tmp_path: Path) -> None:
+    """Relative paths are read from the CSV's folder, URLs stay URLs, and a bad label or header
+    stops the run naming the line."""
     (tmp_path / "a.jpg").write_bytes(b"x")
     good = tmp_path / "labels.csv"
     good.write_text("path,label\na.jpg,1\n/abs/b.png,safe\n")
@@ -198,6 +208,7 @@ def test_labels_csv_paths_urls_and_typos(tmp_path: Path) -> None:
 
 
 def test_label_folders(tmp_path: Path) -> None:
+    """safe= and nsfw= folders label every image below them; another name is refused."""
     for folder, name in (("s", "one.png"), ("s", "two.jpg"), ("n", "three.jpg")):
         (tmp_path / folder).mkdir(exist_ok=True)
         (tmp_path / folder / name).write_bytes(b"x")
@@ -215,6 +226,9 @@ def _record(nsfw: float, decision: str, **meta: Any) -> dict[str, Any]:
 
 
 def test_weak_labels_are_reported_per_value_beside_the_unlabelled() -> None:
+    """Each self-label value and the sensitive flag is its own group beside the unlabelled of its
+    source, with decisions counted and an AUC against the unlabelled; errors and label-less
+    sources are counted apart."""
     records = [
         _record(0.9, "flagged", self_labels=["porn"]),
         _record(0.7, "flagged", self_labels=["porn", "nudity"]),

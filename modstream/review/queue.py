@@ -17,7 +17,7 @@ from typing import Any, Generic, TypeVar
 
 from modstream.errors import AlreadyDecided, UnknownItem
 
-__all__ = ["Item", "ReviewQueue"]
+__all__ = ["Item", "QueueStatistics", "ReviewQueue"]
 
 P = TypeVar("P", bound=Hashable)  # a partition
 
@@ -48,6 +48,7 @@ class ReviewQueue(Generic[P]):
     _items: dict[str, Item[P]] = field(default_factory=dict)
     _decided: OrderedDict[str, None] = field(default_factory=OrderedDict)
     _sequence: int = 0
+    _replays_dropped: int = 0
 
     def __len__(self) -> int:
         """Items waiting for a decision (those being recorded included)."""
@@ -57,6 +58,7 @@ class ReviewQueue(Generic[P]):
         """Queue a consumed record. False when its id is decided already: the caller finishes
         the offset at once, nothing is shown."""
         if item_id in self._decided:
+            self._replays_dropped += 1
             return False
         known = self._items.get(item_id)
         if known is not None:
@@ -129,9 +131,22 @@ class ReviewQueue(Generic[P]):
             del self._items[key]
         return len(dropped)
 
-    def statistics(self, now: float) -> dict[str, int]:
+    def statistics(self, now: float) -> QueueStatistics:
         leased = sum(1 for item in self._items.values() if now < item.lease_until)
-        return {"pending": len(self._items), "leased": leased, "decided": len(self._decided)}
+        return QueueStatistics(
+            pending=len(self._items),
+            leased=leased,
+            remembered_decisions=len(self._decided),
+            replays_dropped=self._replays_dropped,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStatistics:
+    pending: int  # waiting for a decision (being recorded included)
+    leased: int  # of those, held by a reviewer's lease now
+    remembered_decisions: int  # ids known to be decided (bounded)
+    replays_dropped: int  # records of decided items consumed again and not shown
 
 
 def _age(item: Item[Any]) -> tuple[float, int]:

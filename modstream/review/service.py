@@ -19,12 +19,13 @@ import contextlib
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Self
 
 import orjson
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
 from modstream.errors import BrokerUnavailable, UnknownItem
@@ -69,7 +70,7 @@ class Image:
 
 
 class ReviewService:
-    def __init__(self, settings: ReviewSettings, *, clock: Any = time.time) -> None:
+    def __init__(self, settings: ReviewSettings, *, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.queue: ReviewQueue[TopicPartition] = ReviewQueue(
             lease_s=settings.lease_s, remember_decided=max(settings.remember * 4, 100_000)
@@ -79,11 +80,12 @@ class ReviewService:
         self._clock = clock
         self._stack = contextlib.AsyncExitStack()
         self._consumer: AIOKafkaConsumer | None = None
-        self._producer: Any = None
+        self._producer: AIOKafkaProducer | None = None
         self._fetcher: Fetcher | None = None
         self._decided_today: Counter[str] = Counter()  # reviewer -> decisions since 00:00 UTC
         self._today = self._day()
         self.malformed = 0
+        self.consumed = 0  # records taken from the review topics since start
         self.joined = asyncio.Event()
 
     async def __aenter__(self) -> Self:
@@ -154,6 +156,7 @@ class ReviewService:
                     await self._commit()
 
     def _take(self, partition: TopicPartition, offset: int, value: bytes | None) -> None:
+        self.consumed += 1
         self._tracker.start(partition, offset)
         try:
             record = orjson.loads(value or b"")
@@ -192,6 +195,7 @@ class ReviewService:
         decided = {**item.record, "label": label, "reviewer": reviewer, "decided_at": now}
         if note:
             decided["note"] = note
+        assert self._producer is not None
         try:
             await self._producer.send_and_wait(
                 self.settings.reviewed_topic, orjson.dumps(decided), key=item_id.encode()
@@ -219,10 +223,13 @@ class ReviewService:
         return image
 
     def statistics(self, reviewer: str) -> dict[str, Any]:
+        """What the page's header shows (JSON): the queue, and today's decisions."""
         self._roll_day()
         queued = self.queue.statistics(self._clock())
         return {
-            **queued,
+            "pending": queued.pending,
+            "leased": queued.leased,
+            "consumed": self.consumed,
             "decided_today": sum(self._decided_today.values()),
             "decided_today_by_you": self._decided_today[reviewer],
         }

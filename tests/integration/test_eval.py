@@ -144,6 +144,8 @@ def test_operating_points_meet_their_targets_on_the_evaluated_scores(evaluated: 
 
 
 def test_out_holds_the_plots_the_page_the_report_and_the_policy(evaluated: Evaluated) -> None:
+    """--out holds three PNG plots, an HTML page with them embedded (nothing fetched), report.json
+    equal to the --json line, and policy.json with the fitted thresholds and their provenance."""
     for name in ("roc.png", "pr.png", "histogram.png"):
         data = (evaluated.out / name).read_bytes()
         assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 10_000, name
@@ -158,6 +160,7 @@ def test_out_holds_the_plots_the_page_the_report_and_the_policy(evaluated: Evalu
 
 
 def test_a_second_run_takes_every_score_from_the_cache(evaluated: Evaluated) -> None:
+    """The score cache answers every image of a second run, and the report is the same."""
     root = evaluated.out.parent
     done = _eval(root, evaluated.cache_dir, evaluated.score_cache)
     assert done.returncode == 0, done.stderr
@@ -225,6 +228,7 @@ async def test_the_policy_file_drives_the_pipelines_decisions(
 def test_a_policy_fitted_on_another_model_warns_loudly(
     evaluated: Evaluated, tmp_path: Path
 ) -> None:
+    """A policy file naming another model gives exactly one WARNING line, naming both models."""
     policy = orjson.loads((evaluated.out / "policy.json").read_bytes())
     policy["model"] = "open_nsfw@0000aaaa"
     path = tmp_path / "other.json"

@@ -105,6 +105,8 @@ def _judge_in_browser(url: str, browser: str, driver_path: str, shot: Path) -> d
 async def test_the_page_blurs_reveals_and_records_a_keyboard_decision(
     broker: EmbeddedBroker, image_server: ImageServer, tmp_path: Path
 ) -> None:
+    """Blurred on arrival, revealed by space, judged by n: the decision is on the reviewed topic
+    with the reviewer's name."""
     browser, driver = _browser_parts()
     assert image_server.served is not None
     url = next(u for u in image_server.served.image_urls() if u.endswith(".jpg"))
