@@ -10,6 +10,7 @@ from modstream.errors import (
     AlreadyDecided,
     BadRequest,
     BodyTooLarge,
+    BrokerUnavailable,
     ConnectFailed,
     FetchTimeout,
     HttpStatusError,
@@ -38,6 +39,7 @@ _STATUSES: tuple[tuple[type[ModstreamError], int], ...] = (
     (NotAnImage, 415),
     (UnsupportedFormat, 415),
     (Overloaded, 503),
+    (BrokerUnavailable, 503),  # a decision or record could not be stored; retry shortly
     (FetchTimeout, 504),  # the image's host did not answer in time
     (ConnectFailed, 502),
     (HttpStatusError, 502),  # the image's host answered with an error

@@ -1,0 +1,58 @@
+"""The HTTP status of every error kind, from the one table both front doors use."""
+
+from __future__ import annotations
+
+import pytest
+
+from modstream.errors import (
+    AlreadyDecided,
+    BadRequest,
+    BodyTooLarge,
+    BrokerAuthFailed,
+    BrokerUnavailable,
+    ConnectFailed,
+    DecompressionBomb,
+    FetchTimeout,
+    HttpStatusError,
+    ImageTooLarge,
+    ModstreamError,
+    NotAnImage,
+    Overloaded,
+    ScorerClosed,
+    TruncatedImage,
+    Unauthorized,
+    UnknownItem,
+    UnsupportedFormat,
+)
+from modstream.serve.responses import error_response
+from modstream.serve.statuses import status_for
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (BadRequest, 400), (Unauthorized, 401), (UnknownItem, 404), (AlreadyDecided, 409),
+        (BodyTooLarge, 413), (ImageTooLarge, 413), (NotAnImage, 415), (UnsupportedFormat, 415),
+        (DecompressionBomb, 422), (TruncatedImage, 422), (ConnectFailed, 502),
+        (Overloaded, 503), (BrokerUnavailable, 503), (FetchTimeout, 504),
+        (ScorerClosed, 500), (BrokerAuthFailed, 500), (ModstreamError, 500),
+    ],
+)  # fmt: skip
+def test_each_error_gets_its_status(error: type[ModstreamError], status: int) -> None:
+    """Bad input is 4xx (422 for any image or URL the table does not name), a failing upstream
+    5xx, modstream's own failures 500."""
+    assert status_for(error("x")) == status
+
+
+def test_an_image_host_answering_with_an_error_is_a_bad_gateway() -> None:
+    """Whatever status the image's host gave, the caller gets 502: our request was fine."""
+    assert status_for(HttpStatusError("404 from the host", status=404)) == 502
+
+
+def test_a_503_asks_the_client_to_come_back_and_a_401_names_the_scheme() -> None:
+    """Retry-After on 503s, WWW-Authenticate on 401s, and the body is the typed error."""
+    busy = error_response(BrokerUnavailable("the broker is away"))
+    assert busy.status == 503 and busy.headers["Retry-After"] == "1"
+    assert busy.body == b'{"error":{"kind":"broker_unavailable","message":"the broker is away"}}'
+    refused = error_response(Unauthorized("who are you"))
+    assert refused.status == 401 and refused.headers["WWW-Authenticate"].startswith("Bearer")
