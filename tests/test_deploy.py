@@ -119,7 +119,10 @@ def test_prometheus_scrapes_every_modstream_service_on_its_port() -> None:
         job["job_name"]: job
         for job in yaml.safe_load((DEPLOY / "prometheus.yml").read_text())["scrape_configs"]
     }
-    assert set(jobs) == {"modstream", "modstream-connector", "modstream-serve"}
+    assert set(jobs) == {"modstream", "modstream-connector", "modstream-serve", "modstream-review"}
+    review = jobs["modstream-review"]["dns_sd_configs"][0]  # no target unless its profile runs
+    assert review["names"] == ["review"] and review["port"] == 8070
+    assert "--port=8070" in services["review"]["command"]
     assert jobs["modstream-connector"]["static_configs"][0]["targets"] == ["connector:9109"]
     assert "--metrics-port=9109" in services["connector"]["command"]
     assert jobs["modstream-serve"]["static_configs"][0]["targets"] == ["serve:8080"]

@@ -22,6 +22,7 @@ def _queue(*ages: float) -> ReviewQueue[str]:
 def test_oldest_first_and_a_lease_keeps_an_item_from_others_until_it_lapses() -> None:
     """Oldest first; a lease keeps an item from others until it lapses; asking renews it."""
     queue = _queue(5, 30, 10)
+    assert queue.statistics(now=1000).oldest_age_s == 30
     assert [item.id for item in queue.lease("ann", 2, now=0)] == ["i1", "i2"]
     assert [item.id for item in queue.lease("bo", 5, now=10)] == ["i0"]
     assert [item.id for item in queue.lease("ann", 5, now=20)] == ["i1", "i2"]  # still hers

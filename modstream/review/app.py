@@ -6,6 +6,7 @@
     GET  /api/v1/image/{id}      the item's image, fetched server-side through the guarded fetcher
     GET  /api/v1/stats           items left, decided today (by everyone, by the caller)
     GET  /healthz, /readyz       up; consuming the review topics
+    GET  /metrics                Prometheus (the queue, decisions by label)
 
 Every ``/api`` call needs ``Authorization: Bearer <token>`` of a reviewer. Errors are
 ``{"error": {"kind", "message"}}``: 400 bad body, 401 no reviewer, 404 unknown item, 409 decided.
@@ -18,8 +19,10 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from modstream.errors import BadRequest
+from modstream.review.metrics import ReviewMetrics
 from modstream.review.reviewers import Reviewers
 from modstream.review.service import LABELS, ReviewService
 from modstream.serve.responses import Handler, errors_as_json, json_response
@@ -33,7 +36,9 @@ _STATIC = {"review.js": "text/javascript", "review.css": "text/css"}
 
 
 def build_app(service: ReviewService, reviewers: Reviewers) -> web.Application:
-    console = _Console(service, reviewers)
+    registry = CollectorRegistry()
+    ReviewMetrics(service, registry)
+    console = _Console(service, reviewers, registry)
     app = web.Application(
         middlewares=[errors_as_json, console.authenticate], client_max_size=MAX_BODY_BYTES
     )
@@ -45,13 +50,17 @@ def build_app(service: ReviewService, reviewers: Reviewers) -> web.Application:
     app.router.add_get("/api/v1/stats", console.stats)
     app.router.add_get("/healthz", console.healthz)
     app.router.add_get("/readyz", console.readyz)
+    app.router.add_get("/metrics", console.metrics)
     return app
 
 
 class _Console:
-    def __init__(self, service: ReviewService, reviewers: Reviewers) -> None:
+    def __init__(
+        self, service: ReviewService, reviewers: Reviewers, registry: CollectorRegistry
+    ) -> None:
         self._service = service
         self._reviewers = reviewers
+        self._registry = registry
 
     @web.middleware
     async def authenticate(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -108,6 +117,10 @@ class _Console:
 
     async def healthz(self, _request: web.Request) -> web.Response:
         return json_response({"status": "ok"})
+
+    async def metrics(self, _request: web.Request) -> web.Response:
+        body = generate_latest(self._registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def readyz(self, _request: web.Request) -> web.Response:
         if self._service.joined.is_set():

@@ -133,9 +133,11 @@ class ReviewQueue(Generic[P]):
 
     def statistics(self, now: float) -> QueueStatistics:
         leased = sum(1 for item in self._items.values() if now < item.lease_until)
+        oldest = min((_age(item)[0] for item in self._items.values()), default=now)
         return QueueStatistics(
             pending=len(self._items),
             leased=leased,
+            oldest_age_s=max(now - oldest, 0.0) if oldest != float("inf") else 0.0,
             remembered_decisions=len(self._decided),
             replays_dropped=self._replays_dropped,
         )
@@ -145,6 +147,7 @@ class ReviewQueue(Generic[P]):
 class QueueStatistics:
     pending: int  # waiting for a decision (being recorded included)
     leased: int  # of those, held by a reviewer's lease now
+    oldest_age_s: float  # now - the oldest waiting item's observed_at (0 when none is dated)
     remembered_decisions: int  # ids known to be decided (bounded)
     replays_dropped: int  # records of decided items consumed again and not shown
 

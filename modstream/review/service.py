@@ -83,6 +83,7 @@ class ReviewService:
         self._producer: AIOKafkaProducer | None = None
         self._fetcher: Fetcher | None = None
         self._decided_today: Counter[str] = Counter()  # reviewer -> decisions since 00:00 UTC
+        self._decisions: Counter[str] = Counter()  # label -> decisions since start
         self._today = self._day()
         self.malformed = 0
         self.consumed = 0  # records taken from the review topics since start
@@ -209,6 +210,7 @@ class ReviewService:
         for partition, offset in self.queue.finish_decision(item_id):
             self._tracker.finish(partition, offset)
         self._count_decision(reviewer)
+        self._decisions[label] += 1
         return decided
 
     async def image(self, item_id: str) -> Image:
@@ -233,6 +235,13 @@ class ReviewService:
             "decided_today": sum(self._decided_today.values()),
             "decided_today_by_you": self._decided_today[reviewer],
         }
+
+    def decisions_by_label(self) -> dict[str, int]:
+        """Decisions stored since start, by label (every label present, zeros included)."""
+        return {label: self._decisions[label] for label in LABELS}
+
+    def now(self) -> float:
+        return self._clock()
 
     def _pending(self, item_id: str) -> Item[TopicPartition]:
         found = self.queue.get(item_id)

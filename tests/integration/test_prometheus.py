@@ -2,11 +2,11 @@
 every query of the Grafana dashboard and of the alert rules returns data from a running pipeline.
 
 The processes are the compose file's, on loopback: a connector (the synthetic source, with a share
-of HTML-served-as-images so errors flow), a scorer and ``modstream serve``. Prometheus gets
-``deploy/prometheus.yml`` with its service discovery swapped for those ports and a 1 s scrape, and
-loads ``deploy/alerts.yml`` as it is. Prometheus and promtool come from Debian's ``prometheus``
-package; without them these tests skip with one line, and with ``MODSTREAM_REQUIRE_PROMETHEUS=1``
-(CI, whose run installs the package) they fail instead.
+of HTML-served-as-images so errors flow), a scorer (with a review band), ``modstream serve`` and
+the review console. Prometheus gets ``deploy/prometheus.yml`` with its service discovery swapped
+for those ports and a 1 s scrape, and loads ``deploy/alerts.yml`` as it is. Prometheus and
+promtool come from Debian's ``prometheus`` package; without them these tests skip with one line,
+and with ``MODSTREAM_REQUIRE_PROMETHEUS=1`` (CI, whose run installs the package) they fail.
 """
 
 from __future__ import annotations
@@ -216,7 +216,10 @@ async def deployment(
         "modstream": free_loopback_port(),
         "modstream-connector": free_loopback_port(),
         "modstream-serve": free_loopback_port(),
+        "modstream-review": free_loopback_port(),
     }
+    reviewers = work / "reviewers"
+    reviewers.write_text("sre:prometheus-test-token-0123\n")
     prefix = f"prom-{uuid.uuid4().hex[:8]}"
     kafka = ["--bootstrap-servers", broker.bootstrap_servers, "--topic-prefix", prefix]
     urls = [*image_server.served.image_urls()[:4], f"{image_server.served.base_url}/bad/html"]
@@ -225,8 +228,15 @@ async def deployment(
         "scorer": _modstream(
             "run", "--role", "scorer", *kafka, *cache, "--group-id", unique_group("prom"),
             "--allow-cidr", "127.0.0.0/8", "--metrics-port", str(ports["modstream"]),
-            "--session-timeout-ms", "2000", "--fetch-max-wait-ms", "20",
+            "--session-timeout-ms", "2000", "--fetch-max-wait-ms", "20", "--review-at", "0.1",
             log=work / "scorer.log",
+        ),
+        "review": _modstream(
+            "review", "--bootstrap-servers", broker.bootstrap_servers,
+            "--topics", f"{prefix}.review", "--reviewed-topic", f"{prefix}.reviewed",
+            "--group-id", unique_group("prom-review"), "--reviewers-file", str(reviewers),
+            "--port", str(ports["modstream-review"]), "--allow-cidr", "127.0.0.0/8",
+            log=work / "review.log",
         ),
         "connector": _modstream(
             "run", "--role", "connector", *kafka, "--state-dir", str(work / "state"),
@@ -292,8 +302,9 @@ def _values(result: list[dict[str, Any]]) -> Iterator[float]:
 
 @on_session_loop
 async def test_every_dashboard_and_alert_query_returns_data(deployment: Deployment) -> None:
-    """Scraping the connector, the scorer and the API, Prometheus answers every panel's and every
-    alert's query with at least one series; latency quantiles are real numbers of seconds."""
+    """Scraping the connector, the scorer, the API and the review console, Prometheus answers
+    every panel's and every alert's query with at least one series; latency quantiles are real
+    numbers of seconds."""
     queries = {**dashboard_queries(), **alert_queries()}
     assert len(queries) >= 20
     answers = await _answers(deployment, queries, timeout_s=45)
@@ -307,11 +318,11 @@ async def test_every_dashboard_and_alert_query_returns_data(deployment: Deployme
 
 @on_session_loop
 async def test_every_target_is_up_and_every_rule_evaluates(deployment: Deployment) -> None:
-    """All three jobs answer their scrapes, and Prometheus evaluates the four alert rules without
+    """All four jobs answer their scrapes, and Prometheus evaluates the four alert rules without
     an error (each rule reports health "ok")."""
     answers = await _answers(deployment, {"up": "up == 1"}, timeout_s=30)
     jobs = {series["metric"]["job"] for series in answers["up"]}
-    assert jobs == {"modstream", "modstream-connector", "modstream-serve"}
+    assert jobs == {"modstream", "modstream-connector", "modstream-serve", "modstream-review"}
     async with (
         aiohttp.ClientSession() as session,
         session.get(f"{deployment.prometheus_url}/api/v1/rules") as response,

@@ -198,6 +198,12 @@ async def test_a_decision_lands_on_the_reviewed_topic_once_and_errors_are_typed(
             assert status == 400 and body["error"]["kind"] == "bad_request", bad
         stats = (await get(session, f"{c.url}/api/v1/stats", headers=auth("bob")))[1]
         assert stats["decided_today"] == 1 and stats["decided_today_by_you"] == 1
+        async with session.get(f"{c.url}/metrics") as response:  # open, like every /metrics
+            metrics = await response.text()
+        assert 'modstream_review_decisions_total{label="nsfw"} 1.0' in metrics
+        assert 'modstream_review_decisions_total{label="safe"} 0.0' in metrics
+        assert "modstream_review_pending 0.0" in metrics
+        assert "modstream_review_consumed_total 1.0" in metrics
 
 
 async def test_every_api_route_needs_a_reviewer_token(broker: EmbeddedBroker) -> None:
