@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from modstream.cli.kafka_options import add_kafka_options
 from modstream.cli.options import add_allow_cidr, add_scorer_options
 
 
@@ -37,9 +38,9 @@ def add_parser(subparsers: Any) -> None:
     )
     given.add_argument(
         "--results",
-        type=Path,
-        metavar="FILE.jsonl",
-        help="result records from the pipeline (one JSON object per line)",
+        metavar="FILE.jsonl|kafka:TOPIC",
+        help="result records from the pipeline (one JSON object per line), or a topic read "
+        "straight from the cluster (e.g. kafka:images.reviewed, with --bootstrap-servers)",
     )
     parser.add_argument(
         "--target-fnr",
@@ -77,6 +78,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     add_allow_cidr(parser, "URLs")
     add_scorer_options(parser)
+    add_kafka_options(parser)
     # Thresholds are fitted on exact scores: fast mode would screen the low ones approximately.
     parser.set_defaults(handler=run, decode="exact")
 

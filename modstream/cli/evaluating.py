@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import csv
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import numpy as np
 import orjson
 from tqdm import tqdm
 
+from modstream.cli.kafka_options import kafka_settings
 from modstream.cli.options import scorer_config
 from modstream.errors import ConfigError, ModstreamError
 from modstream.evaluation import curves as cv
@@ -24,6 +26,7 @@ from modstream.evaluation.weak import read_records, render_weak, weak_label_repo
 from modstream.models.device_spec import default_cache_dir
 from modstream.pipeline.addresses import parse_cidrs
 from modstream.pipeline.fetch_config import FetchConfig
+from modstream.review.export import read_topic
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 SCORE_CACHE_NAME = "eval-scores.sqlite3"
@@ -108,10 +111,31 @@ def _write_out(out: Path, scored: list[Scored], report: dict[str, Any], name: st
         raise ConfigError(f"cannot write to --out {out}: {exc.strerror}") from None
 
 
+def _result_records(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """From a JSON-lines file, or ``kafka:TOPIC`` read to its current end (no consumer group)."""
+    source = str(args.results)
+    if not source.startswith("kafka:"):
+        return list(read_records(Path(source)))
+    kafka = kafka_settings(args)
+    if kafka is None:
+        raise ConfigError(f"--results {source} needs --bootstrap-servers")
+
+    async def read() -> list[dict[str, Any]]:
+        records = []
+        async for value in read_topic(kafka, source.removeprefix("kafka:")):
+            with contextlib.suppress(orjson.JSONDecodeError):
+                record = orjson.loads(value)
+                if isinstance(record, dict):
+                    records.append(record)
+        return records
+
+    return asyncio.run(read())
+
+
 def _results(args: argparse.Namespace) -> int:
     """Result records: refit from reviewers' decisions when there are any; always report the
     authors' weak labels beside them."""
-    records = list(read_records(args.results))
+    records = _result_records(args)
     weak = weak_label_report(records)
     reviewed = reviewed_set(records)
     report: dict[str, Any] = {}

@@ -287,7 +287,8 @@ async def test_exported_decisions_refit_the_thresholds(
     broker: EmbeddedBroker, image_server: ImageServer, tmp_path: Path
 ) -> None:
     """Decide a dozen items, export images.reviewed with ``modstream review --export``, and
-    ``modstream eval --results`` fits thresholds from the reviewers' labels."""
+    ``modstream eval --results`` fits thresholds from the reviewers' labels; reading the topic
+    directly (``kafka:TOPIC``) gives the same fit."""
     assert image_server.served is not None
     url = image_server.served.image_urls()[0]
     topics = new_topics()
@@ -326,6 +327,15 @@ async def test_exported_decisions_refit_the_thresholds(
     policy = orjson.loads((out / "policy.json").read_bytes())
     assert policy["flag_at"] == report["thresholds"]["high"]["threshold"]
     assert policy["model"] == "open_nsfw@864bb37b"
+    # The same fit, read straight from the topic instead of an export.
+    done = await _modstream(
+        "eval", "--results", f"kafka:{topics.reviewed}", "--bootstrap-servers",
+        broker.bootstrap_servers, "--json", "--target-fnr", "0.2", "--target-fpr", "0.2",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    direct = orjson.loads(done.stdout.splitlines()[-1])
+    assert (direct["n"], direct["auc_roc"]) == (report["n"], report["auc_roc"])
+    assert direct["thresholds"] == report["thresholds"]
 
 
 async def _modstream(*args: str) -> subprocess.CompletedProcess[bytes]:
