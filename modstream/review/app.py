@@ -19,13 +19,19 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 
 from modstream.errors import BadRequest
 from modstream.review.metrics import ReviewMetrics
 from modstream.review.reviewers import Reviewers
 from modstream.review.service import LABELS, ReviewService
-from modstream.serve.responses import Handler, errors_as_json, json_response
+from modstream.serve.responses import (
+    Handler,
+    errors_as_json,
+    json_response,
+    metrics_response,
+    readiness_response,
+)
 
 __all__ = ["build_app"]
 
@@ -119,15 +125,11 @@ class _Console:
         return json_response({"status": "ok"})
 
     async def metrics(self, _request: web.Request) -> web.Response:
-        body = generate_latest(self._registry)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return metrics_response(self._registry)
 
     async def readyz(self, _request: web.Request) -> web.Response:
-        if self._service.joined.is_set():
-            return json_response({"status": "ready"})
-        return json_response(
-            {"status": "not_ready", "reason": "not consuming the review topics yet"}, 503
-        )
+        joined = self._service.joined.is_set()
+        return readiness_response(None if joined else "not consuming the review topics yet")
 
 
 _PAGE_HEADERS = {

@@ -25,14 +25,18 @@ from dataclasses import dataclass
 
 import orjson
 from aiohttp import BodyPartReader, web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from modstream.errors import BadRequest, BodyTooLarge, ModstreamError, Unauthorized
 from modstream.pipeline.metrics import PipelineMetrics
 from modstream.pipeline.moderation import Moderated, Moderator, result_fields
 from modstream.serve.openapi import openapi_document
-from modstream.serve.responses import Handler, error_response, json_response
-from modstream.serve.statuses import RETRY_AFTER_S
+from modstream.serve.responses import (
+    Handler,
+    error_response,
+    json_response,
+    metrics_response,
+    readiness_response,
+)
 
 __all__ = ["Readiness", "ServeConfig", "build_app"]
 
@@ -134,16 +138,10 @@ class _Api:
         return json_response({"status": "ok"})
 
     async def readyz(self, _request: web.Request) -> web.Response:
-        reason = await self._ready()
-        if reason is None:
-            return json_response({"status": "ready"})
-        return json_response(
-            {"status": "not_ready", "reason": reason}, 503, {"Retry-After": str(RETRY_AFTER_S)}
-        )
+        return readiness_response(await self._ready())
 
     async def metrics(self, _request: web.Request) -> web.Response:
-        body = generate_latest(self._metrics.registry)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return metrics_response(self._metrics.registry)
 
     async def openapi(self, _request: web.Request) -> web.Response:
         return json_response(openapi_document(self._config.max_body_bytes, bool(self._keys)))

@@ -10,11 +10,19 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from modstream.errors import ModstreamError
 from modstream.serve.statuses import RETRY_AFTER_S, status_for
 
-__all__ = ["Handler", "error_response", "errors_as_json", "json_response"]
+__all__ = [
+    "Handler",
+    "error_response",
+    "errors_as_json",
+    "json_response",
+    "metrics_response",
+    "readiness_response",
+]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -42,3 +50,19 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
         return await handler(request)
     except ModstreamError as exc:
         return error_response(exc)
+
+
+def readiness_response(reason: str | None) -> web.Response:
+    """``/readyz``: 200 ready, or 503 with why not (and when to ask again)."""
+    if reason is None:
+        return json_response({"status": "ready"})
+    return json_response(
+        {"status": "not_ready", "reason": reason}, 503, {"Retry-After": str(RETRY_AFTER_S)}
+    )
+
+
+def metrics_response(registry: CollectorRegistry) -> web.Response:
+    """``/metrics``: the registry in Prometheus' text format."""
+    return web.Response(
+        body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+    )
