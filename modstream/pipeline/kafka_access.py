@@ -18,10 +18,13 @@ The first two stop ``modstream run`` at once with one line naming the cause.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import ssl
 import time
+from typing import TypeVar
 
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.conn import create_conn
 from aiokafka.errors import (
     AuthenticationFailedError,
@@ -35,7 +38,9 @@ from aiokafka.protocol.metadata import MetadataRequest
 from modstream.errors import BrokerAuthFailed, BrokerError, BrokerTlsFailed, BrokerUnavailable
 from modstream.pipeline.kafka_settings import KafkaSettings
 
-__all__ = ["BrokerProbe", "check_access"]
+__all__ = ["BrokerProbe", "check_access", "start_client"]
+
+Client = TypeVar("Client", AIOKafkaConsumer, AIOKafkaProducer)
 
 _SASL_REFUSALS = (
     SaslAuthenticationFailed,
@@ -43,6 +48,17 @@ _SASL_REFUSALS = (
     IllegalSaslStateError,
     UnsupportedSaslMechanismError,
 )
+
+
+async def start_client(client: Client) -> Client:
+    """Start an aiokafka client; one that fails to start is stopped, so no connection leaks."""
+    try:
+        await client.start()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await client.stop()
+        raise
+    return client
 
 
 async def check_access(settings: KafkaSettings, *, timeout_s: float = 10.0) -> None:

@@ -12,18 +12,17 @@ and the caller retries.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import (
     ClusterAuthorizationFailedError,
-    KafkaError,
     UnknownError,
     UnsupportedVersionError,
 )
 
+from modstream.pipeline.kafka_access import start_client
 from modstream.pipeline.kafka_settings import KafkaSettings
 
 __all__ = ["StartedProducer", "start_producer"]
@@ -62,10 +61,4 @@ async def _start(
         linger_ms=linger_ms,
         enable_idempotence=idempotent,
     )
-    try:
-        await producer.start()
-    except BaseException:
-        with contextlib.suppress(KafkaError, OSError):
-            await producer.stop()
-        raise
-    return producer
+    return await start_client(producer)

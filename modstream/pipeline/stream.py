@@ -31,6 +31,7 @@ from modstream.errors import ModstreamError
 from modstream.events import ImageEvent
 from modstream.pipeline.cache import CacheConfig
 from modstream.pipeline.fetch import Fetcher
+from modstream.pipeline.kafka_access import start_client
 from modstream.pipeline.kafka_settings import KafkaSettings
 from modstream.pipeline.metrics import LatencyWindow, PipelineMetrics
 from modstream.pipeline.moderation import Moderator
@@ -42,7 +43,6 @@ from modstream.pipeline.scorer import Scorer
 
 log = logging.getLogger("modstream.stream")
 T = TypeVar("T")
-C = TypeVar("C", AIOKafkaConsumer, AIOKafkaProducer)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -184,7 +184,7 @@ class ScoringStream:
             fetch_max_wait_ms=self.config.fetch_max_wait_ms,
         )
         consumer.subscribe([self.config.topics.incoming], listener=_Rebalance(self))
-        return await _started(consumer)
+        return await start_client(consumer)
 
     async def _retry(
         self, what: str, attempt: Callable[[], Awaitable[T]], stop: asyncio.Event
@@ -425,14 +425,3 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         log.info("assigned partitions: %s", sorted(f"{tp.topic}:{tp.partition}" for tp in assigned))
-
-
-async def _started(client: C) -> C:
-    """Start an aiokafka client; one that fails to start is stopped, so no connection leaks."""
-    try:
-        await client.start()
-    except BaseException:
-        with contextlib.suppress(Exception):
-            await client.stop()
-        raise
-    return client

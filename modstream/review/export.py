@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from modstream.errors import ConfigError
+from modstream.pipeline.kafka_access import start_client
 from modstream.pipeline.kafka_settings import KafkaSettings
 
 __all__ = ["decided_ids", "export_decisions", "read_topic"]
@@ -28,9 +29,11 @@ async def read_topic(
     consumer = AIOKafkaConsumer(
         **kafka.client_options("reader"), enable_auto_commit=False, auto_offset_reset="earliest"
     )
-    await consumer.start()
+    await start_client(consumer)
     try:
-        await consumer._client.force_metadata_update()  # a fresh client knows no topics yet
+        # A fresh client knows no topics yet; the public topics() returns names without
+        # updating the metadata partitions_for_topic reads, so ask the client directly.
+        await consumer._client.force_metadata_update()
         numbers = consumer.partitions_for_topic(topic) or set()
         if not numbers:
             raise ConfigError(f"topic {topic} does not exist: nothing has been decided yet")

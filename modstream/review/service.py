@@ -33,6 +33,7 @@ from modstream.pipeline.broker import TopicSpec, ensure_topics
 from modstream.pipeline.cache import CacheConfig, TTLCache
 from modstream.pipeline.fetch import Fetcher
 from modstream.pipeline.fetch_config import FetchConfig
+from modstream.pipeline.kafka_access import start_client
 from modstream.pipeline.kafka_settings import KafkaSettings
 from modstream.pipeline.offsets import OffsetTracker
 from modstream.pipeline.producers import start_producer
@@ -117,7 +118,7 @@ class ReviewService:
                 fetch_max_wait_ms=settings.fetch_max_wait_ms,
             )
             self._consumer.subscribe(list(settings.topics), listener=_Rebalance(self))
-            await self._consumer.start()
+            await start_client(self._consumer)
             self._stack.push_async_callback(self._stop_consumer)
         except BaseException:
             await self._stack.aclose()
