@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import orjson
 from tqdm import tqdm
 
@@ -21,7 +20,7 @@ from modstream.evaluation import curves as cv
 from modstream.evaluation.labelled import Labelled, from_csv, from_dirs
 from modstream.evaluation.report import Targets, build_report, fitted_policy, render_text
 from modstream.evaluation.reviewed import reviewed_set
-from modstream.evaluation.scoring import Scored, ScoringRun, score_labelled
+from modstream.evaluation.scoring import Scored, ScoringRun, score_labelled, scored_arrays
 from modstream.evaluation.weak import read_records, render_weak, weak_label_report
 from modstream.models.device_spec import default_cache_dir
 from modstream.pipeline.addresses import parse_cidrs
@@ -87,9 +86,7 @@ def _score(
 def _write_out(out: Path, scored: list[Scored], report: dict[str, Any], name: str) -> None:
     from modstream.evaluation.pictures import draw, html_page
 
-    usable = [item for item in scored if item.nsfw is not None]
-    scores = np.array([item.nsfw for item in usable], dtype=np.float64)
-    labels = np.array([item.item.label for item in usable], dtype=np.int64)
+    scores, labels = scored_arrays(scored)
     pictures = draw(cv.curves(scores, labels), scores, labels, report)
     try:
         out.mkdir(parents=True, exist_ok=True)

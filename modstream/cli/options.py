@@ -31,6 +31,14 @@ def add_allow_cidr(parser: argparse.ArgumentParser | argparse._ArgumentGroup, wh
     )  # fmt: skip
 
 
+def add_allow_file_root(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--allow-file-root``: let ``file:`` URLs (a backfill's) be read, only below DIR."""
+    parser.add_argument(
+        "--allow-file-root", type=Path, default=None, metavar="DIR",
+        help="let file: URLs (from a backfill) be read, only below DIR; off by default",
+    )  # fmt: skip
+
+
 def configure_logging(level: int = logging.INFO) -> None:
     """Log lines on stderr with time, level and logger, as every long-running command does."""
     logging.basicConfig(

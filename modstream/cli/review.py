@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from modstream.cli.kafka_options import add_kafka_options
-from modstream.cli.options import add_allow_cidr
+from modstream.cli.options import add_allow_cidr, add_allow_file_root
 
 
 def add_parser(subparsers: Any) -> None:
@@ -40,10 +40,7 @@ def add_parser(subparsers: Any) -> None:
         "--lease-s", type=float, default=300.0, help="how long an item shown stays yours (300)"
     )
     add_allow_cidr(parser, "image fetches")
-    parser.add_argument(
-        "--allow-file-root", type=Path, default=None, metavar="DIR",
-        help="let file: URLs (from a backfill) be read, only below DIR",
-    )  # fmt: skip
+    add_allow_file_root(parser)
     parser.add_argument(
         "--export",
         type=Path,

@@ -11,7 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from modstream.cli.kafka_options import add_kafka_options
-from modstream.cli.options import add_allow_cidr, add_scorer_options, positive_int
+from modstream.cli.options import (
+    add_allow_cidr,
+    add_allow_file_root,
+    add_scorer_options,
+    positive_int,
+)
 from modstream.connectors.registry import SOURCES
 
 
@@ -19,13 +24,7 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
     add_kafka_options(parser)
     group = parser.add_argument_group("pipeline")
     add_allow_cidr(group, "fetches")
-    group.add_argument(
-        "--allow-file-root",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="let file: URLs (from a backfill) be read, only below DIR; off by default",
-    )
+    add_allow_file_root(group)
     group.add_argument(
         "--metrics-port", type=int, default=9108, help="Prometheus port; 0 turns it off"
     )

@@ -25,7 +25,7 @@ import numpy as np
 
 from modstream.errors import ConfigError
 from modstream.evaluation import curves as cv
-from modstream.evaluation.scoring import Scored
+from modstream.evaluation.scoring import Scored, scored_arrays
 from modstream.pipeline.policy import PRESETS
 
 __all__ = ["Targets", "build_report", "fitted_policy", "render_text"]
@@ -53,9 +53,7 @@ def build_report(
     rounds: int = 2000,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    usable = [item for item in scored if item.nsfw is not None]
-    scores = np.array([item.nsfw for item in usable], dtype=np.float64)
-    labels = np.array([item.item.label for item in usable], dtype=np.int64)
+    scores, labels = scored_arrays(scored)
     c = cv.curves(scores, labels)
     if c.positives == 0 or c.negatives == 0:
         raise ConfigError(
@@ -78,7 +76,7 @@ def build_report(
     return {
         "auc_roc": round(c.auc_roc(), 6),
         "average_precision": round(c.average_precision(), 6),
-        "n": len(usable),
+        "n": len(scores),
         "positives": c.positives,
         "negatives": c.negatives,
         "targets": {"fnr": targets.fnr, "fpr": targets.fpr},

@@ -17,6 +17,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
+
 from modstream.errors import ModstreamError
 from modstream.evaluation.labelled import Labelled
 from modstream.evaluation.score_cache import ScoreCache
@@ -27,7 +30,7 @@ from modstream.pipeline.moderation import Moderator
 from modstream.pipeline.policy import PRESETS
 from modstream.pipeline.scorer import Scorer, ScorerConfig
 
-__all__ = ["Scored", "ScoringRun", "score_labelled"]
+__all__ = ["Scored", "ScoringRun", "score_labelled", "scored_arrays"]
 
 BULK_DEADLINE_S = 3600.0
 
@@ -38,6 +41,16 @@ class Scored:
     nsfw: float | None = None
     error_kind: str | None = None
     error_message: str | None = None
+
+
+def scored_arrays(
+    scored: Sequence[Scored],
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+    """Scores and labels of the items that were scored (failures left out), as arrays."""
+    usable = [item for item in scored if item.nsfw is not None]
+    scores = np.array([item.nsfw for item in usable], dtype=np.float64)
+    labels = np.array([item.item.label for item in usable], dtype=np.int64)
+    return scores, labels
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,13 +123,18 @@ async def _score_one(
             cache.put(moderated.result.sha256, moderated.result.nsfw, url=source.url)
             return Scored(item, nsfw=moderated.result.nsfw)
         assert source.path is not None
-        body = await asyncio.to_thread(read_limited, source.path, limits)
-        digest = hashlib.sha256(body).hexdigest()
+        body, digest = await asyncio.to_thread(_read_and_hash, source.path, limits)
         cached = cache.score(digest)
         if cached is not None:
             return Scored(item, nsfw=cached)
-        moderated = await moderator.moderate_bytes(body, deadline=deadline)
+        moderated = await moderator.moderate_bytes(body, deadline=deadline, sha256=digest)
         cache.put(digest, moderated.result.nsfw)
         return Scored(item, nsfw=moderated.result.nsfw)
     except ModstreamError as exc:
         return Scored(item, error_kind=exc.kind, error_message=str(exc))
+
+
+def _read_and_hash(path: Path, limits: DecodeLimits) -> tuple[bytes, str]:
+    """The file's bytes and their sha256, on a thread: the cache key, reused by the scorer."""
+    body = read_limited(path, limits)
+    return body, hashlib.sha256(body).hexdigest()

@@ -109,11 +109,17 @@ class Moderator:
         return self._counted(moderated)
 
     async def moderate_bytes(
-        self, body: bytes | Path, *, deadline: float | None = None, read_s: float | None = None
+        self,
+        body: bytes | Path,
+        *,
+        deadline: float | None = None,
+        read_s: float | None = None,
+        sha256: str | None = None,
     ) -> Moderated:
-        """Moderate an image given whole (an upload, or a file the scorer reads by path)."""
+        """Moderate an image given whole (an upload, or a file the scorer reads by path);
+        ``sha256`` is the body's digest when the caller has it already."""
         try:
-            moderated = await self._moderate_body(body, deadline, read_s=read_s)
+            moderated = await self._moderate_body(body, deadline, read_s=read_s, digest=sha256)
         except ModstreamError as exc:
             self._metrics.errors.labels(exc.kind).inc()
             raise
@@ -141,10 +147,11 @@ class Moderator:
         *,
         fetch_s: float | None = None,
         read_s: float | None = None,
+        digest: str | None = None,
     ) -> Moderated:
-        digest = None
         if isinstance(body, bytes):
-            digest = await asyncio.to_thread(_sha256, body)  # off the event loop
+            if digest is None:
+                digest = await asyncio.to_thread(_sha256, body)  # off the event loop
             known = self._by_sha.get(digest)
             if known is not None:
                 self._metrics.cache_hits.labels("sha256").inc()
