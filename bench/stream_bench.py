@@ -39,10 +39,10 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from modstream.demo.imageserver import ImageServer
-from modstream.pipeline.broker import EmbeddedBroker, TopicSpec, ensure_topics
-from modstream.pipeline.kafka_settings import KafkaSettings
+from modstream.kafka.broker import EmbeddedBroker, TopicSpec, ensure_topics
+from modstream.kafka.settings import KafkaSettings
 from modstream.pipeline.metrics import percentile
-from modstream.pipeline.stream import Topics
+from modstream.pipeline.stream.scoring import Topics
 
 OUTPUTS = Topics().outputs()
 TESTS = Path(__file__).resolve().parent.parent / "tests"

@@ -2,8 +2,8 @@
 
 A connector turns whatever its source speaks (a Jetstream commit, a Mastodon status, an S3
 notification, a line of a backfill file) into :class:`ImageEvent` s on ``images.incoming``; the
-scorer reads them back with :func:`modstream.pipeline.records.parse_event`. Both sides import it
-from here, and neither imports the other.
+scorer reads them back with :func:`modstream.pipeline.stream.records.parse_event`. Both sides
+import it from here, and neither imports the other.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import pytest
 import pytest_asyncio
 
 from modstream.models.preprocess import Preprocessing
-from modstream.pipeline.scorer import Scorer, ScorerConfig
+from modstream.pipeline.score.scorer import Scorer, ScorerConfig
 
 ScorerConfigFactory = Callable[..., ScorerConfig]
 

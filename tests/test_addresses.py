@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from modstream.pipeline.addresses import AddressPolicy, parse_cidrs
+from modstream.pipeline.fetch.addresses import AddressPolicy, parse_cidrs
 
 LOOPBACK = parse_cidrs(["127.0.0.0/8"])
 

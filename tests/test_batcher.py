@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from modstream.pipeline.batcher import (
+from modstream.pipeline.score.batcher import (
     BatchPolicy,
     DeadlineBatcher,
     Dispatch,

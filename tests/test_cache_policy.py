@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from modstream.errors import ConfigError
-from modstream.pipeline.cache import CacheConfig, TTLCache
-from modstream.pipeline.policy import PRESETS, Decision, Policy, resolve_policy
+from modstream.pipeline.moderate.cache import CacheConfig, TTLCache
+from modstream.pipeline.moderate.policy import PRESETS, Decision, Policy, resolve_policy
 
 
 class Clock:

@@ -1,7 +1,8 @@
 """Decoding untrusted bytes: supported formats become the model crop, hostile input is refused.
 
 Checks run against :func:`modstream.models.preprocess.prepare` in both preprocessing modes, and
-through a real :class:`~modstream.pipeline.scorer.Scorer` to show one bad input never stops it.
+through a real :class:`~modstream.pipeline.score.scorer.Scorer` to show one bad input never
+stops it.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from modstream.errors import (
 )
 from modstream.models.decode import DecodeLimits
 from modstream.models.preprocess import PreparedImage, Preprocessing, prepare
-from modstream.pipeline.scorer import Scorer
+from modstream.pipeline.score.scorer import Scorer
 
 MODES = list(Preprocessing)
 DEFAULT_LIMITS = DecodeLimits()

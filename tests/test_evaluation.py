@@ -11,14 +11,14 @@ import orjson
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from modstream.cli.inputs import Input
 from modstream.errors import ConfigError
 from modstream.evaluation import curves as cv
 from modstream.evaluation.labelled import Labelled, from_csv, from_dirs
 from modstream.evaluation.report import Targets, build_report, fitted_policy, render_text
 from modstream.evaluation.scoring import Scored
 from modstream.evaluation.weak import weak_label_report
-from modstream.pipeline.policy import Decision, Policy, resolve_policy
+from modstream.inputs import Input
+from modstream.pipeline.moderate.policy import Decision, Policy, resolve_policy
 
 RNG = np.random.default_rng(20261129)
 

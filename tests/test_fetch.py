@@ -18,8 +18,8 @@ from modstream.errors import (
     InvalidUrl,
     TooManyRedirects,
 )
-from modstream.pipeline.addresses import parse_cidrs
-from modstream.pipeline.fetch import FetchConfig, Fetcher
+from modstream.pipeline.fetch.addresses import parse_cidrs
+from modstream.pipeline.fetch.fetcher import FetchConfig, Fetcher
 
 # The async fixtures below run on the session loop (the project default), so the tests must too.
 pytestmark = pytest.mark.asyncio(loop_scope="session")

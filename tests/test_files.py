@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from modstream.errors import BlockedPath, BodyTooLarge, InvalidUrl, ModstreamError, NotFound
-from modstream.pipeline.fetch import FetchConfig, Fetcher
-from modstream.pipeline.files import read_file_url
+from modstream.pipeline.fetch.fetcher import FetchConfig, Fetcher
+from modstream.pipeline.fetch.files import read_file_url
 
 
 @pytest.fixture

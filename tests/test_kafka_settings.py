@@ -9,7 +9,7 @@ import pytest
 
 from modstream.cli.kafka_options import add_kafka_options, kafka_settings
 from modstream.errors import ConfigError
-from modstream.pipeline.kafka_settings import PASSWORD_VARIABLE, KafkaSettings, Secret
+from modstream.kafka.settings import PASSWORD_VARIABLE, KafkaSettings, Secret
 
 
 def _parse(*argv: str) -> argparse.Namespace:

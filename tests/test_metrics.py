@@ -9,7 +9,7 @@ from prometheus_client import generate_latest
 
 from modstream.models.preprocess import Preprocessing
 from modstream.pipeline.metrics import LATENCY_BUCKETS, LatencyWindow, PipelineMetrics, percentile
-from modstream.pipeline.scorer import needs_confirmation
+from modstream.pipeline.score.scorer import needs_confirmation
 
 
 def test_nearest_rank_percentile() -> None:

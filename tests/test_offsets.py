@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from modstream.pipeline.offsets import OffsetTracker
+from modstream.kafka.offsets import OffsetTracker
 
 
 def test_commit_waits_for_every_earlier_offset() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from modstream.pipeline.policy import PRESETS, Decision, Policy
+from modstream.pipeline.moderate.policy import PRESETS, Decision, Policy
 
 
 def test_the_confirmation_floor_follows_the_lowest_threshold() -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from modstream.errors import MalformedRecord, NotAnImage
 from modstream.events import event_id_for
-from modstream.pipeline.records import Origin, error_record, parse_event
+from modstream.pipeline.stream.records import Origin, error_record, parse_event
 
 
 def test_only_url_is_required() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from modstream.pipeline.routing import Route, RoutePlanner
+from modstream.pipeline.score.routing import Route, RoutePlanner
 
 
 def _feed(

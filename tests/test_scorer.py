@@ -15,9 +15,9 @@ from PIL import Image
 from modstream.errors import NotAnImage, Overloaded, ScorerClosed
 from modstream.models.network import DeviceSpec
 from modstream.models.preprocess import Preprocessing
-from modstream.pipeline.batcher import BatchPolicy
 from modstream.pipeline.metrics import PipelineMetrics
-from modstream.pipeline.scorer import Scorer, ScorerConfig
+from modstream.pipeline.score.batcher import BatchPolicy
+from modstream.pipeline.score.scorer import Scorer, ScorerConfig
 
 LADDER = Path(__file__).parent / "fixtures" / "ladder"
 REFERENCE: dict[str, float] = json.loads((LADDER / "reference.json").read_text())

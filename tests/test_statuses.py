@@ -24,8 +24,8 @@ from modstream.errors import (
     UnknownItem,
     UnsupportedFormat,
 )
-from modstream.serve.responses import error_response
-from modstream.serve.statuses import status_for
+from modstream.web.responses import error_response
+from modstream.web.statuses import status_for
 
 
 @pytest.mark.parametrize(

@@ -18,10 +18,10 @@ from modstream.cli.options import (
     scorer_config,
 )
 from modstream.errors import ConfigError
-from modstream.pipeline.addresses import parse_cidrs
-from modstream.pipeline.fetch_config import FetchConfig
-from modstream.pipeline.policy import resolve_policy
-from modstream.pipeline.stream import Topics
+from modstream.pipeline.fetch.addresses import parse_cidrs
+from modstream.pipeline.fetch.config import FetchConfig
+from modstream.pipeline.moderate.policy import resolve_policy
+from modstream.pipeline.stream.scoring import Topics
 
 
 def add_parser(subparsers: Any) -> None:
@@ -46,7 +46,7 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from modstream.demo.app import DemoConfig, run_demo
-    from modstream.pipeline.service import PipelineSettings
+    from modstream.pipeline.stream.service import PipelineSettings
 
     configure_logging(logging.INFO if args.verbose else logging.WARNING)
     try:

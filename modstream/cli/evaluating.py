@@ -22,10 +22,10 @@ from modstream.evaluation.report import Targets, build_report, fitted_policy, re
 from modstream.evaluation.reviewed import reviewed_set
 from modstream.evaluation.scoring import Scored, ScoringRun, score_labelled, scored_arrays
 from modstream.evaluation.weak import read_records, render_weak, weak_label_report
+from modstream.kafka.reading import read_topic
 from modstream.models.device_spec import default_cache_dir
-from modstream.pipeline.addresses import parse_cidrs
-from modstream.pipeline.fetch_config import FetchConfig
-from modstream.review.export import read_topic
+from modstream.pipeline.fetch.addresses import parse_cidrs
+from modstream.pipeline.fetch.config import FetchConfig
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 SCORE_CACHE_NAME = "eval-scores.sqlite3"

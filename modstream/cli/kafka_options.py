@@ -1,5 +1,5 @@
 """The Kafka flags shared by ``modstream run`` and ``modstream demo``, read into one
-:class:`~modstream.pipeline.kafka_settings.KafkaSettings`.
+:class:`~modstream.kafka.settings.KafkaSettings`.
 
 Without ``--bootstrap-servers`` the embedded development broker is started, which speaks only
 plaintext; security flags without it are a usage error rather than silently ignored.
@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from modstream.errors import ConfigError
-from modstream.pipeline.kafka_settings import (
+from modstream.kafka.settings import (
     PASSWORD_VARIABLE,
     SASL_MECHANISMS,
     SECURITY_PROTOCOLS,

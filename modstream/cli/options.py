@@ -12,10 +12,10 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from modstream.pipeline.policy import DEFAULT_POLICY, PRESETS, Policy
+from modstream.pipeline.moderate.policy import DEFAULT_POLICY, PRESETS, Policy
 
 if TYPE_CHECKING:
-    from modstream.pipeline.scorer import ScorerConfig
+    from modstream.pipeline.score.scorer import ScorerConfig
 
 PREPROCESSING_MODES = ("exact", "fast")  # modstream.models.preprocess.Preprocessing
 
@@ -151,8 +151,8 @@ def scorer_config(args: argparse.Namespace, policy: Policy | None = None) -> Sco
     from modstream.models.decode import DecodeLimits
     from modstream.models.device_spec import DeviceSpec, default_cache_dir
     from modstream.models.preprocess import Preprocessing
-    from modstream.pipeline.batcher import BatchPolicy
-    from modstream.pipeline.scorer import ScorerConfig
+    from modstream.pipeline.score.batcher import BatchPolicy
+    from modstream.pipeline.score.scorer import ScorerConfig
 
     devices = tuple(
         DeviceSpec(name=name, performance_hint=args.performance_hint, precision=args.precision)

@@ -11,8 +11,8 @@ import sys
 from modstream.cli.kafka_options import kafka_settings
 from modstream.cli.options import configure_logging
 from modstream.errors import ConfigError, ModstreamError
-from modstream.pipeline.addresses import parse_cidrs
-from modstream.pipeline.fetch_config import FetchConfig
+from modstream.pipeline.fetch.addresses import parse_cidrs
+from modstream.pipeline.fetch.config import FetchConfig
 from modstream.review.app import build_app
 from modstream.review.export import export_decisions
 from modstream.review.reviewers import Reviewers, read_reviewers

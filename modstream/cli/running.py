@@ -28,13 +28,13 @@ from modstream.connectors.publisher import PublisherConfig
 from modstream.connectors.registry import make_source
 from modstream.connectors.runner import run_connectors
 from modstream.errors import ConfigError, ModstreamError
-from modstream.pipeline.addresses import parse_cidrs
-from modstream.pipeline.cache import CacheConfig
-from modstream.pipeline.fetch_config import FetchConfig
-from modstream.pipeline.kafka_access import BrokerProbe
-from modstream.pipeline.policy import resolve_policy
-from modstream.pipeline.service import Attachment, Pipeline, PipelineSettings
-from modstream.pipeline.stream import ScoringStream, Topics
+from modstream.kafka.access import BrokerProbe
+from modstream.pipeline.fetch.addresses import parse_cidrs
+from modstream.pipeline.fetch.config import FetchConfig
+from modstream.pipeline.moderate.cache import CacheConfig
+from modstream.pipeline.moderate.policy import resolve_policy
+from modstream.pipeline.stream.scoring import ScoringStream, Topics
+from modstream.pipeline.stream.service import Attachment, Pipeline, PipelineSettings
 
 if TYPE_CHECKING:
     from modstream.serve.server import ApiListen

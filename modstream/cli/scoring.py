@@ -1,7 +1,8 @@
 """The work behind ``modstream score``.
 
-Inputs are scored concurrently through one :class:`~modstream.pipeline.scorer.Scorer`, and written
-out in input order through a bounded window, so memory stays flat however many inputs there are.
+Inputs are scored concurrently through one
+:class:`~modstream.pipeline.score.scorer.Scorer`, and written out in input order through a
+bounded window, so memory stays flat however many inputs there are.
 """
 
 from __future__ import annotations
@@ -17,15 +18,15 @@ from typing import Any, TextIO
 import orjson
 from tqdm import tqdm
 
-from modstream.cli.inputs import Input, expand
 from modstream.cli.options import scorer_config
 from modstream.errors import ConfigError, ModstreamError
-from modstream.pipeline.addresses import parse_cidrs
-from modstream.pipeline.cache import CacheConfig
-from modstream.pipeline.fetch_config import FetchConfig
-from modstream.pipeline.moderation import Moderator, result_fields
-from modstream.pipeline.policy import Policy, resolve_policy
-from modstream.pipeline.scorer import Scorer, ScorerConfig
+from modstream.inputs import Input, expand
+from modstream.pipeline.fetch.addresses import parse_cidrs
+from modstream.pipeline.fetch.config import FetchConfig
+from modstream.pipeline.moderate.cache import CacheConfig
+from modstream.pipeline.moderate.moderator import Moderator, result_fields
+from modstream.pipeline.moderate.policy import Policy, resolve_policy
+from modstream.pipeline.score.scorer import Scorer, ScorerConfig
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 BULK_DEADLINE_S = 3600.0
@@ -76,7 +77,7 @@ async def _score_all(
     async with contextlib.AsyncExitStack() as stack:
         fetcher = None
         if any(item.url is not None for item in inputs):
-            from modstream.pipeline.fetch import Fetcher  # aiohttp loads only for URLs
+            from modstream.pipeline.fetch.fetcher import Fetcher  # aiohttp loads only for URLs
 
             fetcher = await stack.enter_async_context(Fetcher(fetch_config))
         # Decoding starts while OpenVINO loads and compiles on another thread.

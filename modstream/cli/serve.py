@@ -17,7 +17,7 @@ from modstream.cli.options import (
 from modstream.errors import ConfigError, ModstreamError
 
 if TYPE_CHECKING:
-    from modstream.pipeline.scorer import ScorerConfig
+    from modstream.pipeline.score.scorer import ScorerConfig
     from modstream.serve.app import ServeConfig
 
 
@@ -66,10 +66,10 @@ def _api_keys(path: Path | None) -> frozenset[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from modstream.pipeline.addresses import parse_cidrs
-    from modstream.pipeline.cache import CacheConfig
-    from modstream.pipeline.fetch_config import FetchConfig
-    from modstream.pipeline.policy import resolve_policy
+    from modstream.pipeline.fetch.addresses import parse_cidrs
+    from modstream.pipeline.fetch.config import FetchConfig
+    from modstream.pipeline.moderate.cache import CacheConfig
+    from modstream.pipeline.moderate.policy import resolve_policy
     from modstream.serve.server import ApiListen, ServerSettings, serve
 
     configure_logging()

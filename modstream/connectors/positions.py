@@ -3,7 +3,7 @@
 Emissions are numbered in the order a source yields them. Their events are acknowledged by the
 broker in any order; a position becomes *durable* only when its emission and every earlier one
 are fully acknowledged, so saving it can never skip an event that was not yet stored. The same
-rule as :class:`~modstream.pipeline.offsets.OffsetTracker`, for a source's own positions.
+rule as :class:`~modstream.kafka.offsets.OffsetTracker`, for a source's own positions.
 """
 
 from __future__ import annotations

@@ -22,8 +22,8 @@ from modstream.connectors.base import Source
 from modstream.connectors.checkpoints import CheckpointStore
 from modstream.connectors.metrics import ConnectorMetrics
 from modstream.connectors.publisher import PublisherConfig, SourcePublisher
-from modstream.pipeline.kafka_settings import KafkaSettings
-from modstream.pipeline.producers import start_producer
+from modstream.kafka.producers import start_producer
+from modstream.kafka.settings import KafkaSettings
 
 __all__ = ["run_connectors"]
 

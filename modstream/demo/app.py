@@ -27,7 +27,7 @@ from modstream.connectors.runner import run_connectors
 from modstream.connectors.synthetic import SyntheticConfig, SyntheticFirehose
 from modstream.demo.imageserver import ImageServer
 from modstream.pipeline.metrics import percentile
-from modstream.pipeline.service import Pipeline, PipelineSettings
+from modstream.pipeline.stream.service import Pipeline, PipelineSettings
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

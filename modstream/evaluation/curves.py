@@ -1,7 +1,7 @@
 """Threshold metrics of a binary score, in numpy. Pure: no I/O, no randomness but a seeded one.
 
 An image is called positive (not safe) when ``score >= threshold``, as
-:meth:`modstream.pipeline.policy.Policy.decide` flags it. Curves follow scikit-learn's
+:meth:`modstream.pipeline.moderate.policy.Policy.decide` flags it. Curves follow scikit-learn's
 definitions, so the numbers agree with it: the ROC curve's points are the distinct scores, AUC
 is the trapezoidal area under them (ties count half), and average precision is
 ``sum((R_k - R_(k-1)) * P_k)`` over the distinct thresholds in decreasing order.

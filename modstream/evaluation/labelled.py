@@ -13,9 +13,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from modstream.cli.inputs import Input, has_scheme
 from modstream.errors import ConfigError
 from modstream.imagefiles import walk_images
+from modstream.inputs import Input, has_scheme
 
 __all__ = ["Labelled", "from_csv", "from_dirs"]
 

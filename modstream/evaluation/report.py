@@ -26,7 +26,7 @@ import numpy as np
 from modstream.errors import ConfigError
 from modstream.evaluation import curves as cv
 from modstream.evaluation.scoring import Scored, scored_arrays
-from modstream.pipeline.policy import PRESETS
+from modstream.pipeline.moderate.policy import PRESETS
 
 __all__ = ["Targets", "build_report", "fitted_policy", "render_text"]
 

@@ -12,9 +12,9 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from modstream.cli.inputs import Input
 from modstream.evaluation.labelled import Labelled
 from modstream.evaluation.scoring import Scored
+from modstream.inputs import Input
 
 __all__ = ["ReviewedSet", "reviewed_set"]
 

@@ -24,11 +24,11 @@ from modstream.errors import ModstreamError
 from modstream.evaluation.labelled import Labelled
 from modstream.evaluation.score_cache import ScoreCache
 from modstream.models.decode import DecodeLimits, read_limited
-from modstream.pipeline.cache import CacheConfig
-from modstream.pipeline.fetch_config import FetchConfig
-from modstream.pipeline.moderation import Moderator
-from modstream.pipeline.policy import PRESETS
-from modstream.pipeline.scorer import Scorer, ScorerConfig
+from modstream.pipeline.fetch.config import FetchConfig
+from modstream.pipeline.moderate.cache import CacheConfig
+from modstream.pipeline.moderate.moderator import Moderator
+from modstream.pipeline.moderate.policy import PRESETS
+from modstream.pipeline.score.scorer import Scorer, ScorerConfig
 
 __all__ = ["Scored", "ScoringRun", "score_labelled", "scored_arrays"]
 
@@ -74,7 +74,7 @@ async def score_labelled(
     async with contextlib.AsyncExitStack() as stack:
         fetcher = None
         if any(item.input.url is not None for item in items):
-            from modstream.pipeline.fetch import Fetcher  # aiohttp loads only for URLs
+            from modstream.pipeline.fetch.fetcher import Fetcher  # aiohttp loads only for URLs
 
             fetcher = await stack.enter_async_context(Fetcher(fetch))
         scorer = await stack.enter_async_context(await Scorer.start(config))

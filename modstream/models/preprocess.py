@@ -15,7 +15,7 @@ Two modes:
     scores by up to 0.45 on the ladder. The quality-75 round trip turns the small pixel changes of
     these shortcuts into score changes of up to 0.2 on some images, so the scorer uses a fast crop
     only to *screen*: a score at or above a floor is computed again from the exact crop
-    (:class:`~modstream.pipeline.scorer.ScorerConfig`, ``confirm_at``). ``approximate`` says
+    (:class:`~modstream.pipeline.score.scorer.ScorerConfig`, ``confirm_at``). ``approximate`` says
     whether a shortcut changed anything for this image.
 
 The channel swap to BGR and the mean subtraction happen inside the compiled network

@@ -25,7 +25,7 @@ from modstream.errors import BadRequest
 from modstream.review.metrics import ReviewMetrics
 from modstream.review.reviewers import Reviewers
 from modstream.review.service import LABELS, ReviewService
-from modstream.serve.responses import (
+from modstream.web.responses import (
     Handler,
     errors_as_json,
     json_response,

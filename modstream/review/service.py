@@ -29,14 +29,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import KafkaError
 
 from modstream.errors import BrokerUnavailable, UnknownItem
-from modstream.pipeline.broker import TopicSpec, ensure_topics
-from modstream.pipeline.cache import CacheConfig, TTLCache
-from modstream.pipeline.fetch import Fetcher
-from modstream.pipeline.fetch_config import FetchConfig
-from modstream.pipeline.kafka_access import start_client
-from modstream.pipeline.kafka_settings import KafkaSettings
-from modstream.pipeline.offsets import OffsetTracker
-from modstream.pipeline.producers import start_producer
+from modstream.kafka.access import start_client
+from modstream.kafka.broker import TopicSpec, ensure_topics
+from modstream.kafka.offsets import OffsetTracker
+from modstream.kafka.producers import start_producer
+from modstream.kafka.settings import KafkaSettings
+from modstream.pipeline.fetch.config import FetchConfig
+from modstream.pipeline.fetch.fetcher import Fetcher
+from modstream.pipeline.moderate.cache import CacheConfig, TTLCache
 from modstream.review.export import decided_ids
 from modstream.review.queue import Item, ReviewQueue
 

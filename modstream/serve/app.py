@@ -8,10 +8,10 @@
     GET  /metrics           Prometheus
     GET  /openapi.json      every route and error
 
-Every request goes through the same :class:`~modstream.pipeline.moderation.Moderator` as the
+Every request goes through the same :class:`~modstream.pipeline.moderate.moderator.Moderator` as the
 stream, so concurrent requests share the scorer's batcher and batch together, URLs go through
 the same guarded fetcher, and a result has the same fields as a topic record. Errors are JSON
-``{"error": {"kind", "message"}}`` with the status from :mod:`modstream.serve.statuses`. A body
+``{"error": {"kind", "message"}}`` with the status from :mod:`modstream.web.statuses`. A body
 is read no further than the limit: a ``Content-Length`` above it is refused before reading, and
 a chunked body is cut off at the limit.
 """
@@ -28,9 +28,9 @@ from aiohttp import BodyPartReader, web
 
 from modstream.errors import BadRequest, BodyTooLarge, ModstreamError, Unauthorized
 from modstream.pipeline.metrics import PipelineMetrics
-from modstream.pipeline.moderation import Moderated, Moderator, result_fields
+from modstream.pipeline.moderate.moderator import Moderated, Moderator, result_fields
 from modstream.serve.openapi import openapi_document
-from modstream.serve.responses import (
+from modstream.web.responses import (
     Handler,
     error_response,
     json_response,

@@ -6,7 +6,7 @@ from typing import Any
 
 __all__ = ["ERROR_KINDS", "openapi_document"]
 
-# Every kind a response can carry, with its status (see modstream.serve.statuses).
+# Every kind a response can carry, with its status (see modstream.web.statuses).
 ERROR_KINDS: dict[str, tuple[int, str]] = {
     "bad_request": (400, "bad JSON, no url, no multipart 'image' field, a malformed hash"),
     "unauthorized": (401, "no API key, or one that is not valid"),

@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from modstream.errors import PortInUse
-from modstream.pipeline.cache import CacheConfig
-from modstream.pipeline.fetch import Fetcher
-from modstream.pipeline.fetch_config import FetchConfig
+from modstream.pipeline.fetch.config import FetchConfig
+from modstream.pipeline.fetch.fetcher import Fetcher
 from modstream.pipeline.metrics import PipelineMetrics
-from modstream.pipeline.moderation import Moderator
-from modstream.pipeline.policy import PRESETS, Policy
-from modstream.pipeline.scorer import Scorer, ScorerConfig
+from modstream.pipeline.moderate.cache import CacheConfig
+from modstream.pipeline.moderate.moderator import Moderator
+from modstream.pipeline.moderate.policy import PRESETS, Policy
+from modstream.pipeline.score.scorer import Scorer, ScorerConfig
 from modstream.serve.app import Readiness, ServeConfig, build_app
 
 __all__ = ["ApiListen", "ServerSettings", "api_site", "bound_site", "serve"]

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Self
 
 from modstream.errors import BrokerUnavailable
-from modstream.pipeline.broker import free_loopback_port, wait_for_port
-from modstream.pipeline.kafka_settings import KafkaSettings
+from modstream.kafka.broker import free_loopback_port, wait_for_port
+from modstream.kafka.settings import KafkaSettings
 
 __all__ = [
     "REQUIRED_VARIABLE",

@@ -11,8 +11,8 @@ import asyncio
 from pathlib import Path
 from typing import Self
 
-from modstream.pipeline.broker import free_loopback_port
-from modstream.pipeline.kafka_settings import KafkaSettings
+from modstream.kafka.broker import free_loopback_port
+from modstream.kafka.settings import KafkaSettings
 
 from . import ApacheKafka, new_cluster_id
 

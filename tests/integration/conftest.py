@@ -16,9 +16,9 @@ import pytest_asyncio
 from apache_kafka import ApacheKafka, KafkaUnavailable, kafka_classpath, kafka_required
 
 from modstream.demo.imageserver import ImageServer
-from modstream.pipeline.broker import EmbeddedBroker
-from modstream.pipeline.kafka_settings import KafkaSettings
-from modstream.pipeline.scorer import ScorerConfig
+from modstream.kafka.broker import EmbeddedBroker
+from modstream.kafka.settings import KafkaSettings
+from modstream.pipeline.score.scorer import ScorerConfig
 
 
 @pytest.fixture(scope="session")

@@ -15,10 +15,10 @@ import pytest
 from apache_kafka import ApacheKafka
 
 from modstream.demo.imageserver import ImageServer
-from modstream.pipeline.broker import EmbeddedBroker, TopicSpec, ensure_topics
-from modstream.pipeline.kafka_settings import KafkaSettings
-from modstream.pipeline.producers import start_producer
-from modstream.pipeline.stream import Topics
+from modstream.kafka.broker import EmbeddedBroker, TopicSpec, ensure_topics
+from modstream.kafka.producers import start_producer
+from modstream.kafka.settings import KafkaSettings
+from modstream.pipeline.stream.scoring import Topics
 
 from .conftest import Broker
 from .support import OutputReader, produce, unique_group

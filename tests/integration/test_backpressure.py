@@ -8,11 +8,11 @@ import orjson
 import pytest
 
 from modstream.demo.imageserver import ImageServer
-from modstream.pipeline.addresses import parse_cidrs
-from modstream.pipeline.cache import CacheConfig
-from modstream.pipeline.fetch_config import FetchConfig
-from modstream.pipeline.scorer import ScorerConfig
-from modstream.pipeline.service import Pipeline, PipelineSettings
+from modstream.pipeline.fetch.addresses import parse_cidrs
+from modstream.pipeline.fetch.config import FetchConfig
+from modstream.pipeline.moderate.cache import CacheConfig
+from modstream.pipeline.score.scorer import ScorerConfig
+from modstream.pipeline.stream.service import Pipeline, PipelineSettings
 
 from .conftest import Broker
 from .support import OutputReader, produce, unique_group, unique_topics

@@ -11,14 +11,14 @@ import orjson
 import pytest
 
 from modstream.demo.imageserver import ImageServer
-from modstream.pipeline.addresses import parse_cidrs
-from modstream.pipeline.broker import EmbeddedBroker, TopicSpec, ensure_topics, free_loopback_port
-from modstream.pipeline.fetch import FetchConfig, Fetcher
-from modstream.pipeline.kafka_settings import KafkaSettings
+from modstream.kafka.broker import EmbeddedBroker, TopicSpec, ensure_topics, free_loopback_port
+from modstream.kafka.settings import KafkaSettings
+from modstream.pipeline.fetch.addresses import parse_cidrs
+from modstream.pipeline.fetch.fetcher import FetchConfig, Fetcher
 from modstream.pipeline.metrics import PipelineMetrics
-from modstream.pipeline.policy import Policy
-from modstream.pipeline.scorer import Scorer, ScorerConfig
-from modstream.pipeline.stream import ScoringStream, StreamConfig
+from modstream.pipeline.moderate.policy import Policy
+from modstream.pipeline.score.scorer import Scorer, ScorerConfig
+from modstream.pipeline.stream.scoring import ScoringStream, StreamConfig
 
 from .support import outputs_then_stop, produce, unique_group, unique_topics
 

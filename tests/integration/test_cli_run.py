@@ -16,8 +16,8 @@ import orjson
 import pytest
 
 from modstream.demo.imageserver import ImageServer
-from modstream.pipeline.broker import EmbeddedBroker, free_loopback_port
-from modstream.pipeline.stream import Topics
+from modstream.kafka.broker import EmbeddedBroker, free_loopback_port
+from modstream.pipeline.stream.scoring import Topics
 
 from .support import OutputReader, outputs_of_process, produce, unique_group
 

@@ -18,9 +18,9 @@ from modstream.connectors.publisher import PublisherConfig
 from modstream.connectors.runner import run_connectors
 from modstream.connectors.synthetic import SyntheticConfig, SyntheticFirehose
 from modstream.demo.imageserver import sample_images
-from modstream.pipeline.broker import EmbeddedBroker, TopicSpec, ensure_topics, free_loopback_port
-from modstream.pipeline.kafka_settings import KafkaSettings
-from modstream.pipeline.stream import Topics
+from modstream.kafka.broker import EmbeddedBroker, TopicSpec, ensure_topics, free_loopback_port
+from modstream.kafka.settings import KafkaSettings
+from modstream.pipeline.stream.scoring import Topics
 
 from .conftest import Broker
 from .support import OutputReader, unique_group

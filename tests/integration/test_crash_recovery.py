@@ -21,9 +21,9 @@ import pytest
 from PIL import Image
 
 from modstream.demo.imageserver import ImageServer, with_tag
-from modstream.pipeline.broker import TopicSpec, ensure_topics
-from modstream.pipeline.kafka_settings import KafkaSettings
-from modstream.pipeline.stream import Topics
+from modstream.kafka.broker import TopicSpec, ensure_topics
+from modstream.kafka.settings import KafkaSettings
+from modstream.pipeline.stream.scoring import Topics
 
 from .conftest import Broker
 from .support import OutputReader, committed_offsets, end_offsets, produce, unique_group

@@ -27,8 +27,8 @@ import pytest
 from PIL import Image
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from modstream.pipeline.broker import EmbeddedBroker
-from modstream.pipeline.stream import Topics
+from modstream.kafka.broker import EmbeddedBroker
+from modstream.pipeline.stream.scoring import Topics
 
 from .support import outputs_of_process, unique_group
 

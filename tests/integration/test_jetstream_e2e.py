@@ -25,8 +25,8 @@ from replicas.jetstream import (
 )
 
 from modstream.demo.imageserver import sample_images
-from modstream.pipeline.broker import EmbeddedBroker
-from modstream.pipeline.stream import Topics
+from modstream.kafka.broker import EmbeddedBroker
+from modstream.pipeline.stream.scoring import Topics
 
 from .support import OutputReader, unique_group
 

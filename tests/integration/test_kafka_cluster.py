@@ -19,16 +19,16 @@ from aiokafka.admin import AIOKafkaAdminClient
 from apache_kafka.cluster import KafkaCluster
 
 from modstream.demo.imageserver import ImageServer
-from modstream.pipeline.addresses import parse_cidrs
-from modstream.pipeline.broker import TopicSpec, ensure_topics
-from modstream.pipeline.cache import CacheConfig
-from modstream.pipeline.fetch import FetchConfig, Fetcher
-from modstream.pipeline.kafka_settings import KafkaSettings
+from modstream.kafka.broker import TopicSpec, ensure_topics
+from modstream.kafka.producers import start_producer
+from modstream.kafka.settings import KafkaSettings
+from modstream.pipeline.fetch.addresses import parse_cidrs
+from modstream.pipeline.fetch.fetcher import FetchConfig, Fetcher
 from modstream.pipeline.metrics import PipelineMetrics
-from modstream.pipeline.policy import Policy
-from modstream.pipeline.producers import start_producer
-from modstream.pipeline.scorer import Scorer, ScorerConfig
-from modstream.pipeline.stream import ScoringStream, StreamConfig
+from modstream.pipeline.moderate.cache import CacheConfig
+from modstream.pipeline.moderate.policy import Policy
+from modstream.pipeline.score.scorer import Scorer, ScorerConfig
+from modstream.pipeline.stream.scoring import ScoringStream, StreamConfig
 
 from .support import OutputReader, committed_offsets, end_offsets, unique_group, unique_topics
 

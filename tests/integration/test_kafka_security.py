@@ -27,11 +27,11 @@ from apache_kafka.secured import USER, Certificates, make_certificates, secured_
 
 from modstream.demo.imageserver import ImageServer
 from modstream.errors import BrokerTlsFailed
-from modstream.pipeline.broker import TopicSpec, ensure_topics
-from modstream.pipeline.kafka_access import check_access
-from modstream.pipeline.kafka_settings import PASSWORD_VARIABLE, KafkaSettings, Secret
-from modstream.pipeline.producers import start_producer
-from modstream.pipeline.stream import Topics
+from modstream.kafka.access import check_access
+from modstream.kafka.broker import TopicSpec, ensure_topics
+from modstream.kafka.producers import start_producer
+from modstream.kafka.settings import PASSWORD_VARIABLE, KafkaSettings, Secret
+from modstream.pipeline.stream.scoring import Topics
 
 from .support import outputs_of_process, unique_group
 

@@ -16,8 +16,8 @@ import pytest
 from replicas.mastodon import MastodonReplica, attachment, status
 
 from modstream.connectors.checkpoints import DirectoryCheckpoints
-from modstream.pipeline.broker import EmbeddedBroker
-from modstream.pipeline.stream import Topics
+from modstream.kafka.broker import EmbeddedBroker
+from modstream.pipeline.stream.scoring import Topics
 
 from .support import OutputReader
 

@@ -31,7 +31,7 @@ import pytest_asyncio
 import yaml
 
 from modstream.demo.imageserver import ImageServer
-from modstream.pipeline.broker import EmbeddedBroker, free_loopback_port
+from modstream.kafka.broker import EmbeddedBroker, free_loopback_port
 
 from .support import unique_group
 

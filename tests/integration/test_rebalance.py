@@ -17,14 +17,14 @@ import orjson
 import pytest
 
 from modstream.demo.imageserver import ImageServer
-from modstream.pipeline.addresses import parse_cidrs
-from modstream.pipeline.broker import EmbeddedBroker, TopicSpec, ensure_topics
-from modstream.pipeline.cache import CacheConfig
-from modstream.pipeline.fetch import FetchConfig, Fetcher
+from modstream.kafka.broker import EmbeddedBroker, TopicSpec, ensure_topics
+from modstream.pipeline.fetch.addresses import parse_cidrs
+from modstream.pipeline.fetch.fetcher import FetchConfig, Fetcher
 from modstream.pipeline.metrics import PipelineMetrics
-from modstream.pipeline.policy import Policy
-from modstream.pipeline.scorer import Scorer, ScorerConfig
-from modstream.pipeline.stream import ScoringStream, StreamConfig
+from modstream.pipeline.moderate.cache import CacheConfig
+from modstream.pipeline.moderate.policy import Policy
+from modstream.pipeline.score.scorer import Scorer, ScorerConfig
+from modstream.pipeline.stream.scoring import ScoringStream, StreamConfig
 
 from .conftest import Broker
 from .support import (

@@ -22,14 +22,14 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from modstream.demo.imageserver import ImageServer
-from modstream.pipeline.addresses import parse_cidrs
-from modstream.pipeline.broker import (
+from modstream.kafka.broker import (
     EmbeddedBroker,
     TopicSpec,
     ensure_topics,
     free_loopback_port,
 )
-from modstream.pipeline.fetch_config import FetchConfig
+from modstream.pipeline.fetch.addresses import parse_cidrs
+from modstream.pipeline.fetch.config import FetchConfig
 from modstream.review.app import build_app
 from modstream.review.reviewers import Reviewers
 from modstream.review.service import ReviewService, ReviewSettings

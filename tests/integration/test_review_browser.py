@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from modstream.demo.imageserver import ImageServer
-from modstream.pipeline.broker import EmbeddedBroker
+from modstream.kafka.broker import EmbeddedBroker
 
 from .support import OutputReader, produce
 from .test_review import TOKENS, console, new_topics, record, until_pending

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from modstream.pipeline.broker import EmbeddedBroker, free_loopback_port
+from modstream.kafka.broker import EmbeddedBroker, free_loopback_port
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -26,9 +26,9 @@ import pytest_asyncio
 from PIL import Image
 
 from modstream.demo.imageserver import ImageServer, sample_images
-from modstream.pipeline.addresses import parse_cidrs
-from modstream.pipeline.fetch_config import FetchConfig
-from modstream.pipeline.scorer import ScorerConfig
+from modstream.pipeline.fetch.addresses import parse_cidrs
+from modstream.pipeline.fetch.config import FetchConfig
+from modstream.pipeline.score.scorer import ScorerConfig
 from modstream.serve.app import ServeConfig
 from modstream.serve.openapi import ERROR_KINDS
 from modstream.serve.server import ApiListen, ServerSettings, serve

@@ -22,12 +22,12 @@ from PIL import Image
 
 from modstream.demo.imageserver import ImageServer
 from modstream.events import event_id_for
-from modstream.pipeline.addresses import parse_cidrs
-from modstream.pipeline.fetch import FetchConfig
-from modstream.pipeline.policy import Decision, Policy
-from modstream.pipeline.scorer import ScorerConfig
-from modstream.pipeline.service import Pipeline, PipelineSettings
-from modstream.pipeline.stream import Topics
+from modstream.pipeline.fetch.addresses import parse_cidrs
+from modstream.pipeline.fetch.fetcher import FetchConfig
+from modstream.pipeline.moderate.policy import Decision, Policy
+from modstream.pipeline.score.scorer import ScorerConfig
+from modstream.pipeline.stream.scoring import Topics
+from modstream.pipeline.stream.service import Pipeline, PipelineSettings
 
 from .conftest import Broker
 from .support import (

@@ -14,8 +14,8 @@ from modstream.connectors.checkpoints import MemoryCheckpoints
 from modstream.connectors.publisher import PublisherConfig
 from modstream.connectors.runner import run_connectors
 from modstream.connectors.webhook.server import WebhookOptions, WebhookSource
-from modstream.pipeline.broker import EmbeddedBroker, TopicSpec, ensure_topics, free_loopback_port
-from modstream.pipeline.kafka_settings import KafkaSettings
+from modstream.kafka.broker import EmbeddedBroker, TopicSpec, ensure_topics, free_loopback_port
+from modstream.kafka.settings import KafkaSettings
 
 from .support import OutputReader
 

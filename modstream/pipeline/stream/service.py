@@ -19,15 +19,15 @@ from typing import Self
 from wsgiref.simple_server import WSGIServer
 
 from modstream.errors import PortInUse
-from modstream.pipeline.broker import EmbeddedBroker, TopicSpec, ensure_topics
-from modstream.pipeline.cache import CacheConfig
-from modstream.pipeline.fetch import FetchConfig, Fetcher
-from modstream.pipeline.kafka_access import check_access
-from modstream.pipeline.kafka_settings import KafkaSettings
+from modstream.kafka.access import check_access
+from modstream.kafka.broker import EmbeddedBroker, TopicSpec, ensure_topics
+from modstream.kafka.settings import KafkaSettings
+from modstream.pipeline.fetch.fetcher import FetchConfig, Fetcher
 from modstream.pipeline.metrics import PipelineMetrics
-from modstream.pipeline.policy import PRESETS, Policy
-from modstream.pipeline.scorer import Scorer, ScorerConfig
-from modstream.pipeline.stream import ScoringStream, StreamConfig, Topics
+from modstream.pipeline.moderate.cache import CacheConfig
+from modstream.pipeline.moderate.policy import PRESETS, Policy
+from modstream.pipeline.score.scorer import Scorer, ScorerConfig
+from modstream.pipeline.stream.scoring import ScoringStream, StreamConfig, Topics
 
 log = logging.getLogger("modstream.service")
 # Something that runs beside a scoring stream, e.g. the HTTP API on the stream's moderator.

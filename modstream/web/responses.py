@@ -1,6 +1,6 @@
 """JSON responses and typed errors for modstream's HTTP front doors (the API, the review console).
 
-Errors are ``{"error": {"kind", "message"}}`` with the status from :mod:`modstream.serve.statuses`.
+Errors are ``{"error": {"kind", "message"}}`` with the status from :mod:`modstream.web.statuses`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from modstream.errors import ModstreamError
-from modstream.serve.statuses import RETRY_AFTER_S, status_for
+from modstream.web.statuses import RETRY_AFTER_S, status_for
 
 __all__ = [
     "Handler",

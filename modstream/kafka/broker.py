@@ -25,7 +25,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
 from modstream.errors import BrokerUnavailable
-from modstream.pipeline.kafka_settings import KafkaSettings
+from modstream.kafka.settings import KafkaSettings
 
 log = logging.getLogger("modstream.broker")
 

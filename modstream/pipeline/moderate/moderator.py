@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modstream.errors import ModstreamError
-from modstream.pipeline.cache import CacheConfig, TTLCache
 from modstream.pipeline.metrics import PipelineMetrics
-from modstream.pipeline.policy import Decision, Policy
-from modstream.pipeline.results import ScoreResult
-from modstream.pipeline.scorer import Scorer
+from modstream.pipeline.moderate.cache import CacheConfig, TTLCache
+from modstream.pipeline.moderate.policy import Decision, Policy
+from modstream.pipeline.score.results import ScoreResult
+from modstream.pipeline.score.scorer import Scorer
 
 if TYPE_CHECKING:  # aiohttp is imported only where URLs are fetched
-    from modstream.pipeline.fetch import Fetcher
+    from modstream.pipeline.fetch.fetcher import Fetcher
 
 __all__ = ["Moderated", "Moderator", "result_fields"]
 

@@ -8,7 +8,7 @@
 * ``file:`` URLs only below an allowed root (:mod:`.files`), off by default;
 * SSRF guard: only http(s) on the network; literal IPs are checked before connecting and host
   names when they resolve (:class:`GuardedResolver`), against
-  :class:`~modstream.pipeline.addresses.AddressPolicy`.
+  :class:`~modstream.pipeline.fetch.addresses.AddressPolicy`.
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ from modstream.errors import (
     InvalidUrl,
     TooManyRedirects,
 )
-from modstream.pipeline.addresses import AddressPolicy
-from modstream.pipeline.fetch_config import FetchConfig
-from modstream.pipeline.files import is_file_url, read_file_url
+from modstream.pipeline.fetch.addresses import AddressPolicy
+from modstream.pipeline.fetch.config import FetchConfig
+from modstream.pipeline.fetch.files import is_file_url, read_file_url
 
 __all__ = ["FetchConfig", "Fetched", "Fetcher", "GuardedResolver"]
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from modstream import __version__
-from modstream.pipeline.addresses import IPNetwork
+from modstream.pipeline.fetch.addresses import IPNetwork
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -23,7 +23,7 @@ import orjson
 
 from modstream.errors import MalformedRecord, ModstreamError
 from modstream.events import ImageEvent, event_id_for
-from modstream.pipeline.moderation import Moderated, result_fields
+from modstream.pipeline.moderate.moderator import Moderated, result_fields
 
 _KNOWN = frozenset({"id", "url", "source", "observed_at", "meta"})
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-from modstream.pipeline.batcher import BatchPolicy, DeadlineBatcher, ServiceTimeEstimate
+from modstream.pipeline.score.batcher import BatchPolicy, DeadlineBatcher, ServiceTimeEstimate
 
 if TYPE_CHECKING:
-    from modstream.pipeline.devices import DeviceWorker
+    from modstream.pipeline.score.devices import DeviceWorker
 
 T = TypeVar("T")
 

@@ -17,8 +17,8 @@ Whether to screen at all (``screening``): ``auto`` (the default) screens only wh
 reports the screen precision among its optimisation capabilities (bf16 on AVX-512_BF16 or AMX
 CPUs), decided once at start-up; elsewhere the screen would cost a full f32 pass, so every image
 takes the exact path, which is then the fastest and the reference. ``always`` screens every
-image; ``adaptive`` lets :class:`~modstream.pipeline.routing.RoutePlanner` choose per image from
-the costs it measures (faster on mostly-safe content without bf16, but two copies of one image
+image; ``adaptive`` lets :class:`~modstream.pipeline.score.routing.RoutePlanner` choose per image
+from the costs it measures (faster on mostly-safe content without bf16, but two copies of one image
 may then be scored by different routes and differ below the confirmation floor).
 
 Decoding runs on a bounded thread pool while devices infer, so both cores stay busy. The dispatch
@@ -55,14 +55,14 @@ from modstream.models.decode import DecodeLimits, read_limited
 from modstream.models.device_spec import DeviceSpec, default_cache_dir
 from modstream.models.preprocess import PreparedImage, Preprocessing, prepare
 from modstream.models.weights import ModelWeights, locate_weights, verify_weights
-from modstream.pipeline.batcher import BatchPolicy, Dispatch, WaitUntil
-from modstream.pipeline.lanes import Lane, LaneName
-from modstream.pipeline.results import ScoreResult, Timings
-from modstream.pipeline.routing import Route, RoutePlanner, RouteStatistics
+from modstream.pipeline.score.batcher import BatchPolicy, Dispatch, WaitUntil
+from modstream.pipeline.score.lanes import Lane, LaneName
+from modstream.pipeline.score.results import ScoreResult, Timings
+from modstream.pipeline.score.routing import Route, RoutePlanner, RouteStatistics
 
 if TYPE_CHECKING:
     from modstream.models.network import CompiledNetwork
-    from modstream.pipeline.devices import DeviceWorker, ScoreArray
+    from modstream.pipeline.score.devices import DeviceWorker, ScoreArray
 
 
 log = logging.getLogger("modstream.scorer")
@@ -83,7 +83,7 @@ class ScorerConfig:
     # again from the exact crop, so every score that can matter to a decision is exact.
     confirm_at: float = 0.05
     # Fast mode sends every N-th image down the route it does not prefer, to keep measuring it
-    # (:mod:`modstream.pipeline.routing`); 0 never explores.
+    # (:mod:`modstream.pipeline.score.routing`); 0 never explores.
     explore_every: int = 64
     # "auto": fast mode screens where the device has a cheaper screen precision (decided at
     # start-up, the same for every image); "always": it screens every image; "adaptive": a
@@ -322,7 +322,7 @@ class Scorer:
         return task.exception() is None
 
     async def _compile(self) -> None:
-        from modstream.pipeline.devices import DeviceWorker
+        from modstream.pipeline.score.devices import DeviceWorker
 
         core, cheaper = await asyncio.to_thread(_open_devices, self.config)
         self._settle_screening(cheaper)

@@ -22,8 +22,8 @@ from aiokafka.errors import (
     UnsupportedVersionError,
 )
 
-from modstream.pipeline.kafka_access import start_client
-from modstream.pipeline.kafka_settings import KafkaSettings
+from modstream.kafka.access import start_client
+from modstream.kafka.settings import KafkaSettings
 
 __all__ = ["StartedProducer", "start_producer"]
 

@@ -36,7 +36,7 @@ from aiokafka.errors import (
 from aiokafka.protocol.metadata import MetadataRequest
 
 from modstream.errors import BrokerAuthFailed, BrokerError, BrokerTlsFailed, BrokerUnavailable
-from modstream.pipeline.kafka_settings import KafkaSettings
+from modstream.kafka.settings import KafkaSettings
 
 __all__ = ["BrokerProbe", "check_access", "start_client"]
 

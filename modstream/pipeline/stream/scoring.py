@@ -3,7 +3,7 @@
 Delivery is at least once. Each consumed record produces exactly one output record, on the
 flagged, review, safe or errors topic; its offset is committed only after that output, and the
 outputs of every earlier offset of the partition, are acknowledged by the broker
-(:class:`~modstream.pipeline.offsets.OffsetTracker`). After a crash, the records after the last
+(:class:`~modstream.kafka.offsets.OffsetTracker`). After a crash, the records after the last
 commit are replayed; their outputs may appear twice, recognisable by ``id``.
 
 In-flight work is bounded by ``max_in_flight``: when it is reached, the assigned partitions are
@@ -29,17 +29,17 @@ from aiokafka.errors import KafkaError
 
 from modstream.errors import ModstreamError
 from modstream.events import ImageEvent
-from modstream.pipeline.cache import CacheConfig
-from modstream.pipeline.fetch import Fetcher
-from modstream.pipeline.kafka_access import start_client
-from modstream.pipeline.kafka_settings import KafkaSettings
+from modstream.kafka.access import start_client
+from modstream.kafka.offsets import OffsetTracker
+from modstream.kafka.producers import start_producer
+from modstream.kafka.settings import KafkaSettings
+from modstream.pipeline.fetch.fetcher import Fetcher
 from modstream.pipeline.metrics import LatencyWindow, PipelineMetrics
-from modstream.pipeline.moderation import Moderator
-from modstream.pipeline.offsets import OffsetTracker
-from modstream.pipeline.policy import PRESETS, Decision, Policy
-from modstream.pipeline.producers import start_producer
-from modstream.pipeline.records import Origin, error_record, parse_event, result_record
-from modstream.pipeline.scorer import Scorer
+from modstream.pipeline.moderate.cache import CacheConfig
+from modstream.pipeline.moderate.moderator import Moderator
+from modstream.pipeline.moderate.policy import PRESETS, Decision, Policy
+from modstream.pipeline.score.scorer import Scorer
+from modstream.pipeline.stream.records import Origin, error_record, parse_event, result_record
 
 log = logging.getLogger("modstream.stream")
 T = TypeVar("T")
