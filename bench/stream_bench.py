@@ -42,7 +42,7 @@ from modstream.demo.imageserver import ImageServer
 from modstream.kafka.broker import EmbeddedBroker, TopicSpec, ensure_topics
 from modstream.kafka.settings import KafkaSettings
 from modstream.pipeline.metrics import percentile
-from modstream.pipeline.stream.scoring import Topics
+from modstream.pipeline.stream.topics import Topics
 
 OUTPUTS = Topics().outputs()
 TESTS = Path(__file__).resolve().parent.parent / "tests"

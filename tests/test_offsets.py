@@ -56,7 +56,7 @@ def test_forgotten_partitions_ignore_late_finishes() -> None:
     tracker.forget(["a"])
     tracker.finish("a", 3)
     assert tracker.committable() == {}
-    assert tracker.statistics()["partitions"] == 0
+    assert tracker.statistics().partitions == 0
 
 
 def test_rewind_starts_the_partition_over() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from modstream.pipeline.stream.scoring import should_pause
+from modstream.kafka.consume import should_pause
 
 
 def test_pause_has_hysteresis() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import secrets
 import sys
@@ -11,17 +10,16 @@ from typing import Any
 
 from modstream.cli.kafka_options import add_kafka_options, kafka_settings
 from modstream.cli.options import (
+    EXIT_FAILED,
+    EXIT_USAGE,
     add_scorer_options,
     configure_logging,
+    policy_from,
     positive_float,
     positive_int,
     scorer_config,
 )
-from modstream.errors import ConfigError
-from modstream.pipeline.fetch.addresses import parse_cidrs
-from modstream.pipeline.fetch.config import FetchConfig
-from modstream.pipeline.moderate.policy import resolve_policy
-from modstream.pipeline.stream.scoring import Topics
+from modstream.errors import ConfigError, ModstreamError
 
 
 def add_parser(subparsers: Any) -> None:
@@ -45,29 +43,41 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import asyncio
+
     from modstream.demo.app import DemoConfig, run_demo
+    from modstream.pipeline.fetch.addresses import parse_cidrs
+    from modstream.pipeline.fetch.config import FetchConfig
+    from modstream.pipeline.moderate.step import ModerationSettings
+    from modstream.pipeline.stream.scoring import StreamConfig
     from modstream.pipeline.stream.service import PipelineSettings
+    from modstream.pipeline.stream.topics import Topics
 
     configure_logging(logging.INFO if args.verbose else logging.WARNING)
     try:
-        policy = resolve_policy(args.policy)
-        policy = policy.with_review(args.review_at if args.review_at is not None else 0.3)
+        policy = policy_from(args)
+        if args.review_at is None:  # the demo shows a review band
+            policy = policy.with_review(0.3)
         scorer = scorer_config(args, policy)
         kafka = kafka_settings(args)
     except (ConfigError, ValueError) as exc:
         print(f"modstream demo: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     run_name = f"modstream-demo-{secrets.token_hex(4)}"
     settings = PipelineSettings(
         kafka=kafka,
+        moderation=ModerationSettings(
+            scorer=scorer,
+            policy=policy,
+            # The demo's image server is on loopback; nothing else is allowed.
+            fetch=FetchConfig(allow_cidrs=parse_cidrs(["127.0.0.0/8"]), total_timeout_s=10.0),
+        ),
         # On the embedded broker (new and empty each run) the usual names; on a real cluster
         # names of this run's own, so the watcher counts this run's outputs only.
-        topics=Topics() if kafka is None else Topics.with_prefix(run_name),
-        group_id="modstream-scorers" if kafka is None else run_name,
-        policy=policy,
-        scorer=scorer,
-        # The demo's image server is on loopback; nothing else is allowed.
-        fetch=FetchConfig(allow_cidrs=parse_cidrs(["127.0.0.0/8"]), total_timeout_s=10.0),
+        stream=StreamConfig(
+            topics=Topics() if kafka is None else Topics.with_prefix(run_name),
+            group_id="modstream-scorers" if kafka is None else run_name,
+        ),
         metrics_port=args.metrics_port or None,
         metrics_host="127.0.0.1",
         partitions=2,
@@ -75,4 +85,12 @@ def run(args: argparse.Namespace) -> int:
     config = DemoConfig(
         rate_per_s=args.rate, events=args.events, timeout_s=args.timeout, json=args.json
     )
-    return asyncio.run(run_demo(config, settings, sys.stdout))
+    try:
+        return asyncio.run(run_demo(config, settings, sys.stdout))
+    except ModstreamError as exc:
+        print(f"modstream demo: {exc.kind}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as exc:  # a bug in a stage: still one line, the traceback in the debug log
+        logging.getLogger("modstream").debug("the demo failed", exc_info=exc)
+        print(f"modstream demo: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILED

@@ -7,6 +7,7 @@ actually runs, so ``--help`` and usage errors answer at once and start-up stays 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from pathlib import Path
@@ -15,7 +16,11 @@ from typing import TYPE_CHECKING
 from modstream.pipeline.moderate.policy import DEFAULT_POLICY, PRESETS, Policy
 
 if TYPE_CHECKING:
+    from modstream.pipeline.fetch.config import FetchConfig
     from modstream.pipeline.score.scorer import ScorerConfig
+
+# Every command's exit status: done, failed (one line on stderr says why), a usage error.
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 PREPROCESSING_MODES = ("exact", "fast")  # modstream.models.preprocess.Preprocessing
 
@@ -174,3 +179,32 @@ def scorer_config(args: argparse.Namespace, policy: Policy | None = None) -> Sco
         screening=args.screening,
         **({"decode_workers": args.decode_workers} if args.decode_workers else {}),
     )
+
+
+def policy_from(args: argparse.Namespace) -> Policy:
+    """``--policy`` (a preset or a policy file), with ``--review-at`` moving its review band."""
+    from modstream.pipeline.moderate.policy import resolve_policy
+
+    policy = resolve_policy(args.policy)
+    review_at = getattr(args, "review_at", None)
+    return policy if review_at is None else policy.with_review(review_at)
+
+
+def fetch_config(
+    args: argparse.Namespace,
+    scorer: ScorerConfig | None = None,
+    *,
+    file_root: Path | None = None,
+) -> FetchConfig:
+    """The guarded fetcher's settings: ``--allow-cidr``, ``--fetch-timeout`` where the command
+    has it, and the scorer's body limit (an image larger than it could not be decoded anyway)."""
+    from modstream.pipeline.fetch.addresses import parse_cidrs
+    from modstream.pipeline.fetch.config import FetchConfig
+
+    config = FetchConfig(allow_cidrs=parse_cidrs(args.allow_cidr), file_root=file_root)
+    if scorer is not None:
+        config = dataclasses.replace(config, max_bytes=scorer.limits.max_bytes)
+    timeout = getattr(args, "fetch_timeout", None)
+    if timeout is not None:
+        config = dataclasses.replace(config, total_timeout_s=timeout)
+    return config

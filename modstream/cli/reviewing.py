@@ -17,7 +17,7 @@ from modstream.review.app import build_app
 from modstream.review.export import export_decisions
 from modstream.review.reviewers import Reviewers, read_reviewers
 from modstream.review.service import ReviewService, ReviewSettings
-from modstream.serve.server import bound_site
+from modstream.web.site import bound_site
 
 log = logging.getLogger("modstream.review")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2

@@ -7,17 +7,34 @@ Kafka cluster: Kafka splits the partitions of ``images.incoming`` among them.
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from modstream.cli.kafka_options import add_kafka_options
+from modstream.cli.kafka_options import add_kafka_options, kafka_settings
 from modstream.cli.options import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
     add_allow_cidr,
     add_allow_file_root,
     add_scorer_options,
+    configure_logging,
+    fetch_config,
+    policy_from,
     positive_int,
+    scorer_config,
 )
+from modstream.cli.sources import source_requests
 from modstream.connectors.registry import SOURCES
+from modstream.errors import ConfigError, ModstreamError
+
+if TYPE_CHECKING:
+    from modstream.pipeline.stream.service import PipelineSettings
+    from modstream.serve.server import ApiListen
+
+log = logging.getLogger("modstream")
 
 
 def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
@@ -122,6 +139,85 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from modstream.cli.running import run_command
+    import asyncio
 
-    return run_command(args)
+    from modstream.connectors.registry import make_source
+    from modstream.process import ProcessPlan, run_pipeline, stop_on_signals
+
+    configure_logging()
+    try:
+        settings = pipeline_settings(args)
+        sources = [make_source(spec, options) for spec, options in source_requests(args)]
+        if args.role == "connector" and not sources:
+            raise ConfigError("--role connector needs --source")
+        if args.role == "connector" and args.serve_port is not None:
+            raise ConfigError("--serve-port needs a scorer (--role all or scorer)")
+        plan = ProcessPlan(
+            settings=settings, role=args.role, sources=sources, state_dir=args.state_dir,
+            api=_api_listen(args, settings),
+        )  # fmt: skip
+    except (ConfigError, ValueError) as exc:
+        print(f"modstream run: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        stop_on_signals(stop)
+        await run_pipeline(plan, stop)
+
+    try:
+        asyncio.run(main())
+    except ModstreamError as exc:
+        print(f"modstream run: {exc.kind}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as exc:  # a bug: still one line, with the traceback in the debug log
+        log.debug("stopped by an unexpected error", exc_info=exc)
+        print(f"modstream run: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def pipeline_settings(args: argparse.Namespace) -> PipelineSettings:
+    from modstream.pipeline.moderate.cache import CacheConfig
+    from modstream.pipeline.moderate.step import ModerationSettings
+    from modstream.pipeline.stream.scoring import StreamConfig
+    from modstream.pipeline.stream.service import PipelineSettings
+    from modstream.pipeline.stream.topics import Topics
+
+    policy = policy_from(args)
+    scorer = scorer_config(args, policy)
+    return PipelineSettings(
+        kafka=kafka_settings(args),
+        partitions=args.partitions,
+        replication_factor=args.replication_factor,
+        moderation=ModerationSettings(
+            scorer=scorer,
+            policy=policy,
+            fetch=fetch_config(args, scorer, file_root=args.allow_file_root),
+            cache=CacheConfig(max_entries=args.cache_entries, ttl_s=args.cache_ttl),
+        ),
+        stream=StreamConfig(
+            topics=Topics.with_prefix(args.topic_prefix),
+            group_id=args.group_id,
+            max_in_flight=args.max_in_flight,
+        ),
+        metrics_port=args.metrics_port or None,
+        session_timeout_s=_seconds(args.session_timeout_ms),
+        fetch_max_wait_s=_seconds(args.fetch_max_wait_ms),
+    )
+
+
+def _seconds(milliseconds: int | None) -> float | None:
+    return None if milliseconds is None else milliseconds / 1000
+
+
+def _api_listen(args: argparse.Namespace, settings: PipelineSettings) -> ApiListen | None:
+    if args.serve_port is None:
+        return None
+    from modstream.cli.serve import api_config
+    from modstream.serve.server import ApiListen
+
+    return ApiListen(
+        host=args.serve_host, port=args.serve_port, port_flag="--serve-port",
+        config=api_config(args.api_key_file, settings.moderation.scorer),
+    )  # fmt: skip

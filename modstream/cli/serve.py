@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modstream.cli.options import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
     add_allow_cidr,
     add_scorer_options,
     configure_logging,
+    fetch_config,
+    policy_from,
     scorer_config,
 )
 from modstream.errors import ConfigError, ModstreamError
@@ -66,35 +70,31 @@ def _api_keys(path: Path | None) -> frozenset[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from modstream.pipeline.fetch.addresses import parse_cidrs
-    from modstream.pipeline.fetch.config import FetchConfig
+    import asyncio
+
     from modstream.pipeline.moderate.cache import CacheConfig
-    from modstream.pipeline.moderate.policy import resolve_policy
+    from modstream.pipeline.moderate.step import ModerationSettings
     from modstream.serve.server import ApiListen, ServerSettings, serve
 
     configure_logging()
     try:
-        policy = resolve_policy(args.policy)
-        if args.review_at is not None:
-            policy = policy.with_review(args.review_at)
+        policy = policy_from(args)
         scorer = scorer_config(args, policy)
         settings = ServerSettings(
             listen=ApiListen(
                 host=args.host, port=args.port, config=api_config(args.api_key_file, scorer)
             ),
-            policy=policy, scorer=scorer,
-            fetch=FetchConfig(
-                allow_cidrs=parse_cidrs(args.allow_cidr), max_bytes=scorer.limits.max_bytes,
-                total_timeout_s=args.fetch_timeout,
+            moderation=ModerationSettings(
+                scorer=scorer, policy=policy, fetch=fetch_config(args, scorer),
+                cache=CacheConfig(max_entries=args.cache_entries, ttl_s=args.cache_ttl),
             ),
-            cache=CacheConfig(max_entries=args.cache_entries, ttl_s=args.cache_ttl),
         )  # fmt: skip
     except (ConfigError, ValueError) as exc:
         print(f"modstream serve: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     try:
         asyncio.run(serve(settings))
     except ModstreamError as exc:
         print(f"modstream serve: {exc.kind}: {exc}", file=sys.stderr)
-        return 1
-    return 0
+        return EXIT_FAILED
+    return EXIT_OK

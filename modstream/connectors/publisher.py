@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from modstream.connectors.backoff import Backoff, BackoffPolicy
+from modstream.backoff import Backoff, BackoffPolicy, retry
 from modstream.connectors.base import Source
 from modstream.connectors.checkpoints import CheckpointStore
 from modstream.connectors.positions import Completed, PositionTracker
@@ -118,20 +118,20 @@ class SourcePublisher:
     async def _deliver(self, sequence: int, event: ImageEvent) -> None:
         value, key = event.encode(), event.id.encode()
         backoff = Backoff(self.config.backoff)
+
+        async def send() -> None:
+            delivery = await self._producer.send(self.config.topic, value=value, key=key)
+            await delivery
+
+        def failed(exc: BaseException, delay: float) -> None:
+            self._failures += 1
+            self._healthy = False
+            if backoff.failures == 1 or backoff.failures % 10 == 0:
+                log.warning("publishing %s to %s failed (%s); retrying every %.1f s",
+                            event.id, self.config.topic, exc, delay)  # fmt: skip
+
         try:
-            while True:
-                try:
-                    delivery = await self._producer.send(self.config.topic, value=value, key=key)
-                    await delivery
-                    break
-                except KafkaError as exc:
-                    self._failures += 1
-                    self._healthy = False
-                    delay = backoff.next_delay()
-                    if backoff.failures == 1 or backoff.failures % 10 == 0:
-                        log.warning("publishing %s to %s failed (%s); retrying every %.1f s",
-                                    event.id, self.config.topic, exc, delay)  # fmt: skip
-                    await asyncio.sleep(delay)
+            await retry(send, retriable=_is_kafka_error, backoff=backoff, on_retry=failed)
         finally:
             self._slots.release()
         self._healthy = True
@@ -176,3 +176,7 @@ class SourcePublisher:
         log.info("source %s stopped: %d published, checkpoint %s (%.1f s to drain)",
                  self.source.checkpoint_key, self._published, self._saved,
                  time.monotonic() - started)  # fmt: skip
+
+
+def _is_kafka_error(error: BaseException) -> bool:
+    return isinstance(error, KafkaError)

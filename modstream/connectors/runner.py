@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from modstream.connectors.backoff import Backoff, BackoffPolicy
+from modstream.backoff import Backoff, BackoffPolicy, Stopped, retry
 from modstream.connectors.base import Source
 from modstream.connectors.checkpoints import CheckpointStore
 from modstream.connectors.metrics import ConnectorMetrics
@@ -58,20 +58,22 @@ async def run_connectors(
 
 async def _start_producer(kafka: KafkaSettings, stop: asyncio.Event) -> AIOKafkaProducer | None:
     """Start the producer, retrying while the broker is unreachable; ``None`` if stopped first."""
-    backoff = Backoff(BackoffPolicy(initial_s=0.25, max_s=5.0))
-    while not stop.is_set():
-        try:
-            started = await start_producer(kafka, role="connector", linger_ms=5)
-        except (KafkaError, OSError) as exc:
-            delay = backoff.next_delay()
-            log.warning("cannot reach the broker at %s (%s); retrying in %.1f s",
-                        kafka.bootstrap_servers, exc, delay)  # fmt: skip
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await stop.wait()
-            continue
-        return started.producer
-    return None
+
+    def failed(exc: BaseException, delay: float) -> None:
+        log.warning("cannot reach the broker at %s (%s); retrying in %.1f s",
+                    kafka.bootstrap_servers, exc, delay)  # fmt: skip
+
+    try:
+        started = await retry(
+            lambda: start_producer(kafka, role="connector", linger_ms=5),
+            retriable=lambda exc: isinstance(exc, KafkaError | OSError),
+            backoff=Backoff(BackoffPolicy(initial_s=0.25, max_s=5.0)),
+            stop=stop,
+            on_retry=failed,
+        )
+    except Stopped:
+        return None
+    return started.producer
 
 
 async def _stop_producer(producer: AIOKafkaProducer) -> None:

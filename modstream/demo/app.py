@@ -11,7 +11,6 @@ It exits 0 when every event produced exactly one output, 1 otherwise.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
 import time
 from collections import Counter
@@ -19,15 +18,16 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 import orjson
-from aiokafka import AIOKafkaConsumer
 
 from modstream.connectors.checkpoints import MemoryCheckpoints
 from modstream.connectors.publisher import PublisherConfig
 from modstream.connectors.runner import run_connectors
 from modstream.connectors.synthetic import SyntheticConfig, SyntheticFirehose
 from modstream.demo.imageserver import ImageServer
+from modstream.kafka.reading import follow
 from modstream.pipeline.metrics import percentile
 from modstream.pipeline.stream.service import Pipeline, PipelineSettings
+from modstream.process import run_stages
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -89,51 +89,59 @@ class Tally:
 
 
 async def run_demo(config: DemoConfig, settings: PipelineSettings, out: TextIO) -> int:
-    stop = asyncio.Event()
-    ready = asyncio.Event()
+    """Run the demo's stages side by side (:func:`~modstream.process.run_stages`): a stage that
+    fails stops the others and is raised, so the demo fails loudly instead of waiting out its
+    timeout."""
+    stop, ready = asyncio.Event(), asyncio.Event()
     tally = Tally()
     async with ImageServer() as server, Pipeline(settings) as pipeline:
         assert server.served is not None
-        urls = _event_urls(server.served.image_urls(), server.served.hostile_urls(), config)
-        scorer = asyncio.create_task(pipeline.run_scorer(stop, ready))
-        watcher = asyncio.create_task(_watch(pipeline, tally))
-        await _first(ready.wait(), scorer)
-        print(
-            f"modstream demo: {config.events} events at {config.rate_per_s:g}/s from "
-            f"{server.served.base_url}, {pipeline.broker_description}",
-            file=sys.stderr,
-        )
-        firehose = SyntheticFirehose(
-            SyntheticConfig(
-                urls=tuple(urls),
-                rate_per_s=config.rate_per_s,
-                events=config.events,
-                query_key="v",  # the image server then serves distinct bytes for every event
-                repost_every=config.repost_every,
+        served = server.served
+        urls = _event_urls(served.image_urls(), served.hostile_urls(), config)
+
+        async def firehose() -> None:
+            await ready.wait()
+            print(
+                f"modstream demo: {config.events} events at {config.rate_per_s:g}/s from "
+                f"{served.base_url}, {pipeline.broker_description}",
+                file=sys.stderr,
             )
-        )
-        producer = asyncio.create_task(
-            run_connectors(
-                [firehose],
+            source = SyntheticFirehose(
+                SyntheticConfig(
+                    urls=tuple(urls),
+                    rate_per_s=config.rate_per_s,
+                    events=config.events,
+                    query_key="v",  # the image server then serves distinct bytes for every event
+                    repost_every=config.repost_every,
+                )
+            )
+            await run_connectors(
+                [source],
                 kafka=pipeline.kafka,
                 config=PublisherConfig(topic=settings.topics.incoming),
                 checkpoints=MemoryCheckpoints(),
                 stop=stop,
             )
+
+        async def until_accounted() -> None:
+            """Show progress until every event has its output (or the timeout), then stop."""
+            await ready.wait()
+            live = _LiveView(sys.stderr)
+            deadline = time.monotonic() + config.timeout_s
+            while len(tally.ids) < config.events and time.monotonic() < deadline:
+                live.show(tally, config.events)
+                await asyncio.sleep(0.25)  # the live view's refresh, not a synchronisation
+            live.close(tally, config.events)
+            stop.set()
+
+        await run_stages(
+            {
+                "scorer": lambda: pipeline.run_scorer(stop, ready),
+                "firehose": firehose,
+                "watcher": lambda: _watch(pipeline, tally, stop),
+                "progress": until_accounted,
+            }
         )
-        live = _LiveView(sys.stderr)
-        deadline = time.monotonic() + config.timeout_s
-        while len(tally.ids) < config.events and time.monotonic() < deadline:
-            if scorer.done():
-                break
-            live.show(tally, config.events)
-            await asyncio.sleep(0.25)
-        live.close(tally, config.events)
-        stop.set()
-        await asyncio.gather(producer, scorer, return_exceptions=True)
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
     summary = tally.summary(config.events)
     _print_summary(summary, out, as_json=config.json)
     ok = summary["missing"] == 0 and summary["duplicates"] == 0
@@ -152,34 +160,13 @@ def _event_urls(images: list[str], hostile: list[str], config: DemoConfig) -> li
     return urls
 
 
-async def _first(waiting: Any, guard: asyncio.Task[None]) -> None:
-    """Wait for ``waiting`` unless ``guard`` ends first (then re-raise its failure)."""
-    waiter = asyncio.ensure_future(waiting)
-    await asyncio.wait([waiter, guard], return_when=asyncio.FIRST_COMPLETED)
-    if not waiter.done():
-        waiter.cancel()
-        guard.result()
-        raise RuntimeError("the scorer stopped before it was ready")
-
-
-async def _watch(pipeline: Pipeline, tally: Tally) -> None:
+async def _watch(pipeline: Pipeline, tally: Tally, stop: asyncio.Event) -> None:
+    """Count every output record until ``stop``."""
     topics = pipeline.settings.topics.outputs()
-    consumer = AIOKafkaConsumer(
-        *topics,
-        **pipeline.kafka.client_options("demo-watcher"),
-        group_id=None,
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=20,
-    )
-    await consumer.start()
-    try:
-        while True:
-            batches = await consumer.getmany(timeout_ms=100)
-            for partition, messages in batches.items():
-                for message in messages:
-                    tally.add(partition.topic, orjson.loads(message.value))
-    finally:
-        await consumer.stop()
+    async with follow(pipeline.kafka, topics, role="demo-watcher") as records:
+        while not stop.is_set():
+            for topic, value in await records.next_batch(timeout_s=0.1):
+                tally.add(topic, orjson.loads(value))
 
 
 class _LiveView:

@@ -9,10 +9,8 @@ leaves it out of the metrics.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,12 +25,11 @@ from modstream.models.decode import DecodeLimits, read_limited
 from modstream.pipeline.fetch.config import FetchConfig
 from modstream.pipeline.moderate.cache import CacheConfig
 from modstream.pipeline.moderate.moderator import Moderator
-from modstream.pipeline.moderate.policy import PRESETS
-from modstream.pipeline.score.scorer import Scorer, ScorerConfig
+from modstream.pipeline.moderate.step import ModerationSettings, open_moderator
+from modstream.pipeline.moderate.window import bulk_deadline, in_order
+from modstream.pipeline.score.scorer import ScorerConfig
 
 __all__ = ["Scored", "ScoringRun", "score_labelled", "scored_arrays"]
-
-BULK_DEADLINE_S = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,47 +68,37 @@ async def score_labelled(
     on_done: Callable[[Scored], None] = lambda _scored: None,
 ) -> ScoringRun:
     started = time.perf_counter()
-    async with contextlib.AsyncExitStack() as stack:
-        fetcher = None
-        if any(item.input.url is not None for item in items):
-            from modstream.pipeline.fetch.fetcher import Fetcher  # aiohttp loads only for URLs
-
-            fetcher = await stack.enter_async_context(Fetcher(fetch))
-        scorer = await stack.enter_async_context(await Scorer.start(config))
-        moderator = Moderator(
-            scorer, PRESETS["balanced"], fetcher=fetcher, cache=CacheConfig(max_entries=0)
-        )
+    settings = ModerationSettings(
+        scorer=config,
+        fetch=fetch if any(item.input.url is not None for item in items) else None,
+        cache=CacheConfig(max_entries=0),  # the on-disk score cache is the one that counts here
+    )
+    async with open_moderator(settings) as moderator:
+        scorer = moderator.scorer
         mode = config.preprocessing.value
-        cache = stack.enter_context(
-            ScoreCache(cache_path, model=scorer.model_id, preprocessing=mode)
-        )
-        window: deque[asyncio.Task[Scored]] = deque()
-        scored: list[Scored] = []
+        with ScoreCache(cache_path, model=scorer.model_id, preprocessing=mode) as cache:
 
-        def finish(done: Scored) -> None:
-            scored.append(done)
-            on_done(done)
+            async def one(item: Labelled) -> Scored:
+                return await _score_one(item, moderator, cache, config.limits)
 
-        for item in items:
-            window.append(asyncio.create_task(_score_one(item, moderator, cache, config.limits)))
-            if len(window) >= config.max_pending:
-                finish(await window.popleft())
-        while window:
-            finish(await window.popleft())
-        return ScoringRun(
-            scored=scored,
-            model=scorer.model_id,
-            preprocessing=mode,
-            cache_hits=cache.hits,
-            seconds=time.perf_counter() - started,
-        )
+            scored: list[Scored] = []
+            async for done in in_order(items, one, size=config.max_pending):
+                scored.append(done)
+                on_done(done)
+            return ScoringRun(
+                scored=scored,
+                model=scorer.model_id,
+                preprocessing=mode,
+                cache_hits=cache.hits,
+                seconds=time.perf_counter() - started,
+            )
     raise AssertionError("unreachable")  # pragma: no cover (mypy: the block always returns)
 
 
 async def _score_one(
     item: Labelled, moderator: Moderator, cache: ScoreCache, limits: DecodeLimits
 ) -> Scored:
-    deadline = time.monotonic() + BULK_DEADLINE_S
+    deadline = bulk_deadline()
     source = item.input
     try:
         if source.url is not None:

@@ -17,6 +17,13 @@ from typing import Generic, TypeVar
 P = TypeVar("P", bound=Hashable)
 
 
+@dataclass(frozen=True, slots=True)
+class OffsetStatistics:
+    partitions: int
+    in_flight: int
+    finished_ahead: int  # finished records waiting for an earlier offset before they commit
+
+
 @dataclass(slots=True)
 class _PartitionState:
     position: int  # the next offset to commit: everything consumed below it is acknowledged
@@ -73,9 +80,9 @@ class OffsetTracker(Generic[P]):
     def in_flight(self) -> int:
         return sum(len(s.consumed) - len(s.done) for s in self._partitions.values())
 
-    def statistics(self) -> dict[str, int]:
-        return {
-            "partitions": len(self._partitions),
-            "in_flight": self.in_flight,
-            "finished_ahead": sum(len(s.done) for s in self._partitions.values()),
-        }
+    def statistics(self) -> OffsetStatistics:
+        return OffsetStatistics(
+            partitions=len(self._partitions),
+            in_flight=self.in_flight,
+            finished_ahead=sum(len(s.done) for s in self._partitions.values()),
+        )

@@ -6,7 +6,9 @@ A decision is the original record plus ``label``, ``reviewer``, ``decided_at`` (
 published to ``images.reviewed`` with ``acks=all``; only once the broker acknowledges it is the
 item's offset finished, and offsets are committed only up to the first undecided item of each
 partition. A restart therefore loses no pending item: what was not decided is consumed again.
-At most ``max_pending`` items are held; the consumer pauses above that.
+The console is a :class:`~modstream.kafka.consume.Sink` of the one consume loop: at most
+``max_pending`` items are held; at that bound the loop pauses the partitions and keeps polling,
+so however long the queue stays full, the console stays in its group and keeps its leases.
 
 Images are fetched here, through the same guarded fetcher as the scorer (the SSRF guard holds;
 a reviewer's browser never fetches an arbitrary URL), and kept for a few minutes.
@@ -25,12 +27,12 @@ from datetime import UTC, datetime
 from typing import Any, Self
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from modstream.errors import BrokerUnavailable, UnknownItem
-from modstream.kafka.access import start_client
 from modstream.kafka.broker import TopicSpec, ensure_topics
+from modstream.kafka.consume import ConsumeLoop, ConsumerSettings, LoopStatistics
 from modstream.kafka.offsets import OffsetTracker
 from modstream.kafka.producers import start_producer
 from modstream.kafka.settings import KafkaSettings
@@ -58,8 +60,22 @@ class ReviewSettings:
     max_pending: int = 1000
     remember: int = 10_000  # recent decisions per partition read back at start
     commit_interval_s: float = 1.0
-    session_timeout_ms: int = 10_000
-    fetch_max_wait_ms: int = 500
+    session_timeout_s: float = 10.0
+    fetch_max_wait_s: float = 0.5
+    max_poll_interval_s: float = 300.0
+
+    def consumer(self) -> ConsumerSettings:
+        return ConsumerSettings(
+            topics=self.topics,
+            group_id=self.group_id,
+            role="review",
+            session_timeout_s=self.session_timeout_s,
+            fetch_max_wait_s=self.fetch_max_wait_s,
+            max_poll_interval_s=self.max_poll_interval_s,
+            poll_s=0.2,
+            commit_interval_s=self.commit_interval_s,
+        )
+
     fetch: FetchConfig = field(default_factory=FetchConfig)
     images: CacheConfig = field(default_factory=lambda: CacheConfig(max_entries=256, ttl_s=300))
 
@@ -80,7 +96,7 @@ class ReviewService:
         self._images: TTLCache[Image] = TTLCache(settings.images)
         self._clock = clock
         self._stack = contextlib.AsyncExitStack()
-        self._consumer: AIOKafkaConsumer | None = None
+        self._loop: ConsumeLoop | None = None
         self._producer: AIOKafkaProducer | None = None
         self._fetcher: Fetcher | None = None
         self._decided_today: Counter[str] = Counter()  # reviewer -> decisions since 00:00 UTC
@@ -88,7 +104,6 @@ class ReviewService:
         self._today = self._day()
         self.malformed = 0
         self.consumed = 0  # records taken from the review topics since start
-        self.joined = asyncio.Event()
 
     async def __aenter__(self) -> Self:
         settings = self.settings
@@ -108,18 +123,9 @@ class ReviewService:
             self._producer = started.producer
             self._stack.push_async_callback(self._producer.stop)
             self._fetcher = await self._stack.enter_async_context(Fetcher(settings.fetch))
-            self._consumer = AIOKafkaConsumer(
-                **settings.kafka.client_options("review"),
-                group_id=settings.group_id,
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-                session_timeout_ms=settings.session_timeout_ms,
-                heartbeat_interval_ms=max(settings.session_timeout_ms // 5, 100),
-                fetch_max_wait_ms=settings.fetch_max_wait_ms,
+            self._loop = await self._stack.enter_async_context(
+                ConsumeLoop(settings.kafka, settings.consumer(), self)
             )
-            self._consumer.subscribe(list(settings.topics), listener=_Rebalance(self))
-            await start_client(self._consumer)
-            self._stack.push_async_callback(self._stop_consumer)
         except BaseException:
             await self._stack.aclose()
             raise
@@ -128,34 +134,49 @@ class ReviewService:
     async def __aexit__(self, *exc_info: object) -> None:
         await self._stack.aclose()
 
-    async def _stop_consumer(self) -> None:
-        assert self._consumer is not None
-        with contextlib.suppress(KafkaError):
-            await self._commit()
-        await self._consumer.stop()
+    @property
+    def joined(self) -> asyncio.Event:
+        """Set once the console's consumer has been assigned its partitions."""
+        if self._loop is None:
+            raise RuntimeError("the review service is not started")
+        return self._loop.joined
 
-    # -- the consuming loop ----------------------------------------------------------------------
+    def consume_statistics(self) -> LoopStatistics:
+        assert self._loop is not None
+        return self._loop.statistics()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume into the queue until ``stop`` is set, committing decided offsets as it goes."""
-        consumer = self._consumer
-        assert consumer is not None
-        next_commit = time.monotonic() + self.settings.commit_interval_s
-        while not stop.is_set():
-            room = self.settings.max_pending - len(self.queue)
-            if room > 0:
-                batches = await consumer.getmany(timeout_ms=200, max_records=room)
-                for partition, messages in batches.items():
-                    for message in messages:
-                        self._take(partition, message.offset, message.value)
-                if consumer.assignment():
-                    self.joined.set()
-            else:
-                await asyncio.sleep(0.2)  # full: wait for decisions
-            if time.monotonic() >= next_commit:
-                next_commit = time.monotonic() + self.settings.commit_interval_s
-                with contextlib.suppress(KafkaError):
-                    await self._commit()
+        assert self._loop is not None
+        await self._loop.run(stop)
+
+    # -- the consume loop's sink -----------------------------------------------------------------
+
+    @property
+    def capacity(self) -> int:
+        return self.settings.max_pending
+
+    def room(self) -> int:
+        return max(self.settings.max_pending - len(self.queue), 0)
+
+    def take(self, partition: TopicPartition, offset: int, value: bytes | None) -> None:
+        self._take(partition, offset, value)
+
+    async def tick(self, consumer: AIOKafkaConsumer) -> None:
+        await self._commit(consumer)
+
+    async def revoked(self, partitions: set[TopicPartition]) -> None:
+        if self._loop is not None:
+            with contextlib.suppress(KafkaError):  # decided items of leaving partitions stay so
+                await self._commit(self._loop.consumer)
+        self._tracker.forget(partitions)
+        dropped = self.queue.forget(partitions)
+        if dropped:
+            log.info("%d pending items moved to another review console with their partitions",
+                     dropped)  # fmt: skip
+
+    async def assigned(self, partitions: set[TopicPartition]) -> None:
+        return None
 
     def _take(self, partition: TopicPartition, offset: int, value: bytes | None) -> None:
         self.consumed += 1
@@ -176,10 +197,10 @@ class ReviewService:
         if not self.queue.add(item_id, record, partition, offset):
             self._tracker.finish(partition, offset)  # decided before: a replay
 
-    async def _commit(self) -> None:
+    async def _commit(self, consumer: AIOKafkaConsumer) -> None:
         positions = self._tracker.committable()
-        if positions and self._consumer is not None:
-            await self._consumer.commit(positions)
+        if positions:
+            await consumer.commit(positions)
             self._tracker.mark_committed(positions)
 
     # -- what the API asks -----------------------------------------------------------------------
@@ -261,28 +282,6 @@ class ReviewService:
 
     def _day(self) -> str:
         return datetime.fromtimestamp(self._clock(), UTC).date().isoformat()
-
-    def _revoked(self, partitions: set[TopicPartition]) -> int:
-        self._tracker.forget(partitions)
-        return self.queue.forget(partitions)
-
-
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, service: ReviewService) -> None:
-        self._service = service
-
-    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        if not revoked:
-            return
-        with contextlib.suppress(KafkaError):
-            await self._service._commit()  # decided items of the leaving partitions stay decided
-        dropped = self._service._revoked(set(revoked))
-        if dropped:
-            log.info("%d pending items moved to another review console with their partitions",
-                     dropped)  # fmt: skip
-
-    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        return None
 
 
 def _view(item: Item[Any]) -> dict[str, Any]:

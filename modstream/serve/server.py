@@ -8,25 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
 import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from aiohttp import web
-
-from modstream.errors import PortInUse
 from modstream.pipeline.fetch.config import FetchConfig
-from modstream.pipeline.fetch.fetcher import Fetcher
 from modstream.pipeline.metrics import PipelineMetrics
-from modstream.pipeline.moderate.cache import CacheConfig
 from modstream.pipeline.moderate.moderator import Moderator
-from modstream.pipeline.moderate.policy import PRESETS, Policy
-from modstream.pipeline.score.scorer import Scorer, ScorerConfig
+from modstream.pipeline.moderate.step import ModerationSettings, open_moderator
 from modstream.serve.app import Readiness, ServeConfig, build_app
+from modstream.web.site import bound_site
 
-__all__ = ["ApiListen", "ServerSettings", "api_site", "bound_site", "serve"]
+__all__ = ["ApiListen", "ServerSettings", "api_site", "serve"]
 
 log = logging.getLogger("modstream.serve")
 
@@ -44,10 +38,9 @@ class ApiListen:
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ServerSettings:
     listen: ApiListen = field(default_factory=ApiListen)
-    policy: Policy = field(default_factory=lambda: PRESETS["balanced"])
-    scorer: ScorerConfig = field(default_factory=ScorerConfig)
-    fetch: FetchConfig = field(default_factory=FetchConfig)
-    cache: CacheConfig = field(default_factory=CacheConfig)
+    moderation: ModerationSettings = field(
+        default_factory=lambda: ModerationSettings(fetch=FetchConfig(total_timeout_s=10.0))
+    )
 
 
 async def serve(
@@ -63,20 +56,15 @@ async def serve(
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
     metrics = PipelineMetrics()
-    async with (
-        await Scorer.start(settings.scorer, wait=False) as scorer,
-        Fetcher(settings.fetch) as fetcher,
-    ):
-        metrics.devices.track(scorer.device_statistics)
-        moderator = Moderator(
-            scorer, settings.policy, fetcher=fetcher, cache=settings.cache, metrics=metrics
-        )
+    async with open_moderator(
+        settings.moderation, metrics=metrics, wait_compiled=False
+    ) as moderator:
+        scorer = moderator.scorer
 
         async def readiness() -> str | None:
             return None if scorer.compiled else "compiling the model"
 
-        listen = settings.listen
-        async with api_site(moderator, metrics, listen, ready=readiness) as port:
+        async with api_site(moderator, metrics, settings.listen, ready=readiness) as port:
             if bound is not None and not bound.done():
                 bound.set_result(port)
             await scorer.ready()
@@ -93,33 +81,3 @@ async def api_site(
     async with bound_site(app, listen.host, listen.port, port_flag=listen.port_flag) as port:
         log.info("API on http://%s:%d (policy %s)", listen.host, port, moderator.policy.name)
         yield port
-
-
-@contextlib.asynccontextmanager
-async def bound_site(
-    app: web.Application, host: str, port: int, *, port_flag: str
-) -> AsyncIterator[int]:
-    """``app`` served on ``host:port`` for as long as the block runs; yields the bound port (what
-    port 0 became). A port in use is a :class:`PortInUse` naming the flag that moves it."""
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, host, port)
-        try:
-            await site.start()
-        except OSError as exc:
-            if exc.errno != errno.EADDRINUSE:
-                raise
-            raise PortInUse(
-                f"cannot listen on {host}:{port}: the port is in use; choose another with "
-                f"{port_flag}"
-            ) from None
-        yield _port_of(site)
-    finally:
-        await runner.cleanup()
-
-
-def _port_of(site: web.TCPSite) -> int:
-    server = site._server  # aiohttp keeps the bound socket here; the port is what port 0 became
-    sockets = getattr(server, "sockets", None) or []
-    return int(sockets[0].getsockname()[1]) if sockets else 0

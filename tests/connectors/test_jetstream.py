@@ -18,7 +18,7 @@ from replicas.jetstream import (
     video,
 )
 
-from modstream.connectors.backoff import BackoffPolicy
+from modstream.backoff import BackoffPolicy
 from modstream.connectors.jetstream import JetstreamOptions, JetstreamSource
 from modstream.connectors.jetstream.cursor import (
     parse_position,

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from replicas.mastodon import MastodonReplica, attachment, status
 
-from modstream.connectors.backoff import BackoffPolicy
+from modstream.backoff import BackoffPolicy
 from modstream.connectors.base import Emission
 from modstream.connectors.mastodon import MastodonOptions, MastodonSource
 from modstream.connectors.mastodon.endpoints import StreamEndpoints, streaming_base_from_instance

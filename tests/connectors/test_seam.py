@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from modstream.backoff import Backoff, BackoffPolicy
 from modstream.cli.sources import source_requests
-from modstream.connectors.backoff import Backoff, BackoffPolicy
 from modstream.connectors.checkpoints import DirectoryCheckpoints
 from modstream.connectors.options import parse_options
 from modstream.connectors.positions import PositionTracker

@@ -18,7 +18,7 @@ from modstream.demo.imageserver import ImageServer
 from modstream.kafka.broker import EmbeddedBroker, TopicSpec, ensure_topics
 from modstream.kafka.producers import start_producer
 from modstream.kafka.settings import KafkaSettings
-from modstream.pipeline.stream.scoring import Topics
+from modstream.pipeline.stream.topics import Topics
 
 from .conftest import Broker
 from .support import OutputReader, produce, unique_group

@@ -11,7 +11,9 @@ from modstream.demo.imageserver import ImageServer
 from modstream.pipeline.fetch.addresses import parse_cidrs
 from modstream.pipeline.fetch.config import FetchConfig
 from modstream.pipeline.moderate.cache import CacheConfig
+from modstream.pipeline.moderate.step import ModerationSettings
 from modstream.pipeline.score.scorer import ScorerConfig
+from modstream.pipeline.stream.scoring import StreamConfig
 from modstream.pipeline.stream.service import Pipeline, PipelineSettings
 
 from .conftest import Broker
@@ -30,16 +32,18 @@ async def test_backlog_is_consumed_within_the_in_flight_bound(
     topics = unique_topics("backpressure")
     settings = PipelineSettings(
         kafka=any_broker.kafka,
-        topics=topics,
         partitions=2,
-        group_id=unique_group("backpressure"),
-        scorer=scorer_settings,
-        fetch=FetchConfig(allow_cidrs=parse_cidrs(["127.0.0.0/8"])),
+        moderation=ModerationSettings(
+            scorer=scorer_settings,
+            fetch=FetchConfig(allow_cidrs=parse_cidrs(["127.0.0.0/8"])),
+            cache=CacheConfig(max_entries=0),  # every event costs a real fetch and inference
+        ),
+        stream=StreamConfig(
+            topics=topics, group_id=unique_group("backpressure"), max_in_flight=MAX_IN_FLIGHT
+        ),
         metrics_port=None,
-        max_in_flight=MAX_IN_FLIGHT,
-        cache=CacheConfig(max_entries=0),  # every event costs a real fetch and inference
-        session_timeout_ms=2_000,
-        fetch_max_wait_ms=20,
+        session_timeout_s=2.0,
+        fetch_max_wait_s=0.02,
     )
     urls = image_server.served.image_urls()
     values: list[bytes | None] = [
@@ -62,6 +66,6 @@ async def test_backlog_is_consumed_within_the_in_flight_bound(
             stop.set()
             await asyncio.gather(scorer, return_exceptions=True)
     assert ids == sorted(f"bp-{n}" for n in range(EVENTS))
-    assert stats["peak_tasks"] <= MAX_IN_FLIGHT, stats
-    assert stats["pauses"] >= 1, stats
-    assert stats["published"][topics.errors] == 0, stats
+    assert stats.peak_tasks <= MAX_IN_FLIGHT, stats
+    assert stats.pauses >= 1, stats
+    assert stats.published[topics.errors] == 0, stats

@@ -10,14 +10,16 @@ from pathlib import Path
 import orjson
 import pytest
 
+from modstream.backoff import BackoffPolicy
 from modstream.demo.imageserver import ImageServer
 from modstream.kafka.broker import EmbeddedBroker, TopicSpec, ensure_topics, free_loopback_port
 from modstream.kafka.settings import KafkaSettings
 from modstream.pipeline.fetch.addresses import parse_cidrs
-from modstream.pipeline.fetch.fetcher import FetchConfig, Fetcher
+from modstream.pipeline.fetch.config import FetchConfig
 from modstream.pipeline.metrics import PipelineMetrics
 from modstream.pipeline.moderate.policy import Policy
-from modstream.pipeline.score.scorer import Scorer, ScorerConfig
+from modstream.pipeline.moderate.step import ModerationSettings, open_moderator
+from modstream.pipeline.score.scorer import ScorerConfig
 from modstream.pipeline.stream.scoring import ScoringStream, StreamConfig
 
 from .support import outputs_then_stop, produce, unique_group, unique_topics
@@ -38,22 +40,22 @@ async def test_stream_waits_for_a_late_broker_then_scores_everything(
     port = free_loopback_port()
     servers = f"127.0.0.1:{port}"
     config = StreamConfig(
-        kafka=KafkaSettings(bootstrap_servers=servers),
         topics=topics,
         group_id=unique_group("outage"),
+        retry=BackoffPolicy(initial_s=0.1, max_s=0.5, jitter=0.0),
+        session_timeout_s=2.0,  # tansu makes each join wait about half of it
+    )
+    moderation = ModerationSettings(
+        scorer=scorer_settings,
         policy=Policy(name="t", flag_at=0.8, review_at=0.3),
-        retry_initial_s=0.1,
-        retry_max_s=0.5,
-        session_timeout_ms=2_000,  # tansu makes each join wait about half of it
+        fetch=FetchConfig(allow_cidrs=parse_cidrs(["127.0.0.0/8"])),
     )
     broker = EmbeddedBroker(port=port, log_path=tmp_path / "tansu.log")
     stop, ready = asyncio.Event(), asyncio.Event()
     caplog.set_level(logging.WARNING, logger="modstream.stream")
-    async with (
-        await Scorer.start(scorer_settings) as scorer,
-        Fetcher(FetchConfig(allow_cidrs=parse_cidrs(["127.0.0.0/8"]))) as fetcher,
-    ):
-        stream = ScoringStream(config, scorer, fetcher, PipelineMetrics())
+    async with open_moderator(moderation) as moderator:
+        kafka = KafkaSettings(bootstrap_servers=servers)
+        stream = ScoringStream(config, kafka, moderator, PipelineMetrics())
         task = asyncio.create_task(stream.run(stop, ready))
         try:
             with pytest.raises(TimeoutError):

@@ -17,7 +17,7 @@ import pytest
 
 from modstream.demo.imageserver import ImageServer
 from modstream.kafka.broker import EmbeddedBroker, free_loopback_port
-from modstream.pipeline.stream.scoring import Topics
+from modstream.pipeline.stream.topics import Topics
 
 from .support import OutputReader, outputs_of_process, produce, unique_group
 

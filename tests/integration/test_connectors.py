@@ -20,7 +20,7 @@ from modstream.connectors.synthetic import SyntheticConfig, SyntheticFirehose
 from modstream.demo.imageserver import sample_images
 from modstream.kafka.broker import EmbeddedBroker, TopicSpec, ensure_topics, free_loopback_port
 from modstream.kafka.settings import KafkaSettings
-from modstream.pipeline.stream.scoring import Topics
+from modstream.pipeline.stream.topics import Topics
 
 from .conftest import Broker
 from .support import OutputReader, unique_group

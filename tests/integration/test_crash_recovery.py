@@ -23,7 +23,7 @@ from PIL import Image
 from modstream.demo.imageserver import ImageServer, with_tag
 from modstream.kafka.broker import TopicSpec, ensure_topics
 from modstream.kafka.settings import KafkaSettings
-from modstream.pipeline.stream.scoring import Topics
+from modstream.pipeline.stream.topics import Topics
 
 from .conftest import Broker
 from .support import OutputReader, committed_offsets, end_offsets, produce, unique_group

@@ -28,7 +28,7 @@ from PIL import Image
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from modstream.kafka.broker import EmbeddedBroker
-from modstream.pipeline.stream.scoring import Topics
+from modstream.pipeline.stream.topics import Topics
 
 from .support import outputs_of_process, unique_group
 

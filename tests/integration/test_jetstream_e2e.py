@@ -26,7 +26,7 @@ from replicas.jetstream import (
 
 from modstream.demo.imageserver import sample_images
 from modstream.kafka.broker import EmbeddedBroker
-from modstream.pipeline.stream.scoring import Topics
+from modstream.pipeline.stream.topics import Topics
 
 from .support import OutputReader, unique_group
 

@@ -23,11 +23,12 @@ from modstream.kafka.broker import TopicSpec, ensure_topics
 from modstream.kafka.producers import start_producer
 from modstream.kafka.settings import KafkaSettings
 from modstream.pipeline.fetch.addresses import parse_cidrs
-from modstream.pipeline.fetch.fetcher import FetchConfig, Fetcher
+from modstream.pipeline.fetch.config import FetchConfig
 from modstream.pipeline.metrics import PipelineMetrics
 from modstream.pipeline.moderate.cache import CacheConfig
 from modstream.pipeline.moderate.policy import Policy
-from modstream.pipeline.score.scorer import Scorer, ScorerConfig
+from modstream.pipeline.moderate.step import ModerationSettings, open_moderator
+from modstream.pipeline.score.scorer import ScorerConfig
 from modstream.pipeline.stream.scoring import ScoringStream, StreamConfig
 
 from .support import OutputReader, committed_offsets, end_offsets, unique_group, unique_topics
@@ -77,11 +78,13 @@ async def test_a_partition_leader_killed_mid_stream_loses_no_event(
         orjson.dumps({"id": f"e{n}", "url": f"{images[n % len(images)]}?n={n}"})
         for n in range(EVENTS)
     ]
-    config = StreamConfig(
-        kafka=kafka, topics=topics, group_id=group,
+    config = StreamConfig(topics=topics, group_id=group, session_timeout_s=6.0)
+    moderation = ModerationSettings(
+        scorer=scorer_settings,
         policy=Policy(name="t", flag_at=0.8, review_at=0.3),
-        cache=CacheConfig(max_entries=0), session_timeout_ms=6_000,
-    )  # fmt: skip
+        fetch=FetchConfig(allow_cidrs=parse_cidrs(["127.0.0.0/8"])),
+        cache=CacheConfig(max_entries=0),
+    )
     feeder = await start_producer(kafka, role="test-feed", linger_ms=5)
     assert feeder.idempotent
 
@@ -95,13 +98,11 @@ async def test_a_partition_leader_killed_mid_stream_loses_no_event(
             await asyncio.sleep(0.1)
 
     stop, ready = asyncio.Event(), asyncio.Event()
-    fetch = FetchConfig(allow_cidrs=parse_cidrs(["127.0.0.0/8"]))
     async with (
-        await Scorer.start(scorer_settings) as scorer,
-        Fetcher(fetch) as fetcher,
+        open_moderator(moderation) as moderator,
         OutputReader(kafka.bootstrap_servers, topics.outputs()) as reader,
     ):
-        stream = ScoringStream(config, scorer, fetcher, PipelineMetrics())
+        stream = ScoringStream(config, kafka, moderator, PipelineMetrics())
         running = asyncio.create_task(stream.run(stop, ready))
         await asyncio.wait_for(ready.wait(), 60)
         feeding = asyncio.create_task(feed())

@@ -31,7 +31,7 @@ from modstream.kafka.access import check_access
 from modstream.kafka.broker import TopicSpec, ensure_topics
 from modstream.kafka.producers import start_producer
 from modstream.kafka.settings import PASSWORD_VARIABLE, KafkaSettings, Secret
-from modstream.pipeline.stream.scoring import Topics
+from modstream.pipeline.stream.topics import Topics
 
 from .support import outputs_of_process, unique_group
 

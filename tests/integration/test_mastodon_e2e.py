@@ -17,7 +17,7 @@ from replicas.mastodon import MastodonReplica, attachment, status
 
 from modstream.connectors.checkpoints import DirectoryCheckpoints
 from modstream.kafka.broker import EmbeddedBroker
-from modstream.pipeline.stream.scoring import Topics
+from modstream.pipeline.stream.topics import Topics
 
 from .support import OutputReader
 

@@ -19,11 +19,12 @@ import pytest
 from modstream.demo.imageserver import ImageServer
 from modstream.kafka.broker import EmbeddedBroker, TopicSpec, ensure_topics
 from modstream.pipeline.fetch.addresses import parse_cidrs
-from modstream.pipeline.fetch.fetcher import FetchConfig, Fetcher
+from modstream.pipeline.fetch.config import FetchConfig
 from modstream.pipeline.metrics import PipelineMetrics
 from modstream.pipeline.moderate.cache import CacheConfig
 from modstream.pipeline.moderate.policy import Policy
-from modstream.pipeline.score.scorer import Scorer, ScorerConfig
+from modstream.pipeline.moderate.step import ModerationSettings, open_moderator
+from modstream.pipeline.score.scorer import ScorerConfig
 from modstream.pipeline.stream.scoring import ScoringStream, StreamConfig
 
 from .conftest import Broker
@@ -75,14 +76,17 @@ async def test_a_scorer_joining_and_leaving_under_load_loses_and_repeats_nothing
         kafka, [TopicSpec(name, PARTITIONS) for name in (topics.incoming, *topics.outputs())]
     )
     config = StreamConfig(
-        kafka=kafka,
         topics=topics,
         group_id=group,
-        policy=Policy(name="t", flag_at=0.8, review_at=0.3),
-        cache=CacheConfig(max_entries=0),  # every event is a real fetch and inference
         # tansu makes each join wait about half the session timeout, so it gets a short one
-        session_timeout_ms=2_000 if isinstance(any_broker, EmbeddedBroker) else 6_000,
+        session_timeout_s=2.0 if isinstance(any_broker, EmbeddedBroker) else 6.0,
         max_in_flight=32,
+    )
+    moderation = ModerationSettings(
+        scorer=scorer_settings,
+        policy=Policy(name="t", flag_at=0.8, review_at=0.3),
+        fetch=FetchConfig(allow_cidrs=parse_cidrs(["127.0.0.0/8"])),
+        cache=CacheConfig(max_entries=0),  # every event is a real fetch and inference
     )
     images = image_server.served.image_urls()
     values = [
@@ -98,17 +102,15 @@ async def test_a_scorer_joining_and_leaving_under_load_loses_and_repeats_nothing
             )  # fmt: skip
             await asyncio.sleep(0.1)
 
-    fetch = FetchConfig(allow_cidrs=parse_cidrs(["127.0.0.0/8"]))
     stop_a, stop_b = asyncio.Event(), asyncio.Event()
     ready_a, ready_b = asyncio.Event(), asyncio.Event()
     async with (
-        await Scorer.start(scorer_settings) as scorer,
-        Fetcher(fetch) as fetcher,
+        open_moderator(moderation) as moderator,
         OutputReader(kafka.bootstrap_servers, topics.outputs()) as reader,
     ):
         metrics_a, metrics_b = PipelineMetrics(), PipelineMetrics()
-        first = ScoringStream(config, scorer, fetcher, metrics_a)
-        second = ScoringStream(config, scorer, fetcher, metrics_b)
+        first = ScoringStream(config, kafka, moderator, metrics_a)
+        second = ScoringStream(config, kafka, moderator, metrics_b)
         task_a = asyncio.create_task(first.run(stop_a, ready_a))
         await asyncio.wait_for(ready_a.wait(), 60)
         feeder = asyncio.create_task(feed())
@@ -144,10 +146,10 @@ async def test_a_scorer_joining_and_leaving_under_load_loses_and_repeats_nothing
     repeated = {event: count for event, count in counts.items() if count > 1}
     assert not repeated, f"scored more than once across the rebalances: {repeated}"
     a, b = first.statistics(), second.statistics()
-    assert sum(b["published"].values()) >= LEAVE_AFTER
-    assert sum(a["published"].values()) + sum(b["published"].values()) == EVENTS
-    assert a["revocations"] >= 2, "the first scorer should have given up partitions twice"
-    assert a["handed_over"] == b["handed_over"] == 0
+    assert sum(b.published.values()) >= LEAVE_AFTER
+    assert sum(a.published.values()) + sum(b.published.values()) == EVENTS
+    assert a.revocations >= 2, "the first scorer should have given up partitions twice"
+    assert a.handed_over == b.handed_over == 0
     ends = await end_offsets(kafka.bootstrap_servers, topics.incoming)
     committed = await committed_offsets(kafka.bootstrap_servers, group, topics.incoming, ends)
     assert committed == ends

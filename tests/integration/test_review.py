@@ -33,7 +33,7 @@ from modstream.pipeline.fetch.config import FetchConfig
 from modstream.review.app import build_app
 from modstream.review.reviewers import Reviewers
 from modstream.review.service import ReviewService, ReviewSettings
-from modstream.serve.server import bound_site
+from modstream.web.site import bound_site
 
 from .conftest import Broker
 from .support import OutputReader, produce, unique_group
@@ -70,11 +70,12 @@ def new_topics() -> Topics:
 
 
 @contextlib.asynccontextmanager
-async def console(broker: Broker, topics: Topics) -> AsyncIterator[Console]:
+async def console(broker: Broker, topics: Topics, **overrides: Any) -> AsyncIterator[Console]:
     settings = ReviewSettings(
         kafka=broker.kafka, topics=(topics.review,), reviewed_topic=topics.reviewed,
-        group_id=topics.group, session_timeout_ms=2000, fetch_max_wait_ms=20, lease_s=60,
+        group_id=topics.group, session_timeout_s=2.0, fetch_max_wait_s=0.02, lease_s=60,
         fetch=FetchConfig(allow_cidrs=parse_cidrs(["127.0.0.0/8"]), total_timeout_s=5),
+        **overrides,
     )  # fmt: skip
     stop = asyncio.Event()
     async with ReviewService(settings) as service:
@@ -157,6 +158,44 @@ async def test_queue_is_oldest_first_and_leases_keep_reviewers_apart(
         assert [item["id"] for item in again["items"]] == ["item-0", "item-2", "item-4"]
         assert again["stats"]["pending"] == 5 and again["stats"]["leased"] == 5
         assert again["stats"]["consumed"] == 5
+
+
+async def test_a_full_queue_keeps_its_group_membership_and_leases_past_max_poll_interval(
+    any_broker: Broker, image_server: ImageServer
+) -> None:
+    """A console holding its maximum of pending items for longer than max_poll_interval stays in
+    its group: nothing is revoked or read again, the other reviewer is not handed the leased
+    items, and a decision on an item leased before the wait is accepted after it. On both
+    brokers."""
+    broker = any_broker
+    assert image_server.served is not None
+    url = image_server.served.image_urls()[0]
+    topics = new_topics()
+    now = time.time()
+    values = [record(n, url, now - 100 + n) for n in range(14)]
+    await produce_review(broker, topics, values, partitions=PARTITIONS)
+    interval_s = 2.0
+    async with (
+        console(broker, topics, max_pending=8, max_poll_interval_s=interval_s) as c,
+        aiohttp.ClientSession() as session,
+    ):
+        await until_pending(c.service, 8)
+        _, alice = await get(session, f"{c.url}/api/v1/queue?limit=5", headers=auth("alice"))
+        leased = [item["id"] for item in alice["items"]]
+        assert len(leased) == 5
+        before = c.service.consume_statistics()
+        assert before.paused, "a full queue pauses its partitions"
+        # The point of the test is time passing with the queue full: three poll intervals.
+        await asyncio.sleep(interval_s * 3)
+        after = c.service.consume_statistics()
+        assert after.revocations == before.revocations, "the console left its group"
+        assert after.polls > before.polls, "a paused console still polls"
+        assert c.service.consumed == 8, "records were read again after a rejoin"
+        assert len(c.service.queue) == 8
+        _, bob = await get(session, f"{c.url}/api/v1/queue?limit=8", headers=auth("bob"))
+        assert not {item["id"] for item in bob["items"]} & set(leased), "alice's leases were lost"
+        status, body = await post(session, c.url, {"id": leased[0], "label": "safe"}, "alice")
+        assert status == 202, body
 
 
 async def test_a_decision_lands_on_the_reviewed_topic_once_and_errors_are_typed(

@@ -28,6 +28,7 @@ from PIL import Image
 from modstream.demo.imageserver import ImageServer, sample_images
 from modstream.pipeline.fetch.addresses import parse_cidrs
 from modstream.pipeline.fetch.config import FetchConfig
+from modstream.pipeline.moderate.step import ModerationSettings
 from modstream.pipeline.score.scorer import ScorerConfig
 from modstream.serve.app import ServeConfig
 from modstream.serve.openapi import ERROR_KINDS
@@ -78,9 +79,12 @@ async def _running(settings: ServerSettings) -> AsyncIterator[str]:
 
 def _settings(scorer: ScorerConfig, **api: Any) -> ServerSettings:
     return ServerSettings(
-        listen=ApiListen(host="127.0.0.1", port=0, config=ServeConfig(**api)), scorer=scorer,
-        fetch=FetchConfig(allow_cidrs=parse_cidrs(["127.0.0.0/8"]), total_timeout_s=5.0),
-    )  # fmt: skip
+        listen=ApiListen(host="127.0.0.1", port=0, config=ServeConfig(**api)),
+        moderation=ModerationSettings(
+            scorer=scorer,
+            fetch=FetchConfig(allow_cidrs=parse_cidrs(["127.0.0.0/8"]), total_timeout_s=5.0),
+        ),
+    )
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")

@@ -25,9 +25,11 @@ from modstream.events import event_id_for
 from modstream.pipeline.fetch.addresses import parse_cidrs
 from modstream.pipeline.fetch.fetcher import FetchConfig
 from modstream.pipeline.moderate.policy import Decision, Policy
+from modstream.pipeline.moderate.step import ModerationSettings
 from modstream.pipeline.score.scorer import ScorerConfig
-from modstream.pipeline.stream.scoring import Topics
+from modstream.pipeline.stream.scoring import StreamConfig
 from modstream.pipeline.stream.service import Pipeline, PipelineSettings
+from modstream.pipeline.stream.topics import Topics
 
 from .conftest import Broker
 from .support import (
@@ -141,19 +143,20 @@ async def run(
     group = unique_group("stream")
     settings = PipelineSettings(
         kafka=any_broker.kafka,
-        topics=topics,
         partitions=PARTITIONS,
-        group_id=group,
-        policy=POLICY,
-        scorer=scorer_settings,
-        fetch=FetchConfig(
-            allow_cidrs=parse_cidrs(["127.0.0.0/8"]),
-            max_bytes=1024 * 1024,
-            total_timeout_s=2.0,
+        moderation=ModerationSettings(
+            policy=POLICY,
+            scorer=scorer_settings,
+            fetch=FetchConfig(
+                allow_cidrs=parse_cidrs(["127.0.0.0/8"]),
+                max_bytes=1024 * 1024,
+                total_timeout_s=2.0,
+            ),
         ),
+        stream=StreamConfig(topics=topics, group_id=group),
         metrics_port=None,
-        session_timeout_ms=2_000,  # tansu makes each join wait about half of it
-        fetch_max_wait_ms=20,  # and waits out most of a fetch
+        session_timeout_s=2.0,  # tansu makes each join wait about half of it
+        fetch_max_wait_s=0.02,  # and waits out most of a fetch
     )
     result = Run(topics=topics)
     result.events, result.expected_error, result.image_of = _events(image_server)

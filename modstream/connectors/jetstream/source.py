@@ -21,7 +21,7 @@ from typing import Self
 
 import aiohttp
 
-from modstream.connectors.backoff import Backoff, BackoffPolicy
+from modstream.backoff import Backoff, BackoffPolicy
 from modstream.connectors.base import Emission, SourceCounters, SourceStatistics
 from modstream.connectors.jetstream.cursor import (
     parse_position,

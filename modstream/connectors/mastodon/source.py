@@ -31,7 +31,7 @@ import aiohttp
 import orjson
 from aiohttp.http_exceptions import LineTooLong
 
-from modstream.connectors.backoff import Backoff, BackoffPolicy
+from modstream.backoff import Backoff, BackoffPolicy
 from modstream.connectors.base import Emission, SourceCounters, SourceStatistics
 from modstream.connectors.mastodon.endpoints import (
     STREAMS,

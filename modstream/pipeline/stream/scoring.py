@@ -1,4 +1,4 @@
-"""The scoring stream: consume -> fetch -> score -> publish (acks=all) -> commit.
+"""The scoring stream: consume -> moderate -> publish (acks=all) -> commit.
 
 Delivery is at least once. Each consumed record produces exactly one output record, on the
 flagged, review, safe or errors topic; its offset is committed only after that output, and the
@@ -6,8 +6,10 @@ outputs of every earlier offset of the partition, are acknowledged by the broker
 (:class:`~modstream.kafka.offsets.OffsetTracker`). After a crash, the records after the last
 commit are replayed; their outputs may appear twice, recognisable by ``id``.
 
-In-flight work is bounded by ``max_in_flight``: when it is reached, the assigned partitions are
-paused until the scorer catches up, so memory stays flat under overload.
+The stream is a :class:`~modstream.kafka.consume.Sink` of the one consume loop: in-flight work
+is bounded by ``max_in_flight``; at the bound the loop pauses the assigned partitions (and keeps
+polling, so the group keeps this member) until the moderator catches up, so memory stays flat
+under overload.
 
 Shutdown order (:meth:`ScoringStream.run` on ``stop``): stop consuming -> drain in-flight records
 (bounded by ``drain_timeout_s``) -> flush the producer -> commit -> close the consumer and producer.
@@ -19,67 +21,37 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from modstream.backoff import Backoff, BackoffPolicy, Stopped, retry
 from modstream.errors import ModstreamError
 from modstream.events import ImageEvent
-from modstream.kafka.access import start_client
-from modstream.kafka.offsets import OffsetTracker
+from modstream.kafka.consume import ConsumeLoop, ConsumerSettings, LoopStatistics
+from modstream.kafka.offsets import OffsetStatistics, OffsetTracker
 from modstream.kafka.producers import start_producer
 from modstream.kafka.settings import KafkaSettings
-from modstream.pipeline.fetch.fetcher import Fetcher
 from modstream.pipeline.metrics import LatencyWindow, PipelineMetrics
-from modstream.pipeline.moderate.cache import CacheConfig
 from modstream.pipeline.moderate.moderator import Moderator
-from modstream.pipeline.moderate.policy import PRESETS, Decision, Policy
-from modstream.pipeline.score.scorer import Scorer
 from modstream.pipeline.stream.records import Origin, error_record, parse_event, result_record
+from modstream.pipeline.stream.topics import Topics
+
+__all__ = ["ScoringStream", "StreamConfig", "StreamStatistics"]
 
 log = logging.getLogger("modstream.stream")
-T = TypeVar("T")
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Topics:
-    incoming: str = "images.incoming"
-    flagged: str = "images.flagged"
-    review: str = "images.review"
-    safe: str = "images.safe"
-    errors: str = "images.errors"
-
-    @classmethod
-    def with_prefix(cls, prefix: str) -> Topics:
-        """``PREFIX.incoming``, ``PREFIX.flagged``, ...; the defaults use ``images``."""
-        return cls(
-            incoming=f"{prefix}.incoming",
-            flagged=f"{prefix}.flagged",
-            review=f"{prefix}.review",
-            safe=f"{prefix}.safe",
-            errors=f"{prefix}.errors",
-        )
-
-    def for_decision(self, decision: Decision) -> str:
-        return {Decision.FLAGGED: self.flagged, Decision.REVIEW: self.review}.get(
-            decision, self.safe
-        )
-
-    def outputs(self) -> tuple[str, ...]:
-        return (self.flagged, self.review, self.safe, self.errors)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class StreamConfig:
-    kafka: KafkaSettings
+    """How the stream consumes and publishes; durations in seconds."""
+
     topics: Topics = field(default_factory=Topics)
     group_id: str = "modstream-scorers"
-    policy: Policy = field(default_factory=lambda: PRESETS["balanced"])
-    cache: CacheConfig = field(default_factory=CacheConfig)
     max_in_flight: int = 64
     commit_interval_s: float = 0.5
     drain_timeout_s: float = 30.0
@@ -87,125 +59,121 @@ class StreamConfig:
     # moves on; the rest are cancelled and replayed by its next owner.
     revoke_timeout_s: float = 5.0
     log_interval_s: float = 10.0
-    retry_initial_s: float = 0.25
-    retry_max_s: float = 5.0
-    session_timeout_ms: int = 10_000
-    fetch_max_wait_ms: int = 20
+    # Starting the clients and publishing retry with this backoff while the broker is away.
+    retry: BackoffPolicy = field(
+        default_factory=lambda: BackoffPolicy(initial_s=0.25, max_s=5.0, jitter=0.0)
+    )
+    session_timeout_s: float = 10.0
+    fetch_max_wait_s: float = 0.5
+    max_poll_interval_s: float = 300.0
+
+    def consumer(self) -> ConsumerSettings:
+        return ConsumerSettings(
+            topics=(self.topics.incoming,),
+            group_id=self.group_id,
+            role="scorer",
+            session_timeout_s=self.session_timeout_s,
+            fetch_max_wait_s=self.fetch_max_wait_s,
+            # The group waits this long for members to rejoin: room for a revoked partition's
+            # in-flight records to finish (revoke_timeout_s) before we do.
+            rebalance_timeout_s=self.session_timeout_s + self.revoke_timeout_s,
+            max_poll_interval_s=self.max_poll_interval_s,
+            commit_interval_s=self.commit_interval_s,
+        )
 
 
-def should_pause(in_flight: int, max_in_flight: int, *, paused: bool) -> bool:
-    """Pause consuming at the bound; once paused, resume only below three quarters of it.
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StreamStatistics:
+    tasks: int
+    peak_tasks: int
+    revocations: int
+    handed_over: int  # in-flight records of revoked partitions left to the next owner
+    published: dict[str, int]
+    offsets: OffsetStatistics
+    consumer: LoopStatistics | None  # None before the consumer started
 
-    The gap keeps a saturated stream from pausing and resuming around every single record,
-    which would make the consumer fetch one record at a time.
-    """
-    if paused:
-        return in_flight > max_in_flight * 3 // 4
-    return in_flight >= max_in_flight
+    @property
+    def paused(self) -> bool:
+        return self.consumer is not None and self.consumer.paused
+
+    @property
+    def pauses(self) -> int:
+        return 0 if self.consumer is None else self.consumer.pauses
 
 
 class ScoringStream:
+    """The moderation step between ``images.incoming`` and the result topics."""
+
     def __init__(
         self,
         config: StreamConfig,
-        scorer: Scorer,
-        fetcher: Fetcher,
+        kafka: KafkaSettings,
+        moderator: Moderator,
         metrics: PipelineMetrics,
         *,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
-        self._scorer = scorer
-        self._fetcher = fetcher
+        self.moderator = moderator
+        self._kafka = kafka
         self._metrics = metrics
         self._now = wall_clock
         self._tracker: OffsetTracker[TopicPartition] = OffsetTracker()
-        self.moderator = Moderator(
-            scorer, config.policy, fetcher=fetcher, cache=config.cache, metrics=metrics
-        )
         self._window = LatencyWindow()
+        self._next_log = time.monotonic() + config.log_interval_s
         self._lag_labels: set[tuple[str, str]] = set()  # (topic, partition) we report lag for
         self._tasks: dict[asyncio.Task[None], TopicPartition] = {}
-        self._capacity = asyncio.Event()
-        self._consumer: AIOKafkaConsumer | None = None
+        self._loop: ConsumeLoop | None = None
         self.idempotent: bool | None = None  # known once the producer has started
         self._producer: AIOKafkaProducer | None = None
-        self._paused = False
-        self._pauses = 0
         self._peak_tasks = 0
         self._revocations = 0
-        self._handed_over = 0  # in-flight records of revoked partitions left to the next owner
+        self._handed_over = 0
         self.published: dict[str, int] = dict.fromkeys(config.topics.outputs(), 0)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
         """Consume until ``stop`` is set, then shut down in order. Sets ``ready`` once consuming."""
-        try:
-            started = await self._start_clients(stop)
-            if not started:
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                started = await self._retry(
+                    "start the producer",
+                    lambda: start_producer(self._kafka, role="scorer", linger_ms=2),
+                    stop,
+                )
+                self._producer = started.producer
+                self.idempotent = started.idempotent
+                stack.push_async_callback(self._stop_producer)
+                self._loop = await self._retry(
+                    "start the consumer",
+                    lambda: stack.enter_async_context(
+                        ConsumeLoop(self._kafka, self.config.consumer(), self)
+                    ),
+                    stop,
+                )
+            except Stopped:
                 return
+            # Runs before the consumer's exit (its last commit): the in-flight records finish.
+            stack.push_async_callback(self._drain)
             if ready is not None:
                 ready.set()
-            await self._consume(stop)
-        finally:
-            await asyncio.shield(self._shutdown())
+            await self._loop.run(stop)
 
-    async def _start_clients(self, stop: asyncio.Event) -> bool:
-        kafka = self.config.kafka
-        started = await self._retry(
-            "start the producer",
-            lambda: start_producer(kafka, role="scorer", linger_ms=2),
-            stop,
+    async def _retry(self, what: str, attempt: Callable[[], Any], stop: asyncio.Event) -> Any:
+        def failed(exc: BaseException, delay: float) -> None:
+            log.warning("cannot %s at %s (%s); retrying in %.1f s",
+                        what, self._kafka.bootstrap_servers, exc, delay)  # fmt: skip
+
+        return await retry(
+            attempt,
+            retriable=_broker_failure,
+            backoff=Backoff(self.config.retry),
+            stop=stop,
+            on_retry=failed,
         )
-        if started is None:
-            return False
-        self._producer = started.producer
-        self.idempotent = started.idempotent
-        self._consumer = await self._retry(
-            "start the consumer",
-            lambda: self._start_consumer(kafka),
-            stop,
-        )
-        return self._consumer is not None
 
-    async def _start_consumer(self, kafka: KafkaSettings) -> AIOKafkaConsumer:
-        consumer = AIOKafkaConsumer(
-            **kafka.client_options("scorer"),
-            group_id=self.config.group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=self.config.session_timeout_ms,
-            heartbeat_interval_ms=max(self.config.session_timeout_ms // 5, 100),
-            # The group waits this long for members to rejoin: room for a revoked partition's
-            # in-flight records to finish (revoke_timeout_s) before we do.
-            rebalance_timeout_ms=self.config.session_timeout_ms
-            + int(self.config.revoke_timeout_s * 1000),
-            fetch_max_wait_ms=self.config.fetch_max_wait_ms,
-        )
-        consumer.subscribe([self.config.topics.incoming], listener=_Rebalance(self))
-        return await start_client(consumer)
-
-    async def _retry(
-        self, what: str, attempt: Callable[[], Awaitable[T]], stop: asyncio.Event
-    ) -> T | None:
-        """Retry ``attempt`` with capped exponential backoff until it succeeds or ``stop``."""
-        delay = self.config.retry_initial_s
-        while not stop.is_set():
-            try:
-                return await attempt()
-            except (KafkaError, OSError) as exc:
-                log.warning(
-                    "cannot %s at %s (%s); retrying in %.1f s",
-                    what, self.config.kafka.bootstrap_servers, exc, delay,
-                )  # fmt: skip
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await stop.wait()
-            delay = min(delay * 2, self.config.retry_max_s)
-        return None
-
-    async def _shutdown(self) -> None:
+    async def _drain(self) -> None:
         if self._tasks:
             _done, pending = await asyncio.wait(
                 list(self._tasks), timeout=self.config.drain_timeout_s
@@ -218,93 +186,48 @@ class ScoringStream:
         if self._producer is not None:
             with contextlib.suppress(KafkaError, OSError):
                 await self._producer.flush()
-        if self._consumer is not None:
+
+    async def _stop_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
             with contextlib.suppress(KafkaError, OSError):
-                await self._commit()
-            with contextlib.suppress(KafkaError, OSError):
-                await self._consumer.stop()
-            self._consumer = None
-        if self._producer is not None:
-            with contextlib.suppress(KafkaError, OSError):
-                await self._producer.stop()
-            self._producer = None
+                await producer.stop()
 
-    # -- consuming ---------------------------------------------------------------------------
+    # -- the consume loop's sink ---------------------------------------------------------------
 
-    async def _consume(self, stop: asyncio.Event) -> None:
-        assert self._consumer is not None
-        consumer = self._consumer
-        next_commit = next_log = time.monotonic()
-        stop_waiter = asyncio.ensure_future(stop.wait())
-        try:
-            while not stop.is_set():
-                in_flight = len(self._tasks)
-                if should_pause(in_flight, self.config.max_in_flight, paused=self._paused):
-                    self._pause(consumer)
-                    self._capacity.clear()
-                    capacity = asyncio.ensure_future(self._capacity.wait())
-                    await asyncio.wait(
-                        [stop_waiter, capacity],
-                        timeout=self.config.commit_interval_s,
-                        return_when=asyncio.FIRST_COMPLETED,
-                    )
-                    capacity.cancel()
-                else:
-                    self._resume(consumer)
-                    room = self.config.max_in_flight - in_flight
-                    batches = await consumer.getmany(timeout_ms=50, max_records=room)
-                    for partition, messages in batches.items():
-                        for message in messages:
-                            self._spawn(partition, message)
-                now = time.monotonic()
-                if now >= next_commit:
-                    next_commit = now + self.config.commit_interval_s
-                    with contextlib.suppress(KafkaError):
-                        await self._commit()
-                    await self._update_lag(consumer)
-                if now >= next_log:
-                    next_log = now + self.config.log_interval_s
-                    self._log_window()
-        finally:
-            stop_waiter.cancel()
+    @property
+    def capacity(self) -> int:
+        return self.config.max_in_flight
 
-    def _pause(self, consumer: AIOKafkaConsumer) -> None:
-        if not self._paused:
-            consumer.pause(*consumer.assignment())
-            self._paused = True
-            self._pauses += 1
+    def room(self) -> int:
+        return max(self.config.max_in_flight - len(self._tasks), 0)
 
-    def _resume(self, consumer: AIOKafkaConsumer) -> None:
-        if self._paused:
-            consumer.resume(*consumer.paused())
-            self._paused = False
-
-    def _spawn(self, partition: TopicPartition, message: Any) -> None:
-        self._tracker.start(partition, message.offset)
-        origin = Origin(
-            topic=message.topic, partition=message.partition, offset=message.offset,
-            raw=message.value,
-        )  # fmt: skip
+    def take(self, partition: TopicPartition, offset: int, value: bytes | None) -> None:
+        self._tracker.start(partition, offset)
+        origin = Origin(topic=partition.topic, partition=partition.partition, offset=offset,
+                        raw=value)  # fmt: skip
         task = asyncio.create_task(self._process(partition, origin))
         self._tasks[task] = partition
         self._peak_tasks = max(self._peak_tasks, len(self._tasks))
         task.add_done_callback(self._task_done)
         self._metrics.inflight.set(self._tracker.in_flight)
 
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.pop(task, None)
-        self._capacity.set()
-        if not task.cancelled() and task.exception() is not None:
-            log.error("a record task failed unexpectedly", exc_info=task.exception())
+    async def tick(self, consumer: AIOKafkaConsumer) -> None:
+        await self._commit(consumer)
+        await self._update_lag(consumer)
+        now = time.monotonic()
+        if now >= self._next_log:
+            self._next_log = now + self.config.log_interval_s
+            self._log_window()
 
-    async def _hand_over(self, revoked: set[TopicPartition]) -> None:
-        """Before ``revoked`` move to another member: let their in-flight records finish (for up
-        to ``revoke_timeout_s``), commit, and cancel what is left, which the next owner replays.
+    async def revoked(self, partitions: set[TopicPartition]) -> None:
+        """Before ``partitions`` move to another member: let their in-flight records finish (for
+        up to ``revoke_timeout_s``), commit, and cancel what is left, which the next owner replays.
 
         So a clean rebalance repeats nothing, and a slow record delays it by a bounded time.
         """
         self._revocations += 1
-        leaving = [task for task, partition in self._tasks.items() if partition in revoked]
+        leaving = [task for task, partition in self._tasks.items() if partition in partitions]
         if leaving:
             _done, late = await asyncio.wait(leaving, timeout=self.config.revoke_timeout_s)
             for task in late:
@@ -315,16 +238,24 @@ class ScoringStream:
                 log.warning("%d records of revoked partitions did not finish within %.1f s; "
                             "their next owner replays them", len(late),
                             self.config.revoke_timeout_s)  # fmt: skip
-        with contextlib.suppress(KafkaError):
-            await self._commit()
-        self._tracker.forget(revoked)
+        if self._loop is not None:
+            with contextlib.suppress(KafkaError):
+                await self._commit(self._loop.consumer)
+        self._tracker.forget(partitions)
 
-    async def _commit(self) -> None:
-        if self._consumer is None:
-            return
+    async def assigned(self, partitions: set[TopicPartition]) -> None:
+        log.info("assigned partitions: %s",
+                 sorted(f"{tp.topic}:{tp.partition}" for tp in partitions))  # fmt: skip
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.pop(task, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("a record task failed unexpectedly", exc_info=task.exception())
+
+    async def _commit(self, consumer: AIOKafkaConsumer) -> None:
         positions = self._tracker.committable()
         if positions:
-            await self._consumer.commit(positions)
+            await consumer.commit(positions)
             self._tracker.mark_committed(positions)
         self._metrics.inflight.set(self._tracker.in_flight)
 
@@ -385,43 +316,32 @@ class ScoringStream:
     async def _publish(self, topic: str, record: dict[str, Any]) -> None:
         """Publish with acks=all, retrying while the broker is away; never drop the record."""
         assert self._producer is not None
+        producer = self._producer
         value = orjson.dumps(record)
         key = str(record.get("id", "")).encode() or None
-        delay = self.config.retry_initial_s
-        while True:
-            try:
-                await self._producer.send_and_wait(topic, value=value, key=key)
-            except KafkaError as exc:
-                log.warning("publishing to %s failed (%s); retrying in %.1f s", topic, exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.config.retry_max_s)
-                continue
-            self.published[topic] = self.published.get(topic, 0) + 1
-            return
 
-    def statistics(self) -> dict[str, Any]:
-        return {
-            "tasks": len(self._tasks),
-            "peak_tasks": self._peak_tasks,
-            "revocations": self._revocations,
-            "handed_over": self._handed_over,
-            "paused": self._paused,
-            "pauses": self._pauses,
-            "published": dict(self.published),
-            "offsets": self._tracker.statistics(),
-            **self.moderator.statistics(),
-            "scorer": self._scorer.statistics(),
-        }
+        def failed(exc: BaseException, delay: float) -> None:
+            log.warning("publishing to %s failed (%s); retrying in %.1f s", topic, exc, delay)
+
+        await retry(
+            lambda: producer.send_and_wait(topic, value=value, key=key),
+            retriable=lambda exc: isinstance(exc, KafkaError),
+            backoff=Backoff(self.config.retry),
+            on_retry=failed,
+        )
+        self.published[topic] = self.published.get(topic, 0) + 1
+
+    def statistics(self) -> StreamStatistics:
+        return StreamStatistics(
+            tasks=len(self._tasks),
+            peak_tasks=self._peak_tasks,
+            revocations=self._revocations,
+            handed_over=self._handed_over,
+            published=dict(self.published),
+            offsets=self._tracker.statistics(),
+            consumer=None if self._loop is None else self._loop.statistics(),
+        )
 
 
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Finish and commit a partition's in-flight work before it moves to another member."""
-
-    def __init__(self, stream: ScoringStream) -> None:
-        self._stream = stream
-
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self._stream._hand_over(set(revoked))
-
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        log.info("assigned partitions: %s", sorted(f"{tp.topic}:{tp.partition}" for tp in assigned))
+def _broker_failure(error: BaseException) -> bool:
+    return isinstance(error, KafkaError | OSError)

@@ -1,18 +1,18 @@
-"""Assemble a running pipeline: broker (embedded or real), topics, metrics endpoint, scorer stage.
+"""Assemble a running pipeline: broker (embedded or real), topics, metrics endpoint, the stream.
 
 ``modstream run`` and ``modstream demo`` both build on :class:`Pipeline`. Start-up order is the
 readiness handshake: broker reachable and our credentials accepted -> topics exist -> model
-compiled -> producer up -> consumer joins the group. Shutdown runs the other way round
-(:class:`contextlib.AsyncExitStack`).
+compiled (:func:`~modstream.pipeline.moderate.step.open_moderator`) -> producer up -> consumer
+joins the group. Shutdown runs the other way round (:class:`contextlib.AsyncExitStack`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from threading import Thread
 from typing import Self
@@ -22,43 +22,39 @@ from modstream.errors import PortInUse
 from modstream.kafka.access import check_access
 from modstream.kafka.broker import EmbeddedBroker, TopicSpec, ensure_topics
 from modstream.kafka.settings import KafkaSettings
-from modstream.pipeline.fetch.fetcher import FetchConfig, Fetcher
 from modstream.pipeline.metrics import PipelineMetrics
-from modstream.pipeline.moderate.cache import CacheConfig
-from modstream.pipeline.moderate.policy import PRESETS, Policy
-from modstream.pipeline.score.scorer import Scorer, ScorerConfig
-from modstream.pipeline.stream.scoring import ScoringStream, StreamConfig, Topics
+from modstream.pipeline.moderate.moderator import Moderator
+from modstream.pipeline.moderate.step import ModerationSettings, open_moderator
+from modstream.pipeline.stream.scoring import ScoringStream, StreamConfig
+from modstream.pipeline.stream.topics import Topics
 
 log = logging.getLogger("modstream.service")
-# Something that runs beside a scoring stream, e.g. the HTTP API on the stream's moderator.
-Attachment = Callable[[ScoringStream], contextlib.AbstractAsyncContextManager[object]]
-KAFKA_SESSION_TIMEOUT_MS = 10_000
-EMBEDDED_SESSION_TIMEOUT_MS = 2_000
+# Kafka's usual session timeout; the embedded broker makes every join wait about half of it, so a
+# development pipeline uses 2 s (see README, "Embedded broker").
+KAFKA_SESSION_TIMEOUT_S = 10.0
+EMBEDDED_SESSION_TIMEOUT_S = 2.0
 # Kafka answers a waiting fetch as soon as a record arrives; the embedded broker waits out most of
-# fetch_max_wait_ms, so there the wait is kept short (it costs the broker some CPU instead).
-KAFKA_FETCH_MAX_WAIT_MS = 500
-EMBEDDED_FETCH_MAX_WAIT_MS = 20
+# fetch_max_wait, so there the wait is kept short (it costs the broker some CPU instead).
+KAFKA_FETCH_MAX_WAIT_S = 0.5
+EMBEDDED_FETCH_MAX_WAIT_S = 0.02
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class PipelineSettings:
     kafka: KafkaSettings | None = None  # None: start the embedded development broker
-    topics: Topics = field(default_factory=Topics)
+    moderation: ModerationSettings = field(default_factory=ModerationSettings)
+    stream: StreamConfig = field(default_factory=StreamConfig)
     partitions: int = 4
     replication_factor: int = 1
-    group_id: str = "modstream-scorers"
-    policy: Policy = field(default_factory=lambda: PRESETS["balanced"])
-    scorer: ScorerConfig = field(default_factory=ScorerConfig)
-    fetch: FetchConfig = field(default_factory=FetchConfig)
-    max_in_flight: int = 64
     metrics_port: int | None = 9108
     metrics_host: str = "0.0.0.0"
-    log_interval_s: float = 10.0
-    # Kafka's usual 10 s; the embedded broker makes every join wait about half of it, so a
-    # development pipeline uses 2 s (see README, "Embedded broker").
-    session_timeout_ms: int | None = None
-    fetch_max_wait_ms: int | None = None
-    cache: CacheConfig = field(default_factory=CacheConfig)
+    # None: chosen for the broker (KAFKA_* or EMBEDDED_* above).
+    session_timeout_s: float | None = None
+    fetch_max_wait_s: float | None = None
+
+    @property
+    def topics(self) -> Topics:
+        return self.stream.topics
 
 
 class Pipeline:
@@ -130,46 +126,25 @@ class Pipeline:
         if created:
             log.info("created topics: %s", ", ".join(created))
 
-    def _consumer_timings(self) -> dict[str, int]:
-        settings = self.settings
-        embedded = self._embedded
-        return {
-            "session_timeout_ms": settings.session_timeout_ms
-            or (EMBEDDED_SESSION_TIMEOUT_MS if embedded else KAFKA_SESSION_TIMEOUT_MS),
-            "fetch_max_wait_ms": settings.fetch_max_wait_ms
-            or (EMBEDDED_FETCH_MAX_WAIT_MS if embedded else KAFKA_FETCH_MAX_WAIT_MS),
-        }
+    def stream_config(self) -> StreamConfig:
+        """The stream's settings, with consumer timings chosen for this broker where unset."""
+        settings, embedded = self.settings, self._embedded
+        session = settings.session_timeout_s or (
+            EMBEDDED_SESSION_TIMEOUT_S if embedded else KAFKA_SESSION_TIMEOUT_S
+        )
+        fetch_wait = settings.fetch_max_wait_s or (
+            EMBEDDED_FETCH_MAX_WAIT_S if embedded else KAFKA_FETCH_MAX_WAIT_S
+        )
+        return dataclasses.replace(
+            settings.stream, session_timeout_s=session, fetch_max_wait_s=fetch_wait
+        )
 
-    async def run_scorer(
-        self,
-        stop: asyncio.Event,
-        ready: asyncio.Event | None = None,
-        *,
-        attach: Attachment | None = None,
-    ) -> None:
-        """Compile the model, then consume and score until ``stop`` is set. ``attach`` runs
-        beside the stream for as long as it consumes (the HTTP API sharing its moderator)."""
-        settings = self.settings
-        async with (
-            await Scorer.start(settings.scorer) as scorer,
-            Fetcher(settings.fetch) as fetcher,
-        ):
-            log.info("model %s compiled for %s", scorer.model_id, ", ".join(scorer.devices))
-            self.metrics.devices.track(scorer.device_statistics)
-            self.stream = ScoringStream(
-                StreamConfig(
-                    kafka=self.kafka,
-                    topics=settings.topics,
-                    group_id=settings.group_id,
-                    policy=settings.policy,
-                    max_in_flight=settings.max_in_flight,
-                    log_interval_s=settings.log_interval_s,
-                    cache=settings.cache,
-                    **self._consumer_timings(),
-                ),
-                scorer,
-                fetcher,
-                self.metrics,
-            )
-            async with attach(self.stream) if attach else contextlib.nullcontext():
-                await self.stream.run(stop, ready)
+    def stream_for(self, moderator: Moderator) -> ScoringStream:
+        """The scoring stream of this pipeline, on ``moderator`` (kept as :attr:`stream`)."""
+        self.stream = ScoringStream(self.stream_config(), self.kafka, moderator, self.metrics)
+        return self.stream
+
+    async def run_scorer(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
+        """Compile the model, then consume and score until ``stop`` is set."""
+        async with open_moderator(self.settings.moderation, metrics=self.metrics) as moderator:
+            await self.stream_for(moderator).run(stop, ready)

@@ -1,0 +1,67 @@
+"""The one way to build the moderation step: ``async with open_moderator(settings) as moderator``.
+
+    scorer (compiling on a thread) + guarded fetcher + policy + caches -> Moderator
+
+Every front door builds it here — the stream (``modstream run`` and the demo), the HTTP API
+(``modstream serve``, and ``run --serve-port`` on the stream's own moderator), ``modstream
+score`` and ``modstream eval`` — so none can assemble it differently. Shutdown runs the other
+way round: the fetcher closes, then the scorer drains and releases its devices.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from modstream.pipeline.fetch.config import FetchConfig
+from modstream.pipeline.metrics import PipelineMetrics
+from modstream.pipeline.moderate.cache import CacheConfig
+from modstream.pipeline.moderate.moderator import Moderator
+from modstream.pipeline.moderate.policy import PRESETS, Policy
+from modstream.pipeline.score.scorer import Scorer, ScorerConfig
+
+__all__ = ["ModerationSettings", "open_moderator"]
+
+log = logging.getLogger("modstream.moderation")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ModerationSettings:
+    scorer: ScorerConfig = field(default_factory=ScorerConfig)
+    # None: content only (files, uploads); no HTTP client is made and aiohttp is not imported.
+    fetch: FetchConfig | None = field(default_factory=FetchConfig)
+    policy: Policy = field(default_factory=lambda: PRESETS["balanced"])
+    cache: CacheConfig = field(default_factory=CacheConfig)
+
+
+@contextlib.asynccontextmanager
+async def open_moderator(
+    settings: ModerationSettings,
+    *,
+    metrics: PipelineMetrics | None = None,
+    wait_compiled: bool = True,
+) -> AsyncIterator[Moderator]:
+    """The moderation step for as long as the block runs.
+
+    ``wait_compiled=False`` enters at once while the network compiles on a thread: the first
+    images decode meanwhile and wait for it only before inference (a batch job, or a server that
+    binds its port first and says 503 on ``/readyz`` until :attr:`Scorer.compiled`).
+    """
+    async with contextlib.AsyncExitStack() as stack:
+        scorer = await stack.enter_async_context(
+            await Scorer.start(settings.scorer, wait=wait_compiled)
+        )
+        if wait_compiled:
+            log.info("model %s compiled for %s", scorer.model_id, ", ".join(scorer.devices))
+        fetcher = None
+        if settings.fetch is not None:
+            from modstream.pipeline.fetch.fetcher import Fetcher  # aiohttp loads only for URLs
+
+            fetcher = await stack.enter_async_context(Fetcher(settings.fetch))
+        if metrics is not None:
+            metrics.devices.track(scorer.device_statistics)
+        yield Moderator(
+            scorer, settings.policy, fetcher=fetcher, cache=settings.cache, metrics=metrics
+        )

@@ -1,0 +1,37 @@
+"""The stream's topic names: one incoming, one per decision, one for errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from modstream.pipeline.moderate.policy import Decision
+
+__all__ = ["Topics"]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Topics:
+    incoming: str = "images.incoming"
+    flagged: str = "images.flagged"
+    review: str = "images.review"
+    safe: str = "images.safe"
+    errors: str = "images.errors"
+
+    @classmethod
+    def with_prefix(cls, prefix: str) -> Topics:
+        """``PREFIX.incoming``, ``PREFIX.flagged``, ...; the defaults use ``images``."""
+        return cls(
+            incoming=f"{prefix}.incoming",
+            flagged=f"{prefix}.flagged",
+            review=f"{prefix}.review",
+            safe=f"{prefix}.safe",
+            errors=f"{prefix}.errors",
+        )
+
+    def for_decision(self, decision: Decision) -> str:
+        return {Decision.FLAGGED: self.flagged, Decision.REVIEW: self.review}.get(
+            decision, self.safe
+        )
+
+    def outputs(self) -> tuple[str, ...]:
+        return (self.flagged, self.review, self.safe, self.errors)
