@@ -60,7 +60,7 @@ class ModstreamError(Exception):
         super().__init__(message)
         self.message = message
 
-    def to_dict(self) -> dict[str, str]:
+    def to_dict(self) -> dict[str, str | int]:
         return {"kind": self.kind, "message": self.message}
 
 
@@ -109,7 +109,13 @@ class NotFound(InputError):
 
 
 class FetchError(InputError):
+    """Fetching an image failed; ``attempts`` says how many requests were made (retries)."""
+
     kind = "fetch_failed"
+    attempts: int = 1
+
+    def to_dict(self) -> dict[str, str | int]:
+        return {**super().to_dict(), "attempts": self.attempts}
 
 
 class InvalidUrl(FetchError):

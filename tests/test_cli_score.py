@@ -102,13 +102,22 @@ async def image_server() -> AsyncIterator[ImageServer]:
     body = (LADDER / SERVED).read_bytes()
     server = ImageServer(url="")
 
+    released = asyncio.Event()
+
     async def image(request: web.Request) -> web.Response:
         server.requests.append(request.path)
         return web.Response(body=body, content_type="image/png")
 
+    async def hangs_once(request: web.Request) -> web.Response:
+        server.requests.append(request.path)
+        if server.requests.count(request.path) == 1:
+            await released.wait()  # the first request never gets its response
+        return web.Response(body=body, content_type="image/png")
+
     app = web.Application()
     app.router.add_get("/image.png", image)
-    runner = web.AppRunner(app)
+    app.router.add_get("/hangs-once.png", hangs_once)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
     await runner.setup()
     try:
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -117,6 +126,7 @@ async def image_server() -> AsyncIterator[ImageServer]:
         server.url = f"http://{host}:{port}/image.png"
         yield server
     finally:
+        released.set()
         await runner.cleanup()
 
 
@@ -191,6 +201,22 @@ async def test_loopback_url_scores_when_its_range_is_allowed(
     assert_scored_line(line, image_server.url, REFERENCE[SERVED])
     assert line["timings"]["fetch"] >= 0
     assert image_server.requests[before:] == ["/image.png"]
+
+
+async def test_a_url_whose_first_request_hangs_is_scored_after_a_retry(
+    image_server: ImageServer, cli_cache_dir: Path
+) -> None:
+    """--fetch-timeout is the whole budget of a URL: a first request with no response is asked
+    again after a third of it, and the line says the fetch took two attempts."""
+    url = image_server.url.replace("/image.png", "/hangs-once.png")
+    run = await run_score(
+        "--allow-cidr", "127.0.0.0/8", "--fetch-timeout", "3", url, cache_dir=cli_cache_dir
+    )
+    assert run.returncode == 0, run.stderr
+    (line,) = run.lines()
+    assert_scored_line(line, url, REFERENCE[SERVED])
+    assert line["fetch_attempts"] == 2
+    assert image_server.requests.count("/hangs-once.png") == 2
 
 
 async def test_loopback_url_is_blocked_by_default(

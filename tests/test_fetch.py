@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from aiohttp import web
@@ -18,6 +20,7 @@ from modstream.errors import (
     InvalidUrl,
     TooManyRedirects,
 )
+from modstream.kafka.broker import free_loopback_port
 from modstream.pipeline.fetch.addresses import parse_cidrs
 from modstream.pipeline.fetch.fetcher import FetchConfig, Fetcher
 
@@ -139,8 +142,112 @@ async def test_redirect_loop_is_bounded(odd_server: str) -> None:
 
 
 async def test_connection_refused_is_a_fetch_error() -> None:
-    """Nothing listening is a typed, retriable connect failure."""
+    """Nothing listening is a typed, retriable connect failure, once every attempt failed."""
     async with Fetcher(FetchConfig(allow_cidrs=LOOPBACK)) as fetcher:
         with pytest.raises(FetchError) as caught:
             await fetcher.fetch("http://127.0.0.1:9/x.jpg")
     assert caught.value.kind == "connect_failed"
+    assert caught.value.attempts == FetchConfig().max_attempts
+
+
+@pytest.fixture
+async def flaky_server() -> AsyncIterator[tuple[str, list[str]]]:
+    """``/hangs-once``: the first request never gets a response, later ones get an image;
+    ``/hangs``: no request ever gets one. Yields the base URL and the paths requested."""
+    body = (Path(__file__).parent / "fixtures" / "ladder" / "syn_12_4.png").read_bytes()
+    requested: list[str] = []
+    released = asyncio.Event()
+
+    async def hangs_once(request: web.Request) -> web.Response:
+        requested.append(request.path)
+        if requested.count(request.path) == 1:
+            await released.wait()
+        return web.Response(body=body, content_type="image/png")
+
+    async def hangs(request: web.Request) -> web.Response:
+        requested.append(request.path)
+        await released.wait()
+        return web.Response(body=body, content_type="image/png")
+
+    app = web.Application()
+    app.router.add_get("/hangs-once", hangs_once)
+    app.router.add_get("/hangs", hangs)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}", requested
+    finally:
+        released.set()
+        await runner.cleanup()
+
+
+async def test_a_hung_first_request_is_retried_within_the_deadline(
+    flaky_server: tuple[str, list[str]],
+) -> None:
+    """A server that never answers the first request: the fetcher asks again after the
+    response timeout and gets the image, within the total deadline, and says it took two."""
+    base, requested = flaky_server
+    config = FetchConfig(allow_cidrs=LOOPBACK, total_timeout_s=3.0, response_timeout_s=0.3)
+    async with Fetcher(config) as fetcher:
+        fetched = await fetcher.fetch(f"{base}/hangs-once")
+    assert fetched.body.startswith(b"\x89PNG")
+    assert fetched.attempts == 2
+    assert requested == ["/hangs-once", "/hangs-once"]
+
+
+async def test_a_port_refusing_connections_for_a_second_is_retried() -> None:
+    """A host restarting (nothing listens for about a second, then a server does): the fetch
+    retries with backoff and succeeds instead of becoming connect_failed."""
+    port = free_loopback_port()
+    body = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
+
+    async def image(_request: web.Request) -> web.Response:
+        return web.Response(body=body, content_type="image/png")
+
+    app = web.Application()
+    app.router.add_get("/x.png", image)
+    runner = web.AppRunner(app)
+    await runner.setup()
+
+    async def start_late() -> None:
+        await asyncio.sleep(1.0)  # the outage being simulated, not a synchronisation
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+
+    starting = asyncio.create_task(start_late())
+    try:
+        async with Fetcher(FetchConfig(allow_cidrs=LOOPBACK, total_timeout_s=10.0)) as fetcher:
+            fetched = await fetcher.fetch(f"http://127.0.0.1:{port}/x.png")
+    finally:
+        await starting
+        await runner.cleanup()
+    assert fetched.body == body
+    assert fetched.attempts >= 2
+
+
+async def test_retries_stop_at_the_deadline_and_the_error_counts_them(
+    flaky_server: tuple[str, list[str]],
+) -> None:
+    """A server that never answers: requests are retried until the total deadline, then one
+    fetch_timeout that says how many attempts were made."""
+    base, requested = flaky_server
+    config = FetchConfig(allow_cidrs=LOOPBACK, total_timeout_s=1.5, response_timeout_s=0.3)
+    async with Fetcher(config) as fetcher:
+        with pytest.raises(FetchTimeout) as caught:
+            await fetcher.fetch(f"{base}/hangs")
+    attempts = caught.value.attempts
+    assert 2 <= attempts <= config.max_attempts
+    assert requested == ["/hangs"] * attempts
+    assert caught.value.to_dict()["attempts"] == attempts
+    assert f"({attempts} attempts)" in str(caught.value)
+
+
+async def test_a_failure_that_cannot_mend_is_not_retried(server: ImageServer) -> None:
+    """An HTTP 404 is final: one request, one http_status error with attempts 1."""
+    assert server.served is not None
+    async with Fetcher(FetchConfig(allow_cidrs=LOOPBACK)) as fetcher:
+        with pytest.raises(HttpStatusError) as caught:
+            await fetcher.fetch(f"{server.served.base_url}/bad/missing.jpg")
+    assert caught.value.attempts == 1

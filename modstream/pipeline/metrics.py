@@ -25,6 +25,7 @@ LATENCY_BUCKETS = (
     0.400, 0.450, 0.500, 0.750, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0,
 )  # fmt: skip
 BATCH_BUCKETS = (1, 2, 3, 4, 5, 6, 8, 12, 16, 24, 32, 48, 64)
+ATTEMPT_BUCKETS = (1, 2, 3, 4, 6, 8)
 
 
 class PipelineMetrics:
@@ -59,6 +60,11 @@ class PipelineMetrics:
             ["key"],
             registry=r,
         )
+        self.fetch_attempts = Histogram(
+            "modstream_fetch_attempts",
+            "Requests made to fetch one image URL (above 1: retried after a retriable failure).",
+            ["outcome"], buckets=ATTEMPT_BUCKETS, registry=r,
+        )  # fmt: skip
         self.lag = Gauge(
             "modstream_consumer_lag",
             "Records in the input topic not yet consumed, by partition.",

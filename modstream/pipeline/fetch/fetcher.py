@@ -1,7 +1,11 @@
 """Fetch image bytes over HTTP(S) without trusting the URL, the server, or the body.
 
 * pooled connections with a per-host cap (``aiohttp.TCPConnector``);
-* one total deadline for the whole fetch, redirects included, plus a connect timeout;
+* one total deadline for the whole fetch, redirects and retries included, a connect timeout, and
+  a response timeout per request;
+* a retriable failure (no response in time, a refused connection: the error class's
+  ``retriable``) is tried again with backoff, a bounded number of times within the deadline
+  (:func:`modstream.backoff.retry`); the result or the error carries ``attempts``;
 * the body is cut off while streaming once it passes ``max_bytes`` (after any gzip decoding, so a
   compressed bomb is cut too);
 * redirects are followed by hand, at most ``max_redirects``, and every hop is checked again;
@@ -14,6 +18,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import socket
 import time
@@ -24,6 +29,7 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
+from modstream.backoff import Backoff, is_retriable, retry
 from modstream.errors import (
     BlockedAddress,
     BodyTooLarge,
@@ -51,6 +57,7 @@ class Fetched:
     status: int
     content_type: str
     fetch_s: float
+    attempts: int = 1
 
 
 class GuardedResolver(AbstractResolver):
@@ -116,21 +123,47 @@ class Fetcher:
         if is_file_url(url):
             return await self._read_file(url)
         session = self._ensure_session()
+        config = self.config
+        loop = asyncio.get_running_loop()
         started = time.perf_counter()
+        deadline = loop.time() + config.total_timeout_s
+        attempts = 0
+
+        async def attempt() -> Fetched:
+            nonlocal attempts
+            attempts += 1
+            return await self._follow(session, url, started)
+
         try:
-            async with asyncio.timeout(self.config.total_timeout_s):
-                return await self._follow(session, url, started)
+            async with asyncio.timeout_at(deadline):
+                fetched = await retry(
+                    attempt,
+                    retriable=is_retriable,
+                    backoff=Backoff(config.retry),
+                    max_attempts=config.max_attempts,
+                    deadline=deadline,
+                    clock=loop.time,
+                )
         except TimeoutError:
-            raise FetchTimeout(
+            error = FetchTimeout(
                 f"no complete response from {_host_of(url)} within "
-                f"{self.config.total_timeout_s:g} s"
-            ) from None
+                f"{config.total_timeout_s:g} s" + _tries(attempts)
+            )
+            error.attempts = attempts
+            raise error from None
+        except FetchError as exc:
+            exc.attempts = attempts
+            if attempts > 1:
+                exc.message += _tries(attempts)
+                exc.args = (exc.message,)
+            raise
+        return dataclasses.replace(fetched, attempts=attempts)
 
     async def _follow(self, session: aiohttp.ClientSession, url: str, started: float) -> Fetched:
         current = self._checked_url(url)
         for _hop in range(self.config.max_redirects + 1):
             try:
-                async with session.get(current, allow_redirects=False) as response:
+                async with await self._request(session, current) as response:
                     if response.status in _REDIRECTS and "Location" in response.headers:
                         location = URL(response.headers["Location"])
                         current = self._checked_url(str(response.url.join(location)))
@@ -161,6 +194,16 @@ class Fetcher:
         raise TooManyRedirects(
             f"more than {self.config.max_redirects} redirects starting at {_host_of(url)}"
         )
+
+    async def _request(self, session: aiohttp.ClientSession, url: URL) -> aiohttp.ClientResponse:
+        """Send one request; a server that has not answered within ``response_timeout_s`` is
+        a retriable :class:`FetchTimeout`."""
+        timeout = self.config.response_timeout
+        try:
+            async with asyncio.timeout(timeout):
+                return await session.get(url, allow_redirects=False)
+        except TimeoutError:
+            raise FetchTimeout(f"{url.host} sent no response within {timeout:g} s") from None
 
     async def _read_file(self, url: str) -> Fetched:
         config = self.config
@@ -206,6 +249,10 @@ def _is_ip_literal(host: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _tries(attempts: int) -> str:
+    return f" ({attempts} attempts)" if attempts > 1 else ""
 
 
 def _host_of(url: str) -> str:

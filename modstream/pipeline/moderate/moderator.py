@@ -12,13 +12,14 @@ record, a JSON line, a 4xx); the moderator has already counted them.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modstream.errors import ModstreamError
+from modstream.errors import FetchError, ModstreamError
 from modstream.pipeline.metrics import PipelineMetrics
 from modstream.pipeline.moderate.cache import CacheConfig, TTLCache
 from modstream.pipeline.moderate.policy import Decision, Policy
@@ -42,6 +43,7 @@ class Moderated:
     policy: str
     cached: bool = False
     fetch_s: float | None = None  # fetched from a URL
+    fetch_attempts: int | None = None  # requests it took (above 1: retried)
     read_s: float | None = None  # read from a file
 
 
@@ -54,6 +56,9 @@ def result_fields(moderated: Moderated) -> dict[str, Any]:
     if moderated.read_s is not None:
         timings["read"] = round(moderated.read_s * 1000, 3)
     timings.update(result.timings.as_ms())
+    fetched = (
+        {} if moderated.fetch_attempts is None else {"fetch_attempts": moderated.fetch_attempts}
+    )
     return {
         "nsfw": round(result.nsfw, 6),
         "decision": moderated.decision.value,
@@ -66,6 +71,7 @@ def result_fields(moderated: Moderated) -> dict[str, Any]:
         "width": result.width,
         "height": result.height,
         "cached": moderated.cached,
+        **fetched,
         "timings": timings,
     }
 
@@ -99,9 +105,15 @@ class Moderator:
                 return self._counted(self._decided(known, cached=True, fetch_s=0.0))
             if self._fetcher is None:
                 raise RuntimeError("this moderator was built without a fetcher")
-            fetched = await self._fetcher.fetch(url)
+            try:
+                fetched = await self._fetcher.fetch(url)
+            except FetchError as exc:
+                self._metrics.fetch_attempts.labels("failed").observe(exc.attempts)
+                raise
+            self._metrics.fetch_attempts.labels("fetched").observe(fetched.attempts)
             self._metrics.stage.labels("fetch").observe(fetched.fetch_s)
             moderated = await self._moderate_body(fetched.body, deadline, fetch_s=fetched.fetch_s)
+            moderated = dataclasses.replace(moderated, fetch_attempts=fetched.attempts)
         except ModstreamError as exc:
             self._metrics.errors.labels(exc.kind).inc()
             raise
