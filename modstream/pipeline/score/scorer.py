@@ -36,7 +36,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import hashlib
 import itertools
 import logging
 import os
@@ -49,13 +48,14 @@ from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 
-from modstream.errors import DecodeFailed, DeviceError, ImageError, Overloaded, ScorerClosed
+from modstream.errors import DeviceError, Overloaded, ScorerClosed
 from modstream.models.capabilities import predict_runs_precision
-from modstream.models.decode import DecodeLimits, read_limited
+from modstream.models.decode import DecodeLimits
 from modstream.models.device_spec import DeviceSpec, default_cache_dir
-from modstream.models.preprocess import PreparedImage, Preprocessing, prepare
+from modstream.models.preprocess import Preprocessing
 from modstream.models.weights import ModelWeights, locate_weights, verify_weights
 from modstream.pipeline.score.batcher import BatchPolicy, Dispatch, WaitUntil
+from modstream.pipeline.score.decoding import Decoded, DecodePool
 from modstream.pipeline.score.lanes import Lane, LaneName
 from modstream.pipeline.score.results import ScoreResult, Timings
 from modstream.pipeline.score.routing import Route, RoutePlanner, RouteStatistics
@@ -115,15 +115,6 @@ class ScorerConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class _Decoded:
-    image: PreparedImage
-    sha256: str
-    data: bytes
-    read_s: float
-    decode_s: float
-
-
-@dataclass(frozen=True, slots=True)
 class _Scored:
     nsfw: float
     device: str
@@ -148,25 +139,6 @@ def needs_confirmation(
     ``approximate``: the screen used a shortcut (an approximate crop or a lower precision).
     """
     return mode is Preprocessing.FAST and approximate and screen_score >= confirm_at
-
-
-def _decode_job(
-    source: bytes | Path, mode: Preprocessing, limits: DecodeLimits, digest: str | None
-) -> _Decoded:
-    """Runs on the decode pool: read (for a path), hash the bytes, prepare the model input."""
-    started = time.perf_counter()
-    data = read_limited(source, limits) if isinstance(source, Path) else source
-    read_s = time.perf_counter() - started
-    try:
-        image = prepare(data, mode, limits)
-    except ImageError:
-        raise
-    except Exception as exc:
-        raise DecodeFailed(f"the decoder failed unexpectedly: {type(exc).__name__}: {exc}") from exc
-    if digest is None:
-        digest = hashlib.sha256(data).hexdigest()
-    decode_s = time.perf_counter() - started - read_s
-    return _Decoded(image=image, sha256=digest, data=data, read_s=read_s, decode_s=decode_s)
 
 
 def _screen_is_cheaper(config: ScorerConfig, core: Any) -> bool:
@@ -274,9 +246,7 @@ class Scorer:
                 infer_weight=float(os.cpu_count() or 1) if on_cpu else 1.0,
                 explore_every=config.explore_every,
             )
-        self._pool = ThreadPoolExecutor(
-            config.decode_workers, thread_name_prefix="modstream-decode"
-        )
+        self._decoder = DecodePool(config.decode_workers, config.limits, loop)
         self._admission = asyncio.Semaphore(config.max_pending)
         self._wake = asyncio.Event()
         self._drained = asyncio.Event()
@@ -409,7 +379,7 @@ class Scorer:
         self._active += 1
         try:
             mode = await self._first_pass()
-            decoded = await self._decode(data, mode, sha256)
+            decoded = await self._decoder.decode(data, mode, sha256)
             await self.ready()
             lane = LaneName.SCREEN if mode is Preprocessing.FAST else LaneName.EXACT
             scored = await self._infer(decoded.image.pixels, deadline, lane)
@@ -423,7 +393,7 @@ class Scorer:
             ):  # fmt: skip
                 mode = Preprocessing.EXACT
                 if decoded.image.approximate:
-                    decoded = await self._decode(decoded.data, mode, decoded.sha256)
+                    decoded = await self._decoder.decode(decoded.data, mode, decoded.sha256)
                     decode_s += decoded.decode_s
                 scored = await self._infer(decoded.image.pixels, deadline, LaneName.EXACT)
                 self._observe(LaneName.EXACT, decoded, scored)
@@ -477,7 +447,7 @@ class Scorer:
                 await self.ready()  # the devices could not be opened: raise why
         return self._screen_pays.result()
 
-    def _observe(self, lane: LaneName, decoded: _Decoded, scored: _Scored) -> None:
+    def _observe(self, lane: LaneName, decoded: Decoded, scored: _Scored) -> None:
         """Feed the route planner what this pass cost."""
         planner = self._planner
         if planner is None:
@@ -489,13 +459,6 @@ class Scorer:
     def routes(self) -> RouteStatistics | None:
         """How fast mode has routed images so far (``None`` outside fast mode)."""
         return self._planner.statistics() if self._planner is not None else None
-
-    async def _decode(
-        self, data: bytes | Path, mode: Preprocessing, digest: str | None
-    ) -> _Decoded:
-        return await self._loop.run_in_executor(
-            self._pool, _decode_job, data, mode, self.config.limits, digest
-        )
 
     async def _infer(
         self, pixels: np.ndarray[Any, np.dtype[np.uint8]], deadline: float, lane: LaneName
@@ -551,7 +514,7 @@ class Scorer:
                 await self._dispatcher
         for worker in self._workers:
             await asyncio.to_thread(worker.wait_idle)
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._decoder.shutdown()
         failure = ScorerClosed("the scorer shut down before this image was scored")
         for lane in self._distinct_lanes():
             for item in lane.batcher.take(len(lane.batcher)):
