@@ -41,7 +41,7 @@ import logging
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
@@ -50,68 +50,25 @@ import numpy as np
 
 from modstream.errors import DeviceError, Overloaded, ScorerClosed
 from modstream.models.capabilities import predict_runs_precision
-from modstream.models.decode import DecodeLimits
-from modstream.models.device_spec import DeviceSpec, default_cache_dir
+from modstream.models.device_spec import DeviceSpec
 from modstream.models.preprocess import Preprocessing
 from modstream.models.weights import ModelWeights, locate_weights, verify_weights
-from modstream.pipeline.score.batcher import BatchPolicy, Dispatch, WaitUntil
+from modstream.pipeline.score.batcher import Dispatch, WaitUntil
+from modstream.pipeline.score.config import SCREENING_MODES, ScorerConfig
 from modstream.pipeline.score.decoding import Decoded, DecodePool
 from modstream.pipeline.score.lanes import Lane, LaneName
 from modstream.pipeline.score.results import ScoreResult, Timings
 from modstream.pipeline.score.routing import Route, RoutePlanner, RouteStatistics
+from modstream.pipeline.score.screening import needs_confirmation
 
 if TYPE_CHECKING:
     from modstream.models.network import CompiledNetwork
     from modstream.pipeline.score.devices import DeviceWorker, ScoreArray
 
 
+__all__ = ["SCREENING_MODES", "Scorer", "ScorerConfig", "needs_confirmation"]
+
 log = logging.getLogger("modstream.scorer")
-
-SCREENING_MODES = ("auto", "always", "adaptive")
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class ScorerConfig:
-    """Everything the scorer needs; ``deadline`` defaults to now + ``latency_budget_s``."""
-
-    devices: tuple[DeviceSpec, ...] = (DeviceSpec(),)
-    preprocessing: Preprocessing = Preprocessing.FAST
-    limits: DecodeLimits = field(default_factory=DecodeLimits)
-    batch: BatchPolicy = field(default_factory=BatchPolicy)
-    latency_budget_s: float = 0.250
-    # Fast mode screens with an approximate crop; a screen score at or above this is computed
-    # again from the exact crop, so every score that can matter to a decision is exact.
-    confirm_at: float = 0.05
-    # Fast mode sends every N-th image down the route it does not prefer, to keep measuring it
-    # (:mod:`modstream.pipeline.score.routing`); 0 never explores.
-    explore_every: int = 64
-    # "auto": fast mode screens where the device has a cheaper screen precision (decided at
-    # start-up, the same for every image); "always": it screens every image; "adaptive": a
-    # RoutePlanner chooses per image (see the module docstring).
-    screening: str = "auto"
-    # Precision of the fast-mode screen where the device supports it; the exact lane keeps each
-    # device's own precision (f32 by default). bf16 halves CPU inference time on CPUs that have it
-    # and moves screen scores by well under the confirmation floor.
-    screen_precision: str | None = "bf16"
-    # One more decode thread than cores: a thread waiting on file or socket I/O leaves a core idle.
-    decode_workers: int = field(default_factory=lambda: (os.cpu_count() or 2) + 1)
-    max_pending: int = 64
-    admission_timeout_s: float = 30.0
-    drain_timeout_s: float = 30.0
-    cache_dir: Path | None = field(default_factory=default_cache_dir)
-    weights_path: Path | None = None
-
-    def __post_init__(self) -> None:
-        if not self.devices:
-            raise ValueError("at least one device is required")
-        if self.decode_workers < 1 or self.max_pending < 1:
-            raise ValueError("decode_workers and max_pending must be at least 1")
-        if self.screening not in SCREENING_MODES:
-            raise ValueError(
-                f"screening must be one of {', '.join(SCREENING_MODES)}, not {self.screening!r}"
-            )
-        if not 0.0 <= self.confirm_at <= 1.0:
-            raise ValueError(f"confirm_at {self.confirm_at} is outside 0..1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,16 +86,6 @@ class _Item:
     pixels: np.ndarray[Any, np.dtype[np.uint8]]
     enqueued: float
     future: asyncio.Future[_Scored]
-
-
-def needs_confirmation(
-    mode: Preprocessing, *, approximate: bool, screen_score: float, confirm_at: float
-) -> bool:
-    """Whether a fast-mode screen score must be recomputed exactly.
-
-    ``approximate``: the screen used a shortcut (an approximate crop or a lower precision).
-    """
-    return mode is Preprocessing.FAST and approximate and screen_score >= confirm_at
 
 
 def _screen_is_cheaper(config: ScorerConfig, core: Any) -> bool:
