@@ -45,7 +45,20 @@ async def test_concurrent_calls_are_batched_and_each_gets_its_own_score(cache_di
         assert result.nsfw == pytest.approx(REFERENCE[name], abs=2e-3), name
         assert result.model.startswith("open_nsfw@864bb37b")
     assert max(result.timings.batch_size for result in results) > 1
-    assert stats["devices"][0]["images"] == len(names)
+    assert stats["devices"][0].images == len(names)
+
+
+async def test_device_statistics_are_snapshots(cache_dir: Path) -> None:
+    """A DeviceStatistics read earlier keeps its numbers while the worker goes on counting."""
+    name = next(iter(REFERENCE))
+    async with await Scorer.start(config(cache_dir)) as scorer:
+        (before,) = scorer.device_statistics()
+        await scorer.score(IMAGES[name])
+        (after,) = scorer.device_statistics()
+    assert (before.images, before.batches, before.busy_s) == (0, 0, 0.0)
+    assert (after.images, after.batches, after.in_flight) == (1, 1, 0)
+    assert after.busy_s > 0
+    assert after.requests == before.requests >= 1
 
 
 async def test_two_device_workers_share_the_load(cache_dir: Path) -> None:
@@ -57,7 +70,7 @@ async def test_two_device_workers_share_the_load(cache_dir: Path) -> None:
     async with await Scorer.start(cfg) as scorer:
         metrics.devices.track(scorer.device_statistics)
         results = await asyncio.gather(*(scorer.score(IMAGES[name]) for name in names))
-        per_device = [device["images"] for device in scorer.statistics()["devices"]]
+        per_device = [device.images for device in scorer.device_statistics()]
     assert len(per_device) == 2
     scraped = [
         metrics.registry.get_sample_value(

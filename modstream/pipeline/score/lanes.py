@@ -42,5 +42,5 @@ class Lane(Generic[T]):
     def statistics(self) -> dict[str, object]:
         return {
             **self.batcher.statistics(),
-            "devices": [worker.stats.as_dict() for worker in self.workers],
+            "devices": [worker.statistics() for worker in self.workers],
         }

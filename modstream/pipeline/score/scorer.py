@@ -65,7 +65,7 @@ from modstream.pipeline.score.screening import (
 )
 
 if TYPE_CHECKING:
-    from modstream.pipeline.score.devices import DeviceWorker, ScoreArray
+    from modstream.pipeline.score.devices import DeviceStatistics, DeviceWorker, ScoreArray
 
 
 __all__ = ["SCREENING_MODES", "Scorer", "ScorerConfig", "needs_confirmation"]
@@ -311,9 +311,10 @@ class Scorer:
             "devices": self.device_statistics(),
         }
 
-    def device_statistics(self) -> list[dict[str, Any]]:
-        """Each device worker's counters (images, batches, busy seconds, failures)."""
-        return [worker.stats.as_dict() for worker in self._workers]
+    def device_statistics(self) -> tuple[DeviceStatistics, ...]:
+        """Each device worker's counters (images, batches, busy seconds, failures), exact lane's
+        workers first."""
+        return tuple(worker.statistics() for worker in self._workers)
 
     async def aclose(self) -> None:
         """Drain admitted work, then release devices and threads. Safe to call twice."""
