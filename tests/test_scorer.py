@@ -7,17 +7,20 @@ import io
 import json
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from modstream.errors import NotAnImage, Overloaded, ScorerClosed
-from modstream.models.network import DeviceSpec
+from modstream.models.network import DeviceSpec, make_core, runs_precision
 from modstream.models.preprocess import Preprocessing
 from modstream.pipeline.metrics import PipelineMetrics
 from modstream.pipeline.score.batcher import BatchPolicy
+from modstream.pipeline.score.lanes import LaneName
 from modstream.pipeline.score.scorer import Scorer, ScorerConfig
+from modstream.pipeline.score.screening import FirstPass
 
 LADDER = Path(__file__).parent / "fixtures" / "ladder"
 REFERENCE: dict[str, float] = json.loads((LADDER / "reference.json").read_text())
@@ -45,7 +48,8 @@ async def test_concurrent_calls_are_batched_and_each_gets_its_own_score(cache_di
         assert result.nsfw == pytest.approx(REFERENCE[name], abs=2e-3), name
         assert result.model.startswith("open_nsfw@864bb37b")
     assert max(result.timings.batch_size for result in results) > 1
-    assert stats["devices"][0].images == len(names)
+    assert stats.devices[0].images == len(names)
+    assert stats.active == stats.queued == 0
 
 
 async def test_device_statistics_are_snapshots(cache_dir: Path) -> None:
@@ -99,7 +103,7 @@ async def test_cancelling_callers_never_loses_or_swaps_other_results(cache_dir: 
         outcomes = await asyncio.gather(*tasks, return_exceptions=True)
         # The scorer is still healthy afterwards.
         again = await scorer.score(IMAGES[names[0]])
-        assert scorer.statistics()["queued"] == 0
+        assert scorer.statistics().queued == 0
     for index, (name, outcome) in enumerate(zip(names, outcomes, strict=True)):
         if isinstance(outcome, asyncio.CancelledError):
             assert index in doomed
@@ -176,27 +180,57 @@ async def test_fast_mode_screens_low_scores_and_confirms_high_ones(cache_dir: Pa
     assert high.timings.decode_s > 0 and high.timings.infer_s > 0
 
 
-async def test_auto_screening_is_decided_by_what_the_device_runs(cache_dir: Path) -> None:
-    """screening="auto" screens only where the device runs the screen precision; asked for a
-    screen it cannot make cheaper (f32 here, or bf16 on a CPU without it), every image takes the
-    exact path and gets the exact scorer's score, bit for bit."""
+# What this CPU runs, as OpenVINO reports it; the test ids below say which path each case takes.
+BF16_HERE = runs_precision(make_core(None), "CPU", "bf16")
+AUTO_PATHS = [
+    pytest.param("f32", False, id="f32-screen-never-cheaper:exact-path"),
+    pytest.param(
+        "bf16",
+        BF16_HERE,
+        id="bf16-screen:" + ("screens-at-bf16" if BF16_HERE else "exact-path-no-bf16-here"),
+    ),
+]
+
+
+@pytest.mark.parametrize(("screen_precision", "screens"), AUTO_PATHS)
+async def test_auto_screening_is_decided_by_what_the_device_runs(
+    cache_dir: Path,
+    screen_precision: str,
+    screens: bool,
+    record_property: Callable[[str, object], None],
+) -> None:
+    """screening="auto" screens only where the device runs the screen precision: there, low
+    scores keep their bf16 screen and every score from 0.05 up is the exact scorer's; asked for a
+    screen it cannot make cheaper (f32, or bf16 on a CPU without it), every image takes the exact
+    path and gets the exact scorer's score, bit for bit."""
     photo = (Path(__file__).parent.parent / "modstream" / "samples" / "photo-a.jpg").read_bytes()
     names = sorted(REFERENCE)[:6]
     inputs = [photo, *(IMAGES[name] for name in names)]
     exact_config = config(cache_dir, preprocessing=Preprocessing.EXACT)
     async with await Scorer.start(exact_config) as exact:
         expected = [r.nsfw for r in await asyncio.gather(*(exact.score(d) for d in inputs))]
-    for screen_precision in ("f32", "bf16"):
-        auto = config(
-            cache_dir, preprocessing=Preprocessing.FAST, screen_precision=screen_precision
-        )
-        async with await Scorer.start(auto) as scorer:
-            results = await asyncio.gather(*(scorer.score(d) for d in inputs))
-            lanes = set(scorer.statistics()["lanes"])
-        bf16_here = screen_precision == "bf16" and lanes == {"exact", "screen"}
-        if bf16_here:  # a CPU with bf16: the screen runs, and is confirmed from 0.05 up
-            assert all(r.preprocessing == "exact" for r in results if r.nsfw >= 0.05)
-            continue
-        assert lanes == {"exact"}, lanes
-        assert [r.preprocessing for r in results] == ["exact"] * len(inputs)
-        assert [r.nsfw for r in results] == expected
+    auto = config(cache_dir, preprocessing=Preprocessing.FAST, screen_precision=screen_precision)
+    async with await Scorer.start(auto) as scorer:
+        results = await asyncio.gather(*(scorer.score(d) for d in inputs))
+        lanes = {lane.name for lane in scorer.statistics().lanes}
+        plan = scorer.plan
+    record_property("cpu_path", plan.describe())
+    if screens:
+        assert plan.first_pass is FirstPass.SCREEN
+        assert lanes == {LaneName.EXACT, LaneName.SCREEN}
+        kept = [r for r in results if r.preprocessing == "fast"]
+        assert kept, "no screen score was kept"  # photo-a scores far below the floor
+        assert all(r.precision == "bf16" and r.nsfw < 0.05 for r in kept), kept
+        assert all(r.preprocessing == "exact" for r in results if r.nsfw >= 0.05)
+        final = [
+            (r.nsfw, e)
+            for r, e in zip(results, expected, strict=True)
+            if r.preprocessing == "exact"
+        ]
+        assert final, "no screen score was confirmed"
+        assert all(nsfw == e for nsfw, e in final), final  # a confirmation is the exact score
+        return
+    assert plan.first_pass is FirstPass.EXACT
+    assert lanes == {LaneName.EXACT}, lanes
+    assert [r.preprocessing for r in results] == ["exact"] * len(inputs)
+    assert [r.nsfw for r in results] == expected

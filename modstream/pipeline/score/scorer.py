@@ -54,7 +54,7 @@ from modstream.pipeline.score.batcher import Dispatch, WaitUntil
 from modstream.pipeline.score.compiling import compile_lanes, make_workers, open_devices
 from modstream.pipeline.score.config import SCREENING_MODES, ScorerConfig
 from modstream.pipeline.score.decoding import Decoded, DecodePool
-from modstream.pipeline.score.lanes import Lane, LaneName
+from modstream.pipeline.score.lanes import Lane, LaneName, LaneStatistics
 from modstream.pipeline.score.results import ScoreResult, Timings
 from modstream.pipeline.score.routing import Route, RoutePlanner, RouteStatistics
 from modstream.pipeline.score.screening import (
@@ -68,7 +68,7 @@ if TYPE_CHECKING:
     from modstream.pipeline.score.devices import DeviceStatistics, DeviceWorker, ScoreArray
 
 
-__all__ = ["SCREENING_MODES", "Scorer", "ScorerConfig", "needs_confirmation"]
+__all__ = ["SCREENING_MODES", "Scorer", "ScorerConfig", "ScorerStatistics", "needs_confirmation"]
 
 log = logging.getLogger("modstream.scorer")
 
@@ -88,6 +88,17 @@ class _Item:
     pixels: np.ndarray[Any, np.dtype[np.uint8]]
     enqueued: float
     future: asyncio.Future[_Scored]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ScorerStatistics:
+    """``active``: admitted calls not yet answered; ``queued``: images waiting in a batcher.
+    ``lanes``: each lane once, the exact lane first (screens sharing it are counted there)."""
+
+    active: int
+    queued: int
+    lanes: tuple[LaneStatistics, ...]
+    devices: tuple[DeviceStatistics, ...]
 
 
 class Scorer:
@@ -303,13 +314,14 @@ class Scorer:
         self._wake.set()
         return await future
 
-    def statistics(self) -> dict[str, Any]:
-        return {
-            "active": self._active,
-            "queued": sum(len(lane.batcher) for lane in self._lanes.values()),
-            "lanes": {str(name): lane.statistics() for name, lane in self._lanes.items()},
-            "devices": self.device_statistics(),
-        }
+    def statistics(self) -> ScorerStatistics:
+        lanes = tuple(lane.statistics() for lane in self._lanes.values())
+        return ScorerStatistics(
+            active=self._active,
+            queued=sum(lane.batcher.queued for lane in lanes),
+            lanes=lanes,
+            devices=self.device_statistics(),
+        )
 
     def device_statistics(self) -> tuple[DeviceStatistics, ...]:
         """Each device worker's counters (images, batches, busy seconds, failures), exact lane's
