@@ -163,7 +163,9 @@ async def test_aclose_drains_admitted_work_then_refuses(cache_dir: Path) -> None
     await scorer.aclose()
 
 
-async def test_fast_mode_screens_low_scores_and_confirms_high_ones(cache_dir: Path) -> None:
+async def test_fast_mode_screens_low_scores_and_confirms_high_ones(
+    cache_dir: Path, record_property: Callable[[str, object], None]
+) -> None:
     """A screen keeps its shortcut for a low-scoring photo and rescores a high one exactly."""
     photo = (Path(__file__).parent.parent / "modstream" / "samples" / "photo-a.jpg").read_bytes()
     high_name = max(REFERENCE, key=lambda name: REFERENCE[name])
@@ -173,6 +175,7 @@ async def test_fast_mode_screens_low_scores_and_confirms_high_ones(cache_dir: Pa
     screening = config(cache_dir, preprocessing=Preprocessing.FAST, screening="always")
     async with await Scorer.start(screening) as fast:
         low, high = await asyncio.gather(fast.score(photo), fast.score(buffer.getvalue()))
+    record_property("cpu_path", f"{fast.plan.describe()} (screen ran at {low.precision})")
     assert low.nsfw < fast.config.confirm_at
     assert low.preprocessing == "fast"
     assert high.nsfw > 0.9
