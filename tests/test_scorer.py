@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import logging
 import random
 import time
 from collections.abc import Callable
@@ -14,6 +15,7 @@ import pytest
 from PIL import Image
 
 from modstream.errors import NotAnImage, Overloaded, ScorerClosed
+from modstream.models import capabilities
 from modstream.models.network import DeviceSpec, make_core, runs_precision
 from modstream.models.preprocess import Preprocessing
 from modstream.pipeline.metrics import PipelineMetrics
@@ -237,3 +239,51 @@ async def test_auto_screening_is_decided_by_what_the_device_runs(
     assert lanes == {LaneName.EXACT}, lanes
     assert [r.preprocessing for r in results] == ["exact"] * len(inputs)
     assert [r.nsfw for r in results] == expected
+
+
+def _denied_precision() -> str | None:
+    """A screen precision OpenVINO says this CPU does not run natively (None: it runs both)."""
+    core = make_core(None)
+    return next((p for p in ("f16", "bf16") if not runs_precision(core, "CPU", p)), None)
+
+
+async def test_screens_decoded_on_a_prediction_openvino_contradicts_are_scored_exactly(
+    cache_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    record_property: Callable[[str, object], None],
+) -> None:
+    """CPU flags that promise a screen precision OpenVINO then denies: the images already decoded
+    as screens go to the exact lane (there is no screen lane), every one is scored, and every
+    score from 0.05 up is the exact scorer's."""
+    precision = _denied_precision()
+    if precision is None:
+        pytest.skip("this CPU runs both f16 and bf16: no prediction for OpenVINO to contradict")
+    claimed = {"f16": "avx512_fp16", "bf16": "avx512_bf16"}[precision]
+    record_property("cpu_path", f"flags made to claim {claimed}; OpenVINO denies {precision}")
+    monkeypatch.setattr(capabilities, "cpu_flags", lambda: frozenset({"avx2", claimed}))
+    photo = (Path(__file__).parent.parent / "modstream" / "samples" / "photo-a.jpg").read_bytes()
+    inputs = [photo, *(_large_jpeg(name) for name in sorted(REFERENCE)[:6])]
+    async with await Scorer.start(config(cache_dir)) as exact:
+        expected = [r.nsfw for r in await asyncio.gather(*(exact.score(d) for d in inputs))]
+    fast = config(cache_dir, preprocessing=Preprocessing.FAST, screen_precision=precision)
+    with caplog.at_level(logging.WARNING, logger="modstream.scorer"):
+        async with await Scorer.start(fast, wait=False) as scorer:
+            # Admitted before OpenVINO has answered: the first pass follows the prediction.
+            assert scorer.plan.first_pass is FirstPass.SCREEN
+            results = await asyncio.gather(*(scorer.score(d) for d in inputs))
+            plan = scorer.plan
+    assert f"the CPU flags predicted {precision} screen support" in caplog.text
+    assert plan.first_pass is FirstPass.EXACT
+    assert {r.precision for r in results} == {"f32"}
+    assert "fast" in {r.preprocessing for r in results}  # the screens decoded on the prediction
+    high = [(r.nsfw, e) for r, e in zip(results, expected, strict=True) if r.nsfw >= 0.05]
+    assert high and all(nsfw == e for nsfw, e in high), high
+
+
+def _large_jpeg(name: str) -> bytes:
+    """A ladder image as a 1200 px JPEG, where the fast path's approximate crop engages."""
+    with Image.open(LADDER / name) as image:
+        buffer = io.BytesIO()
+        image.convert("RGB").resize((1200, 1200)).save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
