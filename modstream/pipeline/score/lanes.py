@@ -1,8 +1,10 @@
 """A lane: one deadline batcher in front of the device workers that run one compiled network.
 
-In ``exact`` mode the scorer has one lane. In ``fast`` mode it has two: ``screen`` (approximate
-crops, the screening precision) and ``exact`` (exact crops at f32, for confirmations). Keeping
-them apart means a batch never mixes networks, and each lane learns its own batch times.
+In ``exact`` mode the scorer has one lane. In ``fast`` mode, where screens have a network of their
+own (:class:`~modstream.pipeline.score.screening.ScreenLane`), it has two: ``screen`` (approximate
+crops, the screening precision) and ``exact`` (exact crops at f32, for confirmations); otherwise
+screens share the exact lane. Keeping networks apart means a batch never mixes them, and each
+lane learns its own batch times.
 """
 
 from __future__ import annotations
