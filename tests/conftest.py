@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from modstream.models.capabilities import cpu_flags
 from modstream.models.preprocess import Preprocessing
 from modstream.pipeline.score.scorer import Scorer, ScorerConfig
 
@@ -48,3 +49,25 @@ async def fast_scorer(make_scorer_config: ScorerConfigFactory) -> AsyncIterator[
     """A real CPU scorer with the "fast" preprocessing, shared by one module."""
     async with await Scorer.start(make_scorer_config(preprocessing=Preprocessing.FAST)) as scorer:
         yield scorer
+
+
+def pytest_report_header() -> str:
+    flags = cpu_flags()
+    native = sorted(flags & {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "avx512_fp16"})
+    return f"cpu flags that decide the scoring path: {', '.join(native) or 'none readable'}"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """List the path each CPU-dependent test took here (``record_property("cpu_path", ...)``)."""
+    lines = [
+        f"{report.nodeid}: {value}"
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        if getattr(report, "when", None) == "call"
+        for key, value in getattr(report, "user_properties", ())
+        if key == "cpu_path"
+    ]
+    if lines:
+        terminalreporter.section("paths taken on this CPU")
+        for line in lines:
+            terminalreporter.line(line)

@@ -103,7 +103,7 @@ def test_at_light_load_a_batch_leaves_at_once_when_no_company_is_expected() -> N
         batcher.add(str(arrival), now=arrival, deadline=arrival + 1.0)
         assert batcher.decide(now=arrival, free_slots=1) == Dispatch(1, "no company expected")
         batcher.take(1)
-    assert batcher.statistics()["arrival_gap_s"] == pytest.approx(0.080)
+    assert batcher.statistics().arrival_gap_s == pytest.approx(0.080)
 
 
 def test_under_load_a_batch_still_waits_for_company() -> None:

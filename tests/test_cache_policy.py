@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from modstream.errors import ConfigError
-from modstream.pipeline.moderate.cache import CacheConfig, TTLCache
+from modstream.pipeline.moderate.cache import CacheConfig, CacheStatistics, TTLCache
 from modstream.pipeline.moderate.policy import PRESETS, Decision, Policy, resolve_policy
 
 
@@ -26,7 +26,7 @@ def test_cache_entries_expire_after_ttl() -> None:
     assert cache.get("k") == 1
     clock.now = 5.0
     assert cache.get("k") is None
-    assert cache.statistics() == {"entries": 0, "hits": 1, "misses": 1}
+    assert cache.statistics() == CacheStatistics(entries=0, hits=1, misses=1)
 
 
 def test_cache_evicts_least_recently_used() -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -196,12 +196,16 @@ async def fast_variant(
 @pytest.mark.asyncio(loop_scope="session")
 @pytest.mark.parametrize("ladder", list(LADDERS))
 async def test_every_fast_path_meets_the_bar_and_agrees_on_every_decision(
-    fast_variant: Scorer, ladder: str, request: pytest.FixtureRequest
+    fast_variant: Scorer,
+    ladder: str,
+    request: pytest.FixtureRequest,
+    record_property: Callable[[str, object], None],
 ) -> None:
     """On each path fast mode can take (default, no-bf16 screen, bf16 screen): mean |delta| <=
     0.005, p99 <= 0.03, and no image decided differently from its reference under any policy."""
     cases: list[Case] = request.getfixturevalue(ladder)
     results = await asyncio.gather(*(fast_variant.score(case.data) for case in cases))
+    record_property("cpu_path", fast_variant.plan.describe())
     deltas = Deltas(
         [case.name for case in cases],
         np.abs(np.array([r.nsfw for r in results]) - [case.reference for case in cases]),

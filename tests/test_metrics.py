@@ -9,6 +9,7 @@ from prometheus_client import generate_latest
 
 from modstream.models.preprocess import Preprocessing
 from modstream.pipeline.metrics import LATENCY_BUCKETS, LatencyWindow, PipelineMetrics, percentile
+from modstream.pipeline.score.devices import DeviceStatistics
 from modstream.pipeline.score.scorer import needs_confirmation
 
 
@@ -58,3 +59,38 @@ def test_confirmation_rule() -> None:
     assert not rule(fast, approximate=True, screen_score=0.049, confirm_at=0.05)
     assert not rule(fast, approximate=False, screen_score=0.9, confirm_at=0.05)
     assert not rule(exact, approximate=True, screen_score=0.9, confirm_at=0.05)
+
+
+def test_device_metrics_read_the_statistics_at_scrape_time() -> None:
+    """Every scrape reports what the device readers return then, one worker label per device
+    across all readers, counters and gauges alike."""
+    metrics = PipelineMetrics()
+    counts = {"images": 0}
+
+    def first() -> tuple[DeviceStatistics, ...]:
+        return (
+            DeviceStatistics(device="CPU", requests=2, in_flight=1, batches=3,
+                             images=counts["images"], failures=0, busy_s=0.25),
+        )  # fmt: skip
+
+    def second() -> list[DeviceStatistics]:
+        return [DeviceStatistics(device="GPU.0", requests=4, in_flight=0, batches=1, images=8,
+                                 failures=2, busy_s=1.5)]  # fmt: skip
+
+    metrics.devices.track(first)
+    metrics.devices.track(second)
+
+    def sample(name: str, device: str, worker: int) -> float | None:
+        labels = {"device": device, "worker": str(worker)}
+        return metrics.registry.get_sample_value(name, labels)
+
+    counts["images"] = 5
+    assert sample("modstream_device_images_total", "CPU", 0) == 5
+    counts["images"] = 7  # read again at the next scrape, not remembered from the first
+    assert sample("modstream_device_images_total", "CPU", 0) == 7
+    assert sample("modstream_device_busy_seconds_total", "CPU", 0) == 0.25
+    assert sample("modstream_device_in_flight", "CPU", 0) == 1
+    assert sample("modstream_device_images_total", "GPU.0", 1) == 8
+    assert sample("modstream_device_failures_total", "GPU.0", 1) == 2
+    assert sample("modstream_device_requests", "GPU.0", 1) == 4
+    assert sample("modstream_device_batches_total", "GPU.0", 1) == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from modstream.pipeline.score.routing import Route, RoutePlanner
 
 
@@ -73,3 +75,11 @@ def test_until_warm_the_planner_leans_exact() -> None:
     planner.observe_infer(Route.SCREEN, 0.025)
     planner.observe_infer(Route.EXACT, 0.025)
     assert planner.choose() is Route.EXACT  # every image needed confirming: screening loses
+
+
+def test_inference_on_cpus_weighs_every_core() -> None:
+    """On CPUs an inference occupies every core; elsewhere the cores stay free to decode."""
+    cores = float(os.cpu_count() or 1)
+    assert RoutePlanner.for_devices(["CPU", "cpu"]).infer_weight == cores
+    assert RoutePlanner.for_devices(["CPU", "GPU.0"]).infer_weight == 1.0
+    assert RoutePlanner.for_devices(["CPU"], explore_every=5).explore_every == 5

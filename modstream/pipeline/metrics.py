@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from threading import Thread
-from typing import Any
+from typing import TYPE_CHECKING
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:  # the device module imports OpenVINO, which this module must not load
+    from modstream.pipeline.score.devices import DeviceStatistics
 
 LATENCY_BUCKETS = (
     0.005, 0.0075, 0.010, 0.0125, 0.015, 0.0175, 0.020, 0.025, 0.030, 0.035, 0.040, 0.045, 0.050,
@@ -79,7 +82,7 @@ class PipelineMetrics:
         return server, thread
 
 
-DeviceReader = Callable[[], Sequence[Mapping[str, Any]]]
+DeviceReader = Callable[[], Sequence["DeviceStatistics"]]
 
 
 class DeviceMetrics(Collector):
@@ -100,36 +103,39 @@ class DeviceMetrics(Collector):
         registry.register(self)
 
     def track(self, read: DeviceReader) -> None:
-        """Report what ``read()`` returns (a list of ``DeviceStatistics.as_dict()``) per scrape."""
+        """Report what ``read()`` returns (each device's ``DeviceStatistics``) at every scrape."""
         self._readers.append(read)
 
     def collect(self) -> Iterator[Metric]:
         families = [
-            (kind(name, help_text, labels=["device", "worker"]), key)
-            for kind, name, help_text, key in _DEVICE_FAMILIES
+            (kind(name, help_text, labels=["device", "worker"]), value)
+            for kind, name, help_text, value in _DEVICE_FAMILIES
         ]
         index = 0
         for read in self._readers:
             for device in read():
-                labels = [str(device["device"]), str(index)]
+                labels = [device.device, str(index)]
                 index += 1
-                for family, key in families:
-                    family.add_metric(labels, float(device[key]))
-        yield from (family for family, _key in families)
+                for family, value in families:
+                    family.add_metric(labels, value(device))
+        yield from (family for family, _value in families)
 
 
-# (family, name, help, DeviceStatistics field)
+# (family, name, help, what it reads from the DeviceStatistics)
 _Family = type[CounterMetricFamily | GaugeMetricFamily]
-_DEVICE_FAMILIES: tuple[tuple[_Family, str, str, str], ...] = (
-    (CounterMetricFamily, "modstream_device_images", "Images inferred on the device.", "images"),
-    (CounterMetricFamily, "modstream_device_batches", "Inference batches run.", "batches"),
+_DEVICE_FAMILIES: tuple[tuple[_Family, str, str, Callable[[DeviceStatistics], float]], ...] = (
+    (CounterMetricFamily, "modstream_device_images", "Images inferred on the device.",
+     lambda device: device.images),
+    (CounterMetricFamily, "modstream_device_batches", "Inference batches run.",
+     lambda device: device.batches),
     (CounterMetricFamily, "modstream_device_busy_seconds", "Time with an inference running.",
-     "busy_s"),
-    (CounterMetricFamily, "modstream_device_failures", "Failed inference requests.", "failures"),
+     lambda device: device.busy_s),
+    (CounterMetricFamily, "modstream_device_failures", "Failed inference requests.",
+     lambda device: device.failures),
     (GaugeMetricFamily, "modstream_device_in_flight", "Inference requests running now.",
-     "in_flight"),
+     lambda device: device.in_flight),
     (GaugeMetricFamily, "modstream_device_requests", "Inference requests the device runs at once.",
-     "requests"),
+     lambda device: device.requests),
 )  # fmt: skip
 
 

@@ -21,6 +21,15 @@ class CacheConfig:
     ttl_s: float = 3600.0
 
 
+@dataclass(frozen=True, slots=True)
+class CacheStatistics:
+    """Live entries, and lookups answered (``hits``) or not (``misses``: absent or expired)."""
+
+    entries: int
+    hits: int
+    misses: int
+
+
 class TTLCache(Generic[V]):
     def __init__(self, config: CacheConfig, clock: Callable[[], float] = time.monotonic) -> None:
         self._config = config
@@ -51,5 +60,5 @@ class TTLCache(Generic[V]):
     def __len__(self) -> int:
         return len(self._entries)
 
-    def statistics(self) -> dict[str, int]:
-        return {"entries": len(self._entries), "hits": self.hits, "misses": self.misses}
+    def statistics(self) -> CacheStatistics:
+        return CacheStatistics(entries=len(self._entries), hits=self.hits, misses=self.misses)

@@ -90,6 +90,15 @@ class WaitForChange:
 Decision = Dispatch | WaitUntil | WaitForChange
 
 
+@dataclass(frozen=True, slots=True)
+class BatcherStatistics:
+    """The queue and what the batcher has learned: seconds per item, and between arrivals."""
+
+    queued: int
+    per_item_s: float
+    arrival_gap_s: float
+
+
 @dataclass(order=True, slots=True)
 class _Entry(Generic[T]):
     deadline: float
@@ -157,9 +166,7 @@ class DeadlineBatcher(Generic[T]):
         """Remove and return the ``count`` items with the earliest deadlines."""
         return [heapq.heappop(self._heap).item for _ in range(min(count, len(self._heap)))]
 
-    def statistics(self) -> dict[str, float]:
-        return {
-            "queued": len(self._heap),
-            "per_item_s": round(self.service.per_item_s, 5),
-            "arrival_gap_s": round(self._gap_s, 5),
-        }
+    def statistics(self) -> BatcherStatistics:
+        return BatcherStatistics(
+            queued=len(self._heap), per_item_s=self.service.per_item_s, arrival_gap_s=self._gap_s
+        )

@@ -12,7 +12,6 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -25,26 +24,28 @@ ScoreArray = npt.NDArray[np.float32]
 BatchCallback = Callable[[ScoreArray | DeviceError, float], None]
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class DeviceStatistics:
+    """A device worker's counters at one moment (``busy_s``: time with a request running)."""
+
     device: str
     requests: int
+    in_flight: int
+    batches: int
+    images: int
+    failures: int
+    busy_s: float
+
+
+@dataclass(slots=True)
+class _Counters:
+    """What a worker counts as it goes (on the event loop only)."""
+
     in_flight: int = 0
     batches: int = 0
     images: int = 0
     failures: int = 0
     busy_s: float = 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "device": self.device,
-            "requests": self.requests,
-            "in_flight": self.in_flight,
-            "batches": self.batches,
-            "images": self.images,
-            "failures": self.failures,
-            "busy_s": round(self.busy_s, 4),
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +62,7 @@ class DeviceWorker:
         self._loop = loop
         self._queue = ov.AsyncInferQueue(network.compiled, network.num_requests)
         self._queue.set_callback(self._on_complete)
-        self.stats = DeviceStatistics(device=network.device, requests=network.num_requests)
+        self._counts = _Counters()
 
     @property
     def device(self) -> str:
@@ -69,7 +70,19 @@ class DeviceWorker:
 
     @property
     def free_slots(self) -> int:
-        return self.stats.requests - self.stats.in_flight
+        return self.network.num_requests - self._counts.in_flight
+
+    def statistics(self) -> DeviceStatistics:
+        counts = self._counts
+        return DeviceStatistics(
+            device=self.device,
+            requests=self.network.num_requests,
+            in_flight=counts.in_flight,
+            batches=counts.batches,
+            images=counts.images,
+            failures=counts.failures,
+            busy_s=counts.busy_s,
+        )
 
     def submit(self, pixels: npt.NDArray[np.uint8], callback: BatchCallback) -> None:
         """Start inference on ``pixels`` (N, 224, 224, 3); ``callback`` runs on the event loop."""
@@ -80,13 +93,13 @@ class DeviceWorker:
         if static is not None and count < static:
             padding = np.zeros((static - count, *pixels.shape[1:]), dtype=pixels.dtype)
             pixels = np.concatenate([pixels, padding])
-        self.stats.in_flight += 1
+        self._counts.in_flight += 1
         job = _Job(count=count, started=time.perf_counter(), callback=callback, pixels=pixels)
         try:
             self._queue.start_async({0: pixels}, job, share_inputs=True)
         except RuntimeError as exc:
-            self.stats.in_flight -= 1
-            self.stats.failures += 1
+            self._counts.in_flight -= 1
+            self._counts.failures += 1
             raise DeviceError(f"device {self.device} refused a batch: {exc}") from exc
 
     def wait_idle(self) -> None:
@@ -106,11 +119,11 @@ class DeviceWorker:
             self._loop.call_soon_threadsafe(self._finish, job, outcome, elapsed)
 
     def _finish(self, job: _Job, outcome: ScoreArray | DeviceError, elapsed: float) -> None:
-        self.stats.in_flight -= 1
-        self.stats.busy_s += elapsed
+        self._counts.in_flight -= 1
+        self._counts.busy_s += elapsed
         if isinstance(outcome, DeviceError):
-            self.stats.failures += 1
+            self._counts.failures += 1
         else:
-            self.stats.batches += 1
-            self.stats.images += job.count
+            self._counts.batches += 1
+            self._counts.images += job.count
         job.callback(outcome, elapsed)

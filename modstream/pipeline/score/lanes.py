@@ -1,19 +1,27 @@
 """A lane: one deadline batcher in front of the device workers that run one compiled network.
 
-In ``exact`` mode the scorer has one lane. In ``fast`` mode it has two: ``screen`` (approximate
-crops, the screening precision) and ``exact`` (exact crops at f32, for confirmations). Keeping
-them apart means a batch never mixes networks, and each lane learns its own batch times.
+In ``exact`` mode the scorer has one lane. In ``fast`` mode, where screens have a network of their
+own (:class:`~modstream.pipeline.score.screening.ScreenLane`), it has two: ``screen`` (approximate
+crops, the screening precision) and ``exact`` (exact crops at f32, for confirmations); otherwise
+screens share the exact lane. Keeping networks apart means a batch never mixes them, and each
+lane learns its own batch times.
 """
 
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-from modstream.pipeline.score.batcher import BatchPolicy, DeadlineBatcher, ServiceTimeEstimate
+from modstream.pipeline.score.batcher import (
+    BatcherStatistics,
+    BatchPolicy,
+    DeadlineBatcher,
+    ServiceTimeEstimate,
+)
 
 if TYPE_CHECKING:
-    from modstream.pipeline.score.devices import DeviceWorker
+    from modstream.pipeline.score.devices import DeviceStatistics, DeviceWorker
 
 T = TypeVar("T")
 
@@ -21,6 +29,15 @@ T = TypeVar("T")
 class LaneName(enum.StrEnum):
     SCREEN = "screen"
     EXACT = "exact"
+
+
+@dataclass(frozen=True, slots=True)
+class LaneStatistics:
+    """One lane's batcher, and the workers behind it."""
+
+    name: LaneName
+    batcher: BatcherStatistics
+    devices: tuple[DeviceStatistics, ...]
 
 
 class Lane(Generic[T]):
@@ -39,8 +56,6 @@ class Lane(Generic[T]):
         """The worker with the most idle infer requests (the first, on a tie)."""
         return max(self.workers, key=lambda worker: worker.free_slots)
 
-    def statistics(self) -> dict[str, object]:
-        return {
-            **self.batcher.statistics(),
-            "devices": [worker.stats.as_dict() for worker in self.workers],
-        }
+    def statistics(self) -> LaneStatistics:
+        devices = tuple(worker.statistics() for worker in self.workers)
+        return LaneStatistics(self.name, self.batcher.statistics(), devices)

@@ -19,6 +19,8 @@ lies below the floor), so the choice changes speed, never a result's fidelity ba
 from __future__ import annotations
 
 import enum
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 __all__ = ["Route", "RoutePlanner", "RouteStatistics"]
@@ -79,6 +81,14 @@ class RoutePlanner:
         self._confirm = _Average(0.05, alpha)
         self._counts = {Route.SCREEN: 0, Route.EXACT: 0}
         self._decisions = 0
+
+    @classmethod
+    def for_devices(cls, devices: Sequence[str], *, explore_every: int = 64) -> RoutePlanner:
+        """A planner for these devices: an inference on CPUs occupies every core, elsewhere one
+        unit (the device works while the cores decode)."""
+        on_cpu = all(name.upper().startswith("CPU") for name in devices)
+        infer_weight = float(os.cpu_count() or 1) if on_cpu else 1.0
+        return cls(infer_weight=infer_weight, explore_every=explore_every)
 
     def choose(self) -> Route:
         self._decisions += 1

@@ -2,11 +2,12 @@
 
 Flow of one call::
 
-    score() -> admission (bounded, budgeted wait) -> decode thread pool -> (compiled yet?)
+    score() -> admission (bounded, budgeted wait) -> decode pool (decoding.py) -> (compiled yet?)
             -> lane's DeadlineBatcher -> dispatch loop -> DeviceWorker (AsyncInferQueue)
             -> result future -> score()
 
-The network compiles on a thread while the first images decode (:meth:`Scorer.start`).
+The network compiles on a thread while the first images decode (:meth:`Scorer.start`,
+:mod:`~modstream.pipeline.score.compiling`).
 
 In fast mode the first pass is a screen: an approximate crop (DCT-domain JPEG downscaling) on the
 screen lane (bf16 where the CPU has it). A screen score that reaches ``confirm_at`` goes round once
@@ -19,7 +20,9 @@ CPUs), decided once at start-up; elsewhere the screen would cost a full f32 pass
 takes the exact path, which is then the fastest and the reference. ``always`` screens every
 image; ``adaptive`` lets :class:`~modstream.pipeline.score.routing.RoutePlanner` choose per image
 from the costs it measures (faster on mostly-safe content without bf16, but two copies of one image
-may then be scored by different routes and differ below the confirmation floor).
+may then be scored by different routes and differ below the confirmation floor). The scorer holds
+that decision as one :class:`~modstream.pipeline.score.screening.ScreeningPlan`, replaced when the
+devices answer and once more after compiling.
 
 Decoding runs on a bounded thread pool while devices infer, so both cores stay busy. The dispatch
 loop is the only place that moves items from the batcher to devices; it acts on the batcher's pure
@@ -35,92 +38,39 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
-import hashlib
 import itertools
 import logging
-import os
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 
-from modstream.errors import DecodeFailed, DeviceError, ImageError, Overloaded, ScorerClosed
-from modstream.models.capabilities import predict_runs_precision
-from modstream.models.decode import DecodeLimits, read_limited
-from modstream.models.device_spec import DeviceSpec, default_cache_dir
-from modstream.models.preprocess import PreparedImage, Preprocessing, prepare
-from modstream.models.weights import ModelWeights, locate_weights, verify_weights
-from modstream.pipeline.score.batcher import BatchPolicy, Dispatch, WaitUntil
-from modstream.pipeline.score.lanes import Lane, LaneName
+from modstream.errors import DeviceError, Overloaded, ScorerClosed
+from modstream.models.preprocess import Preprocessing
+from modstream.pipeline.score.batcher import Dispatch, WaitUntil
+from modstream.pipeline.score.compiling import compile_lanes, make_workers, open_devices
+from modstream.pipeline.score.config import SCREENING_MODES, ScorerConfig
+from modstream.pipeline.score.decoding import Decoded, DecodePool
+from modstream.pipeline.score.lanes import Lane, LaneName, LaneStatistics
 from modstream.pipeline.score.results import ScoreResult, Timings
 from modstream.pipeline.score.routing import Route, RoutePlanner, RouteStatistics
+from modstream.pipeline.score.screening import (
+    FirstPass,
+    Revision,
+    ScreeningPlan,
+    needs_confirmation,
+)
 
 if TYPE_CHECKING:
-    from modstream.models.network import CompiledNetwork
-    from modstream.pipeline.score.devices import DeviceWorker, ScoreArray
+    from modstream.pipeline.score.devices import DeviceStatistics, DeviceWorker, ScoreArray
 
+
+__all__ = ["SCREENING_MODES", "Scorer", "ScorerConfig", "ScorerStatistics", "needs_confirmation"]
 
 log = logging.getLogger("modstream.scorer")
-
-SCREENING_MODES = ("auto", "always", "adaptive")
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class ScorerConfig:
-    """Everything the scorer needs; ``deadline`` defaults to now + ``latency_budget_s``."""
-
-    devices: tuple[DeviceSpec, ...] = (DeviceSpec(),)
-    preprocessing: Preprocessing = Preprocessing.FAST
-    limits: DecodeLimits = field(default_factory=DecodeLimits)
-    batch: BatchPolicy = field(default_factory=BatchPolicy)
-    latency_budget_s: float = 0.250
-    # Fast mode screens with an approximate crop; a screen score at or above this is computed
-    # again from the exact crop, so every score that can matter to a decision is exact.
-    confirm_at: float = 0.05
-    # Fast mode sends every N-th image down the route it does not prefer, to keep measuring it
-    # (:mod:`modstream.pipeline.score.routing`); 0 never explores.
-    explore_every: int = 64
-    # "auto": fast mode screens where the device has a cheaper screen precision (decided at
-    # start-up, the same for every image); "always": it screens every image; "adaptive": a
-    # RoutePlanner chooses per image (see the module docstring).
-    screening: str = "auto"
-    # Precision of the fast-mode screen where the device supports it; the exact lane keeps each
-    # device's own precision (f32 by default). bf16 halves CPU inference time on CPUs that have it
-    # and moves screen scores by well under the confirmation floor.
-    screen_precision: str | None = "bf16"
-    # One more decode thread than cores: a thread waiting on file or socket I/O leaves a core idle.
-    decode_workers: int = field(default_factory=lambda: (os.cpu_count() or 2) + 1)
-    max_pending: int = 64
-    admission_timeout_s: float = 30.0
-    drain_timeout_s: float = 30.0
-    cache_dir: Path | None = field(default_factory=default_cache_dir)
-    weights_path: Path | None = None
-
-    def __post_init__(self) -> None:
-        if not self.devices:
-            raise ValueError("at least one device is required")
-        if self.decode_workers < 1 or self.max_pending < 1:
-            raise ValueError("decode_workers and max_pending must be at least 1")
-        if self.screening not in SCREENING_MODES:
-            raise ValueError(
-                f"screening must be one of {', '.join(SCREENING_MODES)}, not {self.screening!r}"
-            )
-        if not 0.0 <= self.confirm_at <= 1.0:
-            raise ValueError(f"confirm_at {self.confirm_at} is outside 0..1")
-
-
-@dataclass(frozen=True, slots=True)
-class _Decoded:
-    image: PreparedImage
-    sha256: str
-    data: bytes
-    read_s: float
-    decode_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,121 +90,15 @@ class _Item:
     future: asyncio.Future[_Scored]
 
 
-def needs_confirmation(
-    mode: Preprocessing, *, approximate: bool, screen_score: float, confirm_at: float
-) -> bool:
-    """Whether a fast-mode screen score must be recomputed exactly.
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ScorerStatistics:
+    """``active``: admitted calls not yet answered; ``queued``: images waiting in a batcher.
+    ``lanes``: each lane once, the exact lane first (screens sharing it are counted there)."""
 
-    ``approximate``: the screen used a shortcut (an approximate crop or a lower precision).
-    """
-    return mode is Preprocessing.FAST and approximate and screen_score >= confirm_at
-
-
-def _decode_job(
-    source: bytes | Path, mode: Preprocessing, limits: DecodeLimits, digest: str | None
-) -> _Decoded:
-    """Runs on the decode pool: read (for a path), hash the bytes, prepare the model input."""
-    started = time.perf_counter()
-    data = read_limited(source, limits) if isinstance(source, Path) else source
-    read_s = time.perf_counter() - started
-    try:
-        image = prepare(data, mode, limits)
-    except ImageError:
-        raise
-    except Exception as exc:
-        raise DecodeFailed(f"the decoder failed unexpectedly: {type(exc).__name__}: {exc}") from exc
-    if digest is None:
-        digest = hashlib.sha256(data).hexdigest()
-    decode_s = time.perf_counter() - started - read_s
-    return _Decoded(image=image, sha256=digest, data=data, read_s=read_s, decode_s=decode_s)
-
-
-def _screen_is_cheaper(config: ScorerConfig, core: Any) -> bool:
-    """Whether every device reports the screen precision as its own (and the exact lane's differs).
-
-    Decided from OPTIMIZATION_CAPABILITIES before compiling, so that ``screening="auto"`` routes
-    the first images, decoded while the network compiles, the way it will route every other.
-    """
-    from modstream.models.network import runs_precision
-
-    screen = config.screen_precision
-    if config.preprocessing is not Preprocessing.FAST or screen is None:
-        return False
-    return all(
-        spec.precision != screen and runs_precision(core, spec.name, screen)
-        for spec in config.devices
-    )
-
-
-def _lane_specs(
-    config: ScorerConfig, screen_cheaper: bool
-) -> dict[LaneName, tuple[DeviceSpec, ...]]:
-    """Device specs per lane; the screen lane only where its precision differs from the exact's
-    (and, with ``screening="auto"``, only where the device runs that precision)."""
-    specs = {LaneName.EXACT: config.devices}
-    screen = config.screen_precision
-    fast = config.preprocessing is Preprocessing.FAST
-    if config.screening == "auto" and not screen_cheaper:
-        return specs
-    if fast and screen is not None and any(spec.precision != screen for spec in config.devices):
-        specs[LaneName.SCREEN] = tuple(
-            dataclasses.replace(spec, precision=screen) for spec in config.devices
-        )
-    return specs
-
-
-def _predicted_cheaper(config: ScorerConfig) -> bool | None:
-    """:func:`_screen_is_cheaper` as the CPU flags predict it, or ``None`` if they cannot tell."""
-    screen = config.screen_precision
-    if config.preprocessing is not Preprocessing.FAST or screen is None:
-        return False
-    answers = [
-        spec.precision != screen and predict_runs_precision(spec.name, screen)
-        for spec in config.devices
-    ]
-    if any(answer is None for answer in answers):
-        return None
-    return all(answers)
-
-
-def _open_devices(config: ScorerConfig) -> tuple[Any, bool]:
-    """Import OpenVINO (on a thread: a caller can decode meanwhile) and ask the devices what
-    they run: the core to compile with, and whether a screen would be cheaper."""
-    from modstream.models.network import make_core
-
-    core = make_core(config.cache_dir)
-    return core, _screen_is_cheaper(config, core)
-
-
-def _compile_all(
-    config: ScorerConfig, core: Any, screen_cheaper: bool
-) -> tuple[ModelWeights, dict[LaneName, list[CompiledNetwork]]]:
-    """Verify the weights (on a second thread: hashlib releases the GIL) while compiling."""
-    from modstream.models.network import compile_network, prepared_model
-
-    weights = locate_weights(config.weights_path)
-    batch = config.batch.max_batch_size
-    with ThreadPoolExecutor(1, thread_name_prefix="modstream-verify") as verifier:
-        verified = verifier.submit(verify_weights, weights)
-        model = prepared_model(core, weights, config.cache_dir)
-        networks = {
-            lane: [compile_network(core, model, spec, max_batch_size=batch) for spec in specs]
-            for lane, specs in _lane_specs(config, screen_cheaper).items()
-        }
-        screen = networks.get(LaneName.SCREEN)
-        if screen is not None and [n.precision for n in screen] == [
-            n.precision for n in networks[LaneName.EXACT]
-        ]:
-            del networks[LaneName.SCREEN]  # the device ignored the hint (no bf16): no second copy
-        sharing = config.screening != "auto" or screen_cheaper
-        if (
-            config.preprocessing is Preprocessing.FAST
-            and sharing
-            and LaneName.SCREEN not in networks
-        ):
-            networks[LaneName.SCREEN] = networks[LaneName.EXACT]  # same precision: share workers
-        verified.result()  # a mismatch raises here, before anything is scored
-    return weights, networks
+    active: int
+    queued: int
+    lanes: tuple[LaneStatistics, ...]
+    devices: tuple[DeviceStatistics, ...]
 
 
 class Scorer:
@@ -265,18 +109,17 @@ class Scorer:
         self.model_id = "open_nsfw@(compiling)"
         self._loop = loop
         self._workers: list[DeviceWorker] = []
+        # Confirmations first (the dispatch loop serves lanes in this order): their callers have
+        # already waited for a screen.
         self._lanes: dict[LaneName, Lane[_Item]] = {}
-        self._screen_is_approximate = False
+        # Predicted now, so the first images decode the way the rest will while OpenVINO loads.
+        self._plan = ScreeningPlan.predict(config)
+        self._devices_answered: asyncio.Future[None] = loop.create_future()
         self._planner: RoutePlanner | None = None
-        if config.preprocessing is Preprocessing.FAST and config.screening == "adaptive":
-            on_cpu = all(spec.name.upper().startswith("CPU") for spec in config.devices)
-            self._planner = RoutePlanner(
-                infer_weight=float(os.cpu_count() or 1) if on_cpu else 1.0,
-                explore_every=config.explore_every,
-            )
-        self._pool = ThreadPoolExecutor(
-            config.decode_workers, thread_name_prefix="modstream-decode"
-        )
+        if self._plan.first_pass is FirstPass.PER_IMAGE:
+            names = [spec.name for spec in config.devices]
+            self._planner = RoutePlanner.for_devices(names, explore_every=config.explore_every)
+        self._decoder = DecodePool(config.decode_workers, config.limits, loop)
         self._admission = asyncio.Semaphore(config.max_pending)
         self._wake = asyncio.Event()
         self._drained = asyncio.Event()
@@ -284,11 +127,6 @@ class Scorer:
         self._closing = False
         self._closed = False
         self._compiling: asyncio.Task[None] | None = None
-        # Whether fast mode screens (screening="auto"): known once the devices have answered.
-        self._screen_pays: asyncio.Future[bool] = loop.create_future()
-        predicted = _predicted_cheaper(config)
-        if predicted is not None:  # decide now: the first images decode before OpenVINO loads
-            self._screen_pays.set_result(predicted)
         self._dispatcher: asyncio.Task[None] | None = None
 
     @classmethod
@@ -321,56 +159,33 @@ class Scorer:
             return False
         return task.exception() is None
 
-    async def _compile(self) -> None:
-        from modstream.pipeline.score.devices import DeviceWorker
+    @property
+    def plan(self) -> ScreeningPlan:
+        """How fast mode screens, as far as the devices have told so far."""
+        return self._plan
 
-        core, cheaper = await asyncio.to_thread(_open_devices, self.config)
-        self._settle_screening(cheaper)
-        if self.config.preprocessing is Preprocessing.FAST and self.config.screening == "auto":
-            precision = self.config.screen_precision
-            if cheaper:
-                log.info("fast mode screens at %s and confirms scores >= %g exactly",
-                         precision, self.config.confirm_at)  # fmt: skip
-            else:
-                log.info("fast mode: the devices do not run %s, so a screen would cost as "
-                         "much as the exact pass; every image takes the exact path",
-                         precision)  # fmt: skip
-        weights, networks = await asyncio.to_thread(_compile_all, self.config, core, cheaper)
-        self.model_id = weights.model_id
-        workers: dict[int, DeviceWorker] = {}  # a network shared by two lanes has one worker
-        for network in itertools.chain.from_iterable(networks.values()):
-            workers.setdefault(id(network), DeviceWorker(network, self._loop))
-        self._workers = list(workers.values())
-        # Confirmations first: their callers have already waited for a screen. A screen on the
-        # exact network (no cheaper precision) shares the exact lane: one batcher, full batches.
-        exact_workers = [workers[id(n)] for n in networks[LaneName.EXACT]]
-        exact: Lane[_Item] = Lane(LaneName.EXACT, exact_workers, self.config.batch)
-        self._lanes = {LaneName.EXACT: exact}
-        screen_networks = networks.get(LaneName.SCREEN)
-        if screen_networks is networks[LaneName.EXACT]:
-            self._lanes[LaneName.SCREEN] = exact
-        elif screen_networks is not None:
-            screen_workers = [workers[id(n)] for n in screen_networks]
-            self._lanes[LaneName.SCREEN] = Lane(LaneName.SCREEN, screen_workers, self.config.batch)
-        screen = self._lanes.get(LaneName.SCREEN)
-        self._screen_is_approximate = screen is not None and screen is not exact
-        if cheaper and not self._screen_is_approximate:  # the device compiled f32 after all
-            log.warning("the devices did not compile the %s screen; scoring on the exact path",
-                        self.config.screen_precision)  # fmt: skip
-            self._screen_pays = self._loop.create_future()
-            self._screen_pays.set_result(False)
+    async def _compile(self) -> None:
+        core, confirmed = await asyncio.to_thread(open_devices, self.config.cache_dir, self._plan)
+        self._revise(confirmed)
+        self._devices_answered.set_result(None)
+        if self._plan.decided_by_devices:
+            log.info("%s", self._plan.describe())
+        compiled = await asyncio.to_thread(compile_lanes, self.config, core, self._plan)
+        self.model_id = compiled.weights.model_id
+        self._revise(compiled.revise(self._plan))
+        workers = make_workers(compiled, self._plan, self._loop)
+        self._workers = list(itertools.chain.from_iterable(workers.values()))
+        self._lanes = {
+            name: Lane(name, lane_workers, self.config.batch)
+            for name, lane_workers in workers.items()
+        }
         self._dispatcher = asyncio.create_task(self._dispatch_loop(), name="modstream-dispatch")
 
-    def _settle_screening(self, cheaper: bool) -> None:
-        """Record OpenVINO's answer; it overrides a prediction from the CPU flags that was wrong."""
-        if not self._screen_pays.done():
-            self._screen_pays.set_result(cheaper)
-        elif self._screen_pays.result() is not cheaper:
-            log.warning("the CPU flags predicted %s screen %s, OpenVINO says otherwise; "
-                        "following OpenVINO", self.config.screen_precision,
-                        "support" if self._screen_pays.result() else "no support")  # fmt: skip
-            self._screen_pays = self._loop.create_future()
-            self._screen_pays.set_result(cheaper)
+    def _revise(self, revision: Revision) -> None:
+        """Hold the revised plan, in place of the one before (what the devices say wins)."""
+        if revision.warning is not None:
+            log.warning("%s", revision.warning)
+        self._plan = revision.plan
 
     async def __aenter__(self) -> Self:
         return self
@@ -409,24 +224,26 @@ class Scorer:
         self._active += 1
         try:
             mode = await self._first_pass()
-            decoded = await self._decode(data, mode, sha256)
+            decoded = await self._decoder.decode(data, mode, sha256)
             await self.ready()
-            lane = LaneName.SCREEN if mode is Preprocessing.FAST else LaneName.EXACT
+            lane = self._plan.lane(mode)
             scored = await self._infer(decoded.image.pixels, deadline, lane)
-            self._observe(lane, decoded, scored)
+            self._observe(mode, decoded, scored)
             read_s, decode_s = decoded.read_s, decoded.decode_s
             queue_s, infer_s = scored.queue_s, scored.infer_s
-            approximate = decoded.image.approximate or self._screen_is_approximate
+            # A screen on a network of its own (a cheaper precision) is approximate, whatever
+            # the crop.
+            approximate = decoded.image.approximate or lane is LaneName.SCREEN
             if needs_confirmation(
                 mode, approximate=approximate, screen_score=scored.nsfw,
                 confirm_at=self.config.confirm_at,
             ):  # fmt: skip
                 mode = Preprocessing.EXACT
                 if decoded.image.approximate:
-                    decoded = await self._decode(decoded.data, mode, decoded.sha256)
+                    decoded = await self._decoder.decode(decoded.data, mode, decoded.sha256)
                     decode_s += decoded.decode_s
                 scored = await self._infer(decoded.image.pixels, deadline, LaneName.EXACT)
-                self._observe(LaneName.EXACT, decoded, scored)
+                self._observe(mode, decoded, scored)
                 queue_s += scored.queue_s
                 infer_s += scored.infer_s
             if self._planner is not None:
@@ -458,44 +275,35 @@ class Scorer:
 
     async def _first_pass(self) -> Preprocessing:
         """How this image is decoded first: the screen's approximate crop, or the exact one."""
-        mode = self.config.preprocessing
-        if mode is not Preprocessing.FAST:
-            return mode
-        if self.config.screening == "auto":
-            return mode if await self._screening_pays() else Preprocessing.EXACT
-        planner = self._planner
-        if planner is not None and planner.choose() is Route.EXACT:
-            return Preprocessing.EXACT
-        return mode
+        first = self._plan.first_pass
+        if first is FirstPass.UNDECIDED:
+            first = (await self._answered_plan()).first_pass
+        if first is FirstPass.PER_IMAGE:
+            assert self._planner is not None
+            first = FirstPass.EXACT if self._planner.choose() is Route.EXACT else FirstPass.SCREEN
+        return Preprocessing.FAST if first is FirstPass.SCREEN else Preprocessing.EXACT
 
-    async def _screening_pays(self) -> bool:
-        if not self._screen_pays.done():
-            assert self._compiling is not None
-            waiting: set[asyncio.Future[Any]] = {self._screen_pays, self._compiling}
-            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-            if not self._screen_pays.done():
-                await self.ready()  # the devices could not be opened: raise why
-        return self._screen_pays.result()
+    async def _answered_plan(self) -> ScreeningPlan:
+        """The plan once the devices have answered (the CPU flags could not tell)."""
+        assert self._compiling is not None
+        waiting: set[asyncio.Future[Any]] = {self._devices_answered, self._compiling}
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        if not self._devices_answered.done():
+            await self.ready()  # the devices could not be opened: raise why
+        return self._plan
 
-    def _observe(self, lane: LaneName, decoded: _Decoded, scored: _Scored) -> None:
-        """Feed the route planner what this pass cost."""
+    def _observe(self, mode: Preprocessing, decoded: Decoded, scored: _Scored) -> None:
+        """Feed the route planner what this pass cost (a fast-mode decode is a screen's)."""
         planner = self._planner
         if planner is None:
             return
-        route = Route.SCREEN if lane is LaneName.SCREEN else Route.EXACT
+        route = Route.SCREEN if mode is Preprocessing.FAST else Route.EXACT
         planner.observe_decode(route, decoded.decode_s)
         planner.observe_infer(route, scored.infer_s / max(scored.batch_size, 1))
 
     def routes(self) -> RouteStatistics | None:
         """How fast mode has routed images so far (``None`` outside fast mode)."""
         return self._planner.statistics() if self._planner is not None else None
-
-    async def _decode(
-        self, data: bytes | Path, mode: Preprocessing, digest: str | None
-    ) -> _Decoded:
-        return await self._loop.run_in_executor(
-            self._pool, _decode_job, data, mode, self.config.limits, digest
-        )
 
     async def _infer(
         self, pixels: np.ndarray[Any, np.dtype[np.uint8]], deadline: float, lane: LaneName
@@ -506,21 +314,19 @@ class Scorer:
         self._wake.set()
         return await future
 
-    def _distinct_lanes(self) -> list[Lane[_Item]]:
-        """Each lane once, though a shared one is reachable under two names."""
-        return list({id(lane): lane for lane in self._lanes.values()}.values())
+    def statistics(self) -> ScorerStatistics:
+        lanes = tuple(lane.statistics() for lane in self._lanes.values())
+        return ScorerStatistics(
+            active=self._active,
+            queued=sum(lane.batcher.queued for lane in lanes),
+            lanes=lanes,
+            devices=self.device_statistics(),
+        )
 
-    def statistics(self) -> dict[str, Any]:
-        return {
-            "active": self._active,
-            "queued": sum(len(lane.batcher) for lane in self._distinct_lanes()),
-            "lanes": {str(name): lane.statistics() for name, lane in self._lanes.items()},
-            "devices": self.device_statistics(),
-        }
-
-    def device_statistics(self) -> list[dict[str, Any]]:
-        """Each device worker's counters (images, batches, busy seconds, failures)."""
-        return [worker.stats.as_dict() for worker in self._workers]
+    def device_statistics(self) -> tuple[DeviceStatistics, ...]:
+        """Each device worker's counters (images, batches, busy seconds, failures), exact lane's
+        workers first."""
+        return tuple(worker.statistics() for worker in self._workers)
 
     async def aclose(self) -> None:
         """Drain admitted work, then release devices and threads. Safe to call twice."""
@@ -551,9 +357,9 @@ class Scorer:
                 await self._dispatcher
         for worker in self._workers:
             await asyncio.to_thread(worker.wait_idle)
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._decoder.shutdown()
         failure = ScorerClosed("the scorer shut down before this image was scored")
-        for lane in self._distinct_lanes():
+        for lane in self._lanes.values():
             for item in lane.batcher.take(len(lane.batcher)):
                 if not item.future.done():
                     item.future.set_exception(failure)
@@ -563,7 +369,7 @@ class Scorer:
             self._wake.clear()
             wake_at: float | None = None
             dispatched = False
-            for lane in self._distinct_lanes():
+            for lane in self._lanes.values():
                 lane.batcher.discard(lambda item: item.future.done())
                 decision = lane.batcher.decide(
                     now=time.monotonic(), free_slots=lane.free_slots, flush=self._closing
