@@ -17,6 +17,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check modstream tests bench
 	$(BIN)/ruff format --check modstream tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: lint
 	$(BIN)/pytest

@@ -114,7 +114,7 @@ class LoopStatistics:
     consumed: int
     paused: bool
     pauses: int
-    revocations: int  # rebalances that took partitions away from this member
+    rebalances: int  # (re)joins of the group: aiokafka revokes before each, the first included
 
 
 class ConsumeLoop:
@@ -134,7 +134,7 @@ class ConsumeLoop:
         self._pauses = 0
         self._polls = 0
         self._consumed = 0
-        self._revocations = 0
+        self._rebalances = 0
         self.joined = asyncio.Event()  # set once partitions were assigned (or none remained)
 
     @property
@@ -201,13 +201,12 @@ class ConsumeLoop:
             consumed=self._consumed,
             paused=self._paused,
             pauses=self._pauses,
-            revocations=self._revocations,
+            rebalances=self._rebalances,
         )
 
     async def _revoked(self, partitions: Sequence[TopicPartition]) -> None:
-        if partitions:
-            self._revocations += 1
-            await self._sink.revoked(set(partitions))
+        self._rebalances += 1
+        await self._sink.revoked(set(partitions))
 
     async def _assigned(self, partitions: Sequence[TopicPartition]) -> None:
         if self._paused and self._consumer is not None:

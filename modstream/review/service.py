@@ -166,6 +166,8 @@ class ReviewService:
         await self._commit(consumer)
 
     async def revoked(self, partitions: set[TopicPartition]) -> None:
+        if not partitions:  # aiokafka asks before every join, the first included
+            return
         if self._loop is not None:
             with contextlib.suppress(KafkaError):  # decided items of leaving partitions stay so
                 await self._commit(self._loop.consumer)

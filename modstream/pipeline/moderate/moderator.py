@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from modstream.errors import FetchError, ModstreamError
 from modstream.pipeline.metrics import PipelineMetrics
-from modstream.pipeline.moderate.cache import CacheConfig, TTLCache
+from modstream.pipeline.moderate.cache import CacheConfig, CacheStatistics, TTLCache
 from modstream.pipeline.moderate.policy import Decision, Policy
 from modstream.pipeline.score.results import ScoreResult
 from modstream.pipeline.score.scorer import Scorer
@@ -29,7 +29,7 @@ from modstream.pipeline.score.scorer import Scorer
 if TYPE_CHECKING:  # aiohttp is imported only where URLs are fetched
     from modstream.pipeline.fetch.fetcher import Fetcher
 
-__all__ = ["Moderated", "Moderator", "result_fields"]
+__all__ = ["Moderated", "Moderator", "ModeratorStatistics", "result_fields"]
 
 log = logging.getLogger("modstream.policy")
 
@@ -74,6 +74,12 @@ def result_fields(moderated: Moderated) -> dict[str, Any]:
         **fetched,
         "timings": timings,
     }
+
+
+@dataclass(frozen=True, slots=True)
+class ModeratorStatistics:
+    cache_by_url: CacheStatistics
+    cache_by_sha256: CacheStatistics
 
 
 class Moderator:
@@ -142,11 +148,10 @@ class Moderator:
         result = self._by_sha.get(sha256.lower())
         return None if result is None else self._decided(result, cached=True)
 
-    def statistics(self) -> dict[str, Any]:
-        return {
-            "cache_by_url": self._by_url.statistics(),
-            "cache_by_sha256": self._by_sha.statistics(),
-        }
+    def statistics(self) -> ModeratorStatistics:
+        return ModeratorStatistics(
+            cache_by_url=self._by_url.statistics(), cache_by_sha256=self._by_sha.statistics()
+        )
 
     def _counted(self, moderated: Moderated) -> Moderated:
         self._metrics.results.labels(moderated.decision.value).inc()
