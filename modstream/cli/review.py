@@ -3,11 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from modstream.cli.kafka_options import add_kafka_options
-from modstream.cli.options import add_allow_cidr, add_allow_file_root
+from modstream.cli.kafka_options import add_kafka_options, kafka_settings
+from modstream.cli.options import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_allow_cidr,
+    add_allow_file_root,
+    configure_logging,
+    fetch_config,
+)
+from modstream.errors import ConfigError, ModstreamError
+
+if TYPE_CHECKING:
+    from modstream.review.reviewers import Reviewers
+    from modstream.review.service import ReviewSettings
+
+log = logging.getLogger("modstream.review")
 
 
 def add_parser(subparsers: Any) -> None:
@@ -53,6 +70,57 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from modstream.cli.reviewing import review_command
+    import asyncio
 
-    return review_command(args)
+    from modstream.review.export import export_decisions
+    from modstream.review.reviewers import read_reviewers
+    from modstream.review.service import ReviewSettings
+
+    configure_logging()
+    try:
+        kafka = kafka_settings(args)
+        if kafka is None:
+            raise ConfigError("--bootstrap-servers is required: the console reads the cluster's "
+                              "review topics")  # fmt: skip
+        if args.export is None and args.reviewers_file is None:
+            raise ConfigError("--reviewers-file is required to serve the console")
+        reviewers = read_reviewers(args.reviewers_file) if args.export is None else None
+        topics = tuple(topic.strip() for topic in args.topics.split(",") if topic.strip())
+        settings = ReviewSettings(
+            kafka=kafka, topics=topics, reviewed_topic=args.reviewed_topic,
+            group_id=args.group_id, lease_s=args.lease_s,
+            fetch=fetch_config(args, file_root=args.allow_file_root),
+        )  # fmt: skip
+    except (ConfigError, ValueError) as exc:
+        print(f"modstream review: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        if args.export is not None:
+            count = asyncio.run(export_decisions(kafka, args.reviewed_topic, args.export))
+            print(f"wrote {count} decisions to {args.export}", file=sys.stderr)
+            return EXIT_OK
+        assert reviewers is not None
+        asyncio.run(_serve(settings, reviewers, args.host, args.port))
+    except ModstreamError as exc:
+        print(f"modstream review: {exc.kind}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+async def _serve(settings: ReviewSettings, reviewers: Reviewers, host: str, port: int) -> None:
+    import asyncio
+
+    from modstream.process import stop_on_signals
+    from modstream.review.app import build_app
+    from modstream.review.service import ReviewService
+    from modstream.web.site import bound_site
+
+    stop = asyncio.Event()
+    stop_on_signals(stop)
+    async with ReviewService(settings) as service:
+        app = build_app(service, reviewers)
+        async with bound_site(app, host, port, port_flag="--port") as bound:
+            log.info("review console on http://%s:%d for %d reviewers (topics %s)", host, bound,
+                     len(reviewers), ", ".join(settings.topics))  # fmt: skip
+            await service.run(stop)
+    log.info("stopped")

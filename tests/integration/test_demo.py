@@ -49,3 +49,21 @@ async def test_the_demo_runs_on_a_given_cluster_in_topics_of_its_own(
         summary = await _demo(model_cache_dir, "--bootstrap-servers", any_broker.bootstrap_servers)
         assert (summary["outputs"], summary["missing"], summary["duplicates"]) == (40, 0, 0)
         assert all(topic.startswith("modstream-demo-") for topic in summary["per_topic"])
+
+
+async def test_a_failing_stage_stops_the_demo_at_once_with_one_line(model_cache_dir: Path) -> None:
+    """A stage that fails (here the scorer: no such device) stops every other stage, and the demo
+    exits 1 with one line naming the failure, instead of a traceback or waiting out its
+    timeout."""
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "modstream", "demo", "--events", "40", "--timeout", "120",
+         "--device", "NOPE", "--cache-dir", str(model_cache_dir)],
+        capture_output=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr.decode()[-3000:]
+    lines = done.stderr.decode().splitlines()
+    ours = [line for line in lines if line.startswith("modstream demo:")]
+    assert len(ours) == 1 and ours[0].startswith("modstream demo: device_error: "), lines
+    assert "Traceback" not in done.stderr.decode()
+    assert done.stdout == b"", "no summary for a demo that did not run"
