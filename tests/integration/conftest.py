@@ -22,14 +22,8 @@ from modstream.pipeline.score.scorer import ScorerConfig
 
 
 @pytest.fixture(scope="session")
-def model_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """OpenVINO's compiled-model cache for the run, kept out of the home directory."""
-    return tmp_path_factory.mktemp("integration-openvino-cache")
-
-
-@pytest.fixture(scope="session")
-def scorer_settings(model_cache_dir: Path) -> ScorerConfig:
-    return ScorerConfig(cache_dir=model_cache_dir)
+def scorer_settings(ov_cache_dir: Path) -> ScorerConfig:
+    return ScorerConfig(cache_dir=ov_cache_dir)
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

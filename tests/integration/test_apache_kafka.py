@@ -62,7 +62,7 @@ def _events(server: ImageServer, first: int, count: int) -> list[bytes]:
 
 
 async def test_a_broker_killed_and_restarted_mid_stream_loses_no_event(
-    kafka_jars: str | None, image_server: ImageServer, model_cache_dir: Path, tmp_path: Path
+    kafka_jars: str | None, image_server: ImageServer, ov_cache_dir: Path, tmp_path: Path
 ) -> None:
     """kill -9 of the broker while a scorer works, then a restart on the same log: the scorer
     keeps running, every event gets an output, and repeats are counted, not lost."""
@@ -76,7 +76,7 @@ async def test_a_broker_killed_and_restarted_mid_stream_loses_no_event(
         specs = [TopicSpec(name, PARTITIONS) for name in (topics.incoming, *topics.outputs())]
         await ensure_topics(KafkaSettings(bootstrap_servers=servers), specs)
         await produce(servers, topics.incoming, _events(image_server, 0, 40), partitions=4)
-        scorer = _scorer(servers, prefix, model_cache_dir, log)
+        scorer = _scorer(servers, prefix, ov_cache_dir, log)
         try:
             async with OutputReader(servers, topics.outputs()) as reader:
                 await reader.wait_until(lambda o: len(o) >= 10, timeout_s=60, what="10 outputs")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import locations
 import orjson
 import pytest
 
@@ -22,7 +23,7 @@ from modstream.pipeline.stream.topics import Topics
 from .support import OutputReader, outputs_of_process, produce, unique_group
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-SAMPLE = Path(__file__).parents[2] / "modstream" / "samples" / "photo-a.jpg"
+SAMPLE = locations.SAMPLES / "photo-a.jpg"
 
 
 def _run_command(servers: str, prefix: str, cache_dir: Path, *extra: str) -> list[str]:
@@ -43,7 +44,7 @@ async def _wait_exit(process: subprocess.Popen[bytes], timeout_s: float) -> int:
 
 
 async def test_role_all_with_synthetic_source_scores_serves_metrics_and_stops_on_sigterm(
-    broker: EmbeddedBroker, image_server: ImageServer, model_cache_dir: Path
+    broker: EmbeddedBroker, image_server: ImageServer, ov_cache_dir: Path
 ) -> None:
     """Every synthetic event gets one output, /metrics shows them, and SIGTERM exits 0."""
     assert image_server.served is not None
@@ -52,7 +53,7 @@ async def test_role_all_with_synthetic_source_scores_serves_metrics_and_stops_on
     topics = Topics.with_prefix(prefix)
     port = free_loopback_port()
     command = _run_command(
-        broker.bootstrap_servers, prefix, model_cache_dir,
+        broker.bootstrap_servers, prefix, ov_cache_dir,
         "--role", "all", "--metrics-port", str(port), "--source", "synthetic",
         "--source-option", f"urls={','.join(urls)}", "--source-option", "rate=40",
         "--source-option", "events=12",
@@ -80,12 +81,12 @@ async def test_role_all_with_synthetic_source_scores_serves_metrics_and_stops_on
 
 
 async def test_role_connector_publishes_its_events_and_exits(
-    broker: EmbeddedBroker, model_cache_dir: Path
+    broker: EmbeddedBroker, ov_cache_dir: Path
 ) -> None:
     """A connector-only process puts every event on PREFIX.incoming and exits 0 by itself."""
     prefix = f"cli-{uuid.uuid4().hex[:8]}"
     command = _run_command(
-        broker.bootstrap_servers, prefix, model_cache_dir,
+        broker.bootstrap_servers, prefix, ov_cache_dir,
         "--role", "connector", "--metrics-port", "0", "--source", "synthetic",
         "--source-option", "urls=http://127.0.0.1:9/a.jpg", "--source-option", "rate=100",
         "--source-option", "events=5",
@@ -136,7 +137,7 @@ async def _readiness_until(
 
 
 async def test_the_api_in_the_scorer_process_shares_its_scores_and_follows_the_broker(
-    image_server: ImageServer, model_cache_dir: Path, tmp_path: Path
+    image_server: ImageServer, ov_cache_dir: Path, tmp_path: Path
 ) -> None:
     """``run --serve-port``: the API answers in the pipeline's process, finds by hash what the
     stream scored, and /readyz turns 503 (broker_unavailable) when the broker goes away."""
@@ -150,7 +151,7 @@ async def test_the_api_in_the_scorer_process_shares_its_scores_and_follows_the_b
     process: subprocess.Popen[bytes] | None = None
     try:
         command = _run_command(
-            broker.bootstrap_servers, prefix, model_cache_dir,
+            broker.bootstrap_servers, prefix, ov_cache_dir,
             "--role", "scorer", "--metrics-port", "0", "--serve-port", str(port),
         )  # fmt: skip
         process = _spawn(command)

@@ -137,7 +137,7 @@ def backfill_tree(tmp_path: Path) -> Path:
 
 
 async def test_a_backfill_is_scored_end_to_end_and_cannot_leave_its_root(
-    any_broker: Broker, backfill_tree: Path, model_cache_dir: Path, tmp_path: Path
+    any_broker: Broker, backfill_tree: Path, ov_cache_dir: Path, tmp_path: Path
 ) -> None:
     """Every image file of the tree gets one output; ``../`` and foreign schemes are refused."""
     listing = tmp_path / "urls.txt"
@@ -159,7 +159,7 @@ async def test_a_backfill_is_scored_end_to_end_and_cannot_leave_its_root(
         sys.executable, "-m", "modstream", "run",
         "--bootstrap-servers", any_broker.bootstrap_servers, "--topic-prefix", prefix,
         "--group-id", unique_group("bf"), "--metrics-port", "0",
-        "--cache-dir", str(model_cache_dir), "--session-timeout-ms", "2000",
+        "--cache-dir", str(ov_cache_dir), "--session-timeout-ms", "2000",
         "--fetch-max-wait-ms", "20", "--state-dir", str(tmp_path / "state"),
         "--allow-file-root", str(allowed), "--source", f"backfill:{listing}",
     ]  # fmt: skip

@@ -81,7 +81,7 @@ def _alive(process: subprocess.Popen[bytes], log: Path) -> None:
 
 
 async def test_sigkilled_scorer_is_replaced_without_losing_events(
-    any_broker: Broker, tmp_path: Path, model_cache_dir: Path
+    any_broker: Broker, tmp_path: Path, ov_cache_dir: Path
 ) -> None:
     """After kill -9 of a scorer mid-stream, a new one gives every event at least one output."""
     prefix = f"crash-{uuid.uuid4().hex[:8]}"
@@ -105,7 +105,7 @@ async def test_sigkilled_scorer_is_replaced_without_losing_events(
             await produce(servers, topics.incoming, values, partitions=PARTITIONS)
 
             first_log, second_log = tmp_path / "scorer-1.log", tmp_path / "scorer-2.log"
-            first = _start_scorer(servers, prefix, group, model_cache_dir, first_log)
+            first = _start_scorer(servers, prefix, group, ov_cache_dir, first_log)
             processes.append(first)
             async with OutputReader(servers, topics.outputs()) as reader:
                 await reader.wait_until(
@@ -119,7 +119,7 @@ async def test_sigkilled_scorer_is_replaced_without_losing_events(
                 done_at_kill = {o.record["id"] for o in reader.outputs}
                 assert len(done_at_kill) < EVENTS, "the first scorer finished before the kill"
 
-                second = _start_scorer(servers, prefix, group, model_cache_dir, second_log)
+                second = _start_scorer(servers, prefix, group, ov_cache_dir, second_log)
                 processes.append(second)
                 await reader.wait_until(
                     lambda outputs: {o.record["id"] for o in outputs} >= set(events),

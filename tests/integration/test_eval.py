@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import imagegen
+import locations
 import numpy as np
 import orjson
 import pytest
@@ -32,7 +33,7 @@ from modstream.pipeline.stream.topics import Topics
 
 from .support import outputs_of_process, unique_group
 
-LADDER = Path(__file__).parents[1] / "fixtures" / "ladder"
+LADDER = locations.LADDER
 FLIPPED = {"syn_12_5.png", "syn_14_0.png"}  # labelled against their reference score
 TARGET_FNR, TARGET_FPR = 0.05, 0.05
 TARGETS = ["--target-fnr", str(TARGET_FNR), "--target-fpr", str(TARGET_FPR)]
@@ -84,14 +85,14 @@ def _eval(root: Path, cache_dir: Path, score_cache: Path) -> subprocess.Complete
 
 
 @pytest.fixture(scope="module")
-def evaluated(tmp_path_factory: pytest.TempPathFactory, model_cache_dir: Path) -> Evaluated:
+def evaluated(tmp_path_factory: pytest.TempPathFactory, ov_cache_dir: Path) -> Evaluated:
     root = tmp_path_factory.mktemp("eval")
     images, labels = _labelled_set(root)
     score_cache = root / "scores.sqlite3"
-    done = _eval(root, model_cache_dir, score_cache)
+    done = _eval(root, ov_cache_dir, score_cache)
     assert done.returncode == 0, done.stderr
     report = orjson.loads(done.stdout.strip().splitlines()[-1])
-    return Evaluated(images, labels, root / "out", report, done.stderr, model_cache_dir,
+    return Evaluated(images, labels, root / "out", report, done.stderr, ov_cache_dir,
                      score_cache)  # fmt: skip
 
 

@@ -64,7 +64,7 @@ def _firehose(cids: list[str], start_us: int) -> list[dict[str, Any]]:
 
 
 async def test_run_scores_every_image_of_every_image_post_and_resumes_after_a_drop(
-    broker: EmbeddedBroker, model_cache_dir: Path, tmp_path: Path
+    broker: EmbeddedBroker, ov_cache_dir: Path, tmp_path: Path
 ) -> None:
     """Every image of every image-bearing post (images and recordWithMedia) gets one result;
     a connection cut mid-stream resumes with a cursor; self-labels reach the result records."""
@@ -80,7 +80,7 @@ async def test_run_scores_every_image_of_every_image_post_and_resumes_after_a_dr
             "--jetstream-url", jetstream.url, "--bsky-image-base-url", cdn.base_url,
             "--allow-cidr", "127.0.0.0/8", "--bootstrap-servers", broker.bootstrap_servers,
             "--topic-prefix", prefix, "--group-id", unique_group("js"), "--metrics-port", "0",
-            "--cache-dir", str(model_cache_dir), "--session-timeout-ms", "2000",
+            "--cache-dir", str(ov_cache_dir), "--session-timeout-ms", "2000",
             "--fetch-max-wait-ms", "20", "--state-dir", str(tmp_path / "state"),
         ]  # fmt: skip
         log_path = tmp_path / "run.log"

@@ -137,7 +137,7 @@ def _environment(password: str) -> dict[str, str]:
 
 
 async def test_run_over_scram_and_tls_scores_every_event(
-    secured: Secured, image_server: ImageServer, model_cache_dir: Path, tmp_path: Path
+    secured: Secured, image_server: ImageServer, ov_cache_dir: Path, tmp_path: Path
 ) -> None:
     """``modstream run`` with SCRAM-SHA-512 over TLS, the password from the environment: the
     connector, the scorer and the topic admin all get in, and every event gets one output."""
@@ -147,7 +147,7 @@ async def test_run_over_scram_and_tls_scores_every_event(
     command = [
         sys.executable, "-m", "modstream", "run", *_flags(secured),
         "--topic-prefix", prefix, "--group-id", unique_group("secured-run"),
-        "--allow-cidr", "127.0.0.0/8", "--cache-dir", str(model_cache_dir),
+        "--allow-cidr", "127.0.0.0/8", "--cache-dir", str(ov_cache_dir),
         "--metrics-port", "0", "--role", "all", "--source", "synthetic",
         "--source-option", f"urls={','.join(urls)}", "--source-option", "rate=40",
         "--source-option", "events=10",

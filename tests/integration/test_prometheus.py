@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import locations
 import pytest
 import pytest_asyncio
 import yaml
@@ -37,7 +38,7 @@ from .support import unique_group
 
 on_session_loop = pytest.mark.asyncio(loop_scope="session")
 
-DEPLOY = Path(__file__).parents[2] / "deploy"
+DEPLOY = locations.DEPLOY
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "modstream.json"
 REQUIRED_VARIABLE = "MODSTREAM_REQUIRE_PROMETHEUS"
 # What Grafana's $__rate_interval becomes at a 1 s scrape interval (four scrapes, at least).
@@ -207,7 +208,7 @@ async def deployment(
     binaries: Binaries,
     broker: EmbeddedBroker,
     image_server: ImageServer,
-    model_cache_dir: Path,
+    ov_cache_dir: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Deployment]:
     assert image_server.served is not None
@@ -223,7 +224,7 @@ async def deployment(
     prefix = f"prom-{uuid.uuid4().hex[:8]}"
     kafka = ["--bootstrap-servers", broker.bootstrap_servers, "--topic-prefix", prefix]
     urls = [*image_server.served.image_urls()[:4], f"{image_server.served.base_url}/bad/html"]
-    cache = ["--cache-dir", str(model_cache_dir)]
+    cache = ["--cache-dir", str(ov_cache_dir)]
     processes = {
         "scorer": _modstream(
             "run", "--role", "scorer", *kafka, *cache, "--group-id", unique_group("prom"),

@@ -41,12 +41,12 @@ def _last_line(stderr: str) -> str:
 
 
 async def test_a_device_that_cannot_compile_stops_the_run_naming_the_devices_present(
-    broker: EmbeddedBroker, model_cache_dir: Path
+    broker: EmbeddedBroker, ov_cache_dir: Path
 ) -> None:
     """--device NPU on a machine without one: exit 1 soon, one line naming NPU and CPU."""
     code, stderr, seconds = await _run(
         "--bootstrap-servers", broker.bootstrap_servers, "--metrics-port", "0",
-        "--topic-prefix", "fail-npu", "--device", "NPU", "--cache-dir", str(model_cache_dir),
+        "--topic-prefix", "fail-npu", "--device", "NPU", "--cache-dir", str(ov_cache_dir),
     )  # fmt: skip
     assert code == 1, stderr
     line = _last_line(stderr)
@@ -72,12 +72,12 @@ async def test_a_metrics_port_in_use_is_one_line_naming_the_port_and_the_flag(
 
 
 async def test_a_source_that_cannot_start_stops_the_scorer_too(
-    broker: EmbeddedBroker, model_cache_dir: Path, tmp_path: Path
+    broker: EmbeddedBroker, ov_cache_dir: Path, tmp_path: Path
 ) -> None:
     """A backfill of a missing path fails its stage; the scorer beside it is cancelled; exit 1."""
     code, stderr, seconds = await _run(
         "--bootstrap-servers", broker.bootstrap_servers, "--metrics-port", "0",
-        "--topic-prefix", "fail-source", "--cache-dir", str(model_cache_dir),
+        "--topic-prefix", "fail-source", "--cache-dir", str(ov_cache_dir),
         "--state-dir", str(tmp_path), "--source", f"backfill:{tmp_path / 'missing'}",
     )  # fmt: skip
     assert code == 1, stderr

@@ -20,6 +20,7 @@ from typing import Any
 
 import aiohttp
 import imagegen
+import locations
 import orjson
 import pytest
 import pytest_asyncio
@@ -35,7 +36,7 @@ from modstream.serve.openapi import ERROR_KINDS
 from modstream.serve.server import ApiListen, ServerSettings, serve
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "ladder"
+FIXTURES = locations.LADDER
 REQUESTS = 48
 KEY = "k-3f9a1c0d2b7e"
 
@@ -126,7 +127,7 @@ def _mean_batch_size(metrics: str) -> float:
 
 
 async def test_concurrent_requests_batch_and_match_modstream_score(
-    api: Api, model_cache_dir: Path
+    api: Api, ov_cache_dir: Path
 ) -> None:
     """48 concurrent uploads: each gets the score and decision modstream score gives for the
     same file, and /metrics shows batches larger than one."""
@@ -138,7 +139,7 @@ async def test_concurrent_requests_batch_and_match_modstream_score(
         )
         async with session.get(f"{api.url}/metrics") as response:
             metrics = await response.text()
-    reference = await asyncio.to_thread(_reference_scores, api.images, model_cache_dir)
+    reference = await asyncio.to_thread(_reference_scores, api.images, ov_cache_dir)
     for path, (status, body, _headers) in zip(files, answers, strict=True):
         assert status == 200, (path.name, body)
         expected = reference[path.name]

@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import imagegen
+import locations
 import pytest
 import pytest_asyncio
 from aiohttp import web
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = locations.REPO
 LADDER = REPO / "tests" / "fixtures" / "ladder"
 REFERENCE: dict[str, float] = json.loads((LADDER / "reference.json").read_text())
 PICKED = ("syn_11_5.png", "syn_13_3.png", "syn_14_0.png")  # high, middle and low scores

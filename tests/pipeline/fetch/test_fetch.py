@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import gzip
 from collections.abc import AsyncIterator
-from pathlib import Path
 
+import locations
 import pytest
 from aiohttp import web
 
@@ -154,7 +154,7 @@ async def test_connection_refused_is_a_fetch_error() -> None:
 async def flaky_server() -> AsyncIterator[tuple[str, list[str]]]:
     """``/hangs-once``: the first request never gets a response, later ones get an image;
     ``/hangs``: no request ever gets one. Yields the base URL and the paths requested."""
-    body = (Path(__file__).parent / "fixtures" / "ladder" / "syn_12_4.png").read_bytes()
+    body = (locations.LADDER / "syn_12_4.png").read_bytes()
     requested: list[str] = []
     released = asyncio.Event()
 

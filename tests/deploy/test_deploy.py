@@ -8,9 +8,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import locations
 import yaml
 
-DEPLOY = Path(__file__).parent.parent / "deploy"
+DEPLOY = locations.DEPLOY
 
 
 def test_compose_services_reference_each_other_consistently() -> None:

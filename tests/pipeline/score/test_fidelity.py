@@ -15,8 +15,8 @@ import io
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from pathlib import Path
 
+import locations
 import numpy as np
 import pytest
 import pytest_asyncio
@@ -28,7 +28,7 @@ from modstream.models.preprocess import Preprocessing
 from modstream.pipeline.moderate.policy import PRESETS, Policy
 from modstream.pipeline.score.scorer import Scorer
 
-LADDER = Path(__file__).parent / "fixtures" / "ladder"
+LADDER = locations.LADDER
 EXACT_MAX_ABS = 2e-3
 FAST_MEAN_ABS = 0.005
 FAST_P99_ABS = 0.03

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import locations
 import pytest
 from PIL import Image
 
@@ -24,26 +25,21 @@ from modstream.pipeline.score.lanes import LaneName
 from modstream.pipeline.score.scorer import Scorer, ScorerConfig
 from modstream.pipeline.score.screening import FirstPass
 
-LADDER = Path(__file__).parent / "fixtures" / "ladder"
+LADDER = locations.LADDER
 REFERENCE: dict[str, float] = json.loads((LADDER / "reference.json").read_text())
 IMAGES = {name: (LADDER / name).read_bytes() for name in REFERENCE}
 
 
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("openvino-cache")
-
-
-def config(cache_dir: Path, **overrides: object) -> ScorerConfig:
-    values: dict[str, object] = {"cache_dir": cache_dir, "preprocessing": Preprocessing.EXACT}
+def config(ov_cache_dir: Path, **overrides: object) -> ScorerConfig:
+    values: dict[str, object] = {"cache_dir": ov_cache_dir, "preprocessing": Preprocessing.EXACT}
     values.update(overrides)
     return ScorerConfig(**values)  # type: ignore[arg-type]
 
 
-async def test_concurrent_calls_are_batched_and_each_gets_its_own_score(cache_dir: Path) -> None:
+async def test_concurrent_calls_are_batched_and_each_gets_its_own_score(ov_cache_dir: Path) -> None:
     """Many concurrent calls share batches, and every caller gets the score of its own image."""
     names = list(REFERENCE) * 2
-    async with await Scorer.start(config(cache_dir)) as scorer:
+    async with await Scorer.start(config(ov_cache_dir)) as scorer:
         results = await asyncio.gather(*(scorer.score(IMAGES[name]) for name in names))
         stats = scorer.statistics()
     for name, result in zip(names, results, strict=True):
@@ -54,10 +50,10 @@ async def test_concurrent_calls_are_batched_and_each_gets_its_own_score(cache_di
     assert stats.active == stats.queued == 0
 
 
-async def test_device_statistics_are_snapshots(cache_dir: Path) -> None:
+async def test_device_statistics_are_snapshots(ov_cache_dir: Path) -> None:
     """A DeviceStatistics read earlier keeps its numbers while the worker goes on counting."""
     name = next(iter(REFERENCE))
-    async with await Scorer.start(config(cache_dir)) as scorer:
+    async with await Scorer.start(config(ov_cache_dir)) as scorer:
         (before,) = scorer.device_statistics()
         await scorer.score(IMAGES[name])
         (after,) = scorer.device_statistics()
@@ -67,10 +63,10 @@ async def test_device_statistics_are_snapshots(cache_dir: Path) -> None:
     assert after.requests == before.requests >= 1
 
 
-async def test_two_device_workers_share_the_load(cache_dir: Path) -> None:
+async def test_two_device_workers_share_the_load(ov_cache_dir: Path) -> None:
     """With two workers, batches go to whichever has a free request, and both do work."""
     devices = (DeviceSpec(name="CPU", num_requests=1), DeviceSpec(name="CPU", num_requests=1))
-    cfg = config(cache_dir, devices=devices, batch=BatchPolicy(max_batch_size=2))
+    cfg = config(ov_cache_dir, devices=devices, batch=BatchPolicy(max_batch_size=2))
     names = list(REFERENCE)
     metrics = PipelineMetrics()
     async with await Scorer.start(cfg) as scorer:
@@ -91,11 +87,11 @@ async def test_two_device_workers_share_the_load(cache_dir: Path) -> None:
         assert result.nsfw == pytest.approx(REFERENCE[name], abs=2e-3), name
 
 
-async def test_cancelling_callers_never_loses_or_swaps_other_results(cache_dir: Path) -> None:
+async def test_cancelling_callers_never_loses_or_swaps_other_results(ov_cache_dir: Path) -> None:
     """Cancelled callers at any stage leave every other caller with exactly its own score."""
     rng = random.Random(7)
     names = [rng.choice(list(REFERENCE)) for _ in range(60)]
-    async with await Scorer.start(config(cache_dir)) as scorer:
+    async with await Scorer.start(config(ov_cache_dir)) as scorer:
         tasks = [asyncio.create_task(scorer.score(IMAGES[name])) for name in names]
         doomed = set(rng.sample(range(len(tasks)), 25))
         for step, index in enumerate(sorted(doomed)):
@@ -115,9 +111,9 @@ async def test_cancelling_callers_never_loses_or_swaps_other_results(cache_dir: 
     assert again.nsfw == pytest.approx(REFERENCE[names[0]], abs=2e-3)
 
 
-async def test_bad_input_is_a_typed_error_and_the_scorer_keeps_going(cache_dir: Path) -> None:
+async def test_bad_input_is_a_typed_error_and_the_scorer_keeps_going(ov_cache_dir: Path) -> None:
     """A broken image fails alone; the next call still scores."""
-    async with await Scorer.start(config(cache_dir)) as scorer:
+    async with await Scorer.start(config(ov_cache_dir)) as scorer:
         with pytest.raises(NotAnImage) as caught:
             await scorer.score(b"<html><body>not found</body></html>")
         assert caught.value.kind == "not_an_image"
@@ -126,9 +122,9 @@ async def test_bad_input_is_a_typed_error_and_the_scorer_keeps_going(cache_dir: 
     assert result.nsfw == pytest.approx(REFERENCE[name], abs=2e-3)
 
 
-async def test_tight_deadline_dispatches_before_max_delay(cache_dir: Path) -> None:
+async def test_tight_deadline_dispatches_before_max_delay(ov_cache_dir: Path) -> None:
     """A lone image whose deadline is near leaves long before a 2 s max_delay would release it."""
-    cfg = config(cache_dir, batch=BatchPolicy(max_batch_size=8, max_delay_s=2.0))
+    cfg = config(ov_cache_dir, batch=BatchPolicy(max_batch_size=8, max_delay_s=2.0))
     name = next(iter(REFERENCE))
     async with await Scorer.start(cfg) as scorer:
         result = await scorer.score(IMAGES[name], deadline=time.monotonic() + 0.2)
@@ -137,9 +133,9 @@ async def test_tight_deadline_dispatches_before_max_delay(cache_dir: Path) -> No
     assert relaxed.timings.queue_s >= 2.0 - 0.05  # waited for company up to max_delay
 
 
-async def test_full_admission_raises_overloaded(cache_dir: Path) -> None:
+async def test_full_admission_raises_overloaded(ov_cache_dir: Path) -> None:
     """With one slot and no patience, a second concurrent call is refused as overloaded."""
-    cfg = config(cache_dir, max_pending=1, admission_timeout_s=0.001)
+    cfg = config(ov_cache_dir, max_pending=1, admission_timeout_s=0.001)
     name = next(iter(REFERENCE))
     async with await Scorer.start(cfg) as scorer:
         outcomes = await asyncio.gather(
@@ -150,10 +146,10 @@ async def test_full_admission_raises_overloaded(cache_dir: Path) -> None:
     assert outcomes[1].retriable
 
 
-async def test_aclose_drains_admitted_work_then_refuses(cache_dir: Path) -> None:
+async def test_aclose_drains_admitted_work_then_refuses(ov_cache_dir: Path) -> None:
     """Closing lets admitted calls finish, then new calls get ScorerClosed; twice is fine."""
     names = list(REFERENCE)[:10]
-    scorer = await Scorer.start(config(cache_dir))
+    scorer = await Scorer.start(config(ov_cache_dir))
     tasks = [asyncio.create_task(scorer.score(IMAGES[name])) for name in names]
     await asyncio.sleep(0)  # every task is admitted before the close starts
     await scorer.aclose()
@@ -166,15 +162,15 @@ async def test_aclose_drains_admitted_work_then_refuses(cache_dir: Path) -> None
 
 
 async def test_fast_mode_screens_low_scores_and_confirms_high_ones(
-    cache_dir: Path, record_property: Callable[[str, object], None]
+    ov_cache_dir: Path, record_property: Callable[[str, object], None]
 ) -> None:
     """A screen keeps its shortcut for a low-scoring photo and rescores a high one exactly."""
-    photo = (Path(__file__).parent.parent / "modstream" / "samples" / "photo-a.jpg").read_bytes()
+    photo = (locations.SAMPLES / "photo-a.jpg").read_bytes()
     high_name = max(REFERENCE, key=lambda name: REFERENCE[name])
     with Image.open(LADDER / high_name) as image:
         buffer = io.BytesIO()
         image.convert("RGB").resize((1600, 1600)).save(buffer, format="JPEG", quality=92)
-    screening = config(cache_dir, preprocessing=Preprocessing.FAST, screening="always")
+    screening = config(ov_cache_dir, preprocessing=Preprocessing.FAST, screening="always")
     async with await Scorer.start(screening) as fast:
         low, high = await asyncio.gather(fast.score(photo), fast.score(buffer.getvalue()))
     record_property("cpu_path", f"{fast.plan.describe()} (screen ran at {low.precision})")
@@ -199,7 +195,7 @@ AUTO_PATHS = [
 
 @pytest.mark.parametrize(("screen_precision", "screens"), AUTO_PATHS)
 async def test_auto_screening_is_decided_by_what_the_device_runs(
-    cache_dir: Path,
+    ov_cache_dir: Path,
     screen_precision: str,
     screens: bool,
     record_property: Callable[[str, object], None],
@@ -208,13 +204,13 @@ async def test_auto_screening_is_decided_by_what_the_device_runs(
     scores keep their bf16 screen and every score from 0.05 up is the exact scorer's; asked for a
     screen it cannot make cheaper (f32, or bf16 on a CPU without it), every image takes the exact
     path and gets the exact scorer's score, bit for bit."""
-    photo = (Path(__file__).parent.parent / "modstream" / "samples" / "photo-a.jpg").read_bytes()
+    photo = (locations.SAMPLES / "photo-a.jpg").read_bytes()
     names = sorted(REFERENCE)[:6]
     inputs = [photo, *(IMAGES[name] for name in names)]
-    exact_config = config(cache_dir, preprocessing=Preprocessing.EXACT)
+    exact_config = config(ov_cache_dir, preprocessing=Preprocessing.EXACT)
     async with await Scorer.start(exact_config) as exact:
         expected = [r.nsfw for r in await asyncio.gather(*(exact.score(d) for d in inputs))]
-    auto = config(cache_dir, preprocessing=Preprocessing.FAST, screen_precision=screen_precision)
+    auto = config(ov_cache_dir, preprocessing=Preprocessing.FAST, screen_precision=screen_precision)
     async with await Scorer.start(auto) as scorer:
         results = await asyncio.gather(*(scorer.score(d) for d in inputs))
         lanes = {lane.name for lane in scorer.statistics().lanes}
@@ -248,7 +244,7 @@ def _denied_precision() -> str | None:
 
 
 async def test_screens_decoded_on_a_prediction_openvino_contradicts_are_scored_exactly(
-    cache_dir: Path,
+    ov_cache_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
     record_property: Callable[[str, object], None],
@@ -262,11 +258,11 @@ async def test_screens_decoded_on_a_prediction_openvino_contradicts_are_scored_e
     claimed = {"f16": "avx512_fp16", "bf16": "avx512_bf16"}[precision]
     record_property("cpu_path", f"flags made to claim {claimed}; OpenVINO denies {precision}")
     monkeypatch.setattr(capabilities, "cpu_flags", lambda: frozenset({"avx2", claimed}))
-    photo = (Path(__file__).parent.parent / "modstream" / "samples" / "photo-a.jpg").read_bytes()
+    photo = (locations.SAMPLES / "photo-a.jpg").read_bytes()
     inputs = [photo, *(_large_jpeg(name) for name in sorted(REFERENCE)[:6])]
-    async with await Scorer.start(config(cache_dir)) as exact:
+    async with await Scorer.start(config(ov_cache_dir)) as exact:
         expected = [r.nsfw for r in await asyncio.gather(*(exact.score(d) for d in inputs))]
-    fast = config(cache_dir, preprocessing=Preprocessing.FAST, screen_precision=precision)
+    fast = config(ov_cache_dir, preprocessing=Preprocessing.FAST, screen_precision=precision)
     with caplog.at_level(logging.WARNING, logger="modstream.scorer"):
         async with await Scorer.start(fast, wait=False) as scorer:
             # Admitted before OpenVINO has answered: the first pass follows the prediction.
