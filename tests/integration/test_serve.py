@@ -189,6 +189,7 @@ HOSTILE: list[tuple[str, dict[str, Any], int, str]] = [
     ("empty", {"data": b""}, 422, "empty"),
     ("truncated", {"data": imagegen.truncated_jpeg()}, 422, "truncated"),
     ("png bomb", {"data": imagegen.png_bomb()}, 422, "decompression_bomb"),
+    ("corrupt png", {"data": imagegen.png_corrupt_data()}, 422, "decode_failed"),
     ("40 MB", {"data": io.BytesIO(b"\xff" * (40 * 1024 * 1024))}, 413, "too_large"),
     ("bad json", {"data": b"{nope", "headers": {"Content-Type": "application/json"}}, 400,
      "bad_request"),
