@@ -7,7 +7,11 @@ files; every hostile request gets its status and a typed error; API keys are enf
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import errno
 import io
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -28,13 +32,17 @@ from PIL import Image
 from modstream.demo.imageserver import ImageServer, sample_images
 from modstream.pipeline.fetch.addresses import parse_cidrs
 from modstream.pipeline.fetch.config import FetchConfig
-from modstream.pipeline.score.scorer import ScorerConfig
+from modstream.pipeline.metrics import PipelineMetrics
+from modstream.pipeline.moderate.moderator import Moderator
+from modstream.pipeline.moderate.policy import PRESETS
+from modstream.pipeline.score.scorer import Scorer, ScorerConfig
 from modstream.serve.app import ServeConfig
 from modstream.serve.openapi import ERROR_KINDS
-from modstream.serve.server import ApiListen, ServerSettings, serve
+from modstream.serve.server import ApiListen, ServerSettings, api_site, serve
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "ladder"
+REFERENCE: dict[str, float] = json.loads((FIXTURES / "reference.json").read_text())
 REQUESTS = 48
 KEY = "k-3f9a1c0d2b7e"
 
@@ -268,3 +276,57 @@ async def test_api_keys_are_required_when_configured(scorer_settings: ScorerConf
         assert status == 200
         async with session.get(f"{url}/healthz") as response:
             assert response.status == 200
+
+
+async def _always_ready() -> str | None:
+    return None
+
+
+def _release(fifo: Path) -> None:
+    """Unblock a reader still waiting on ``fifo`` (a test that failed before writing to it)."""
+    try:
+        descriptor = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno != errno.ENXIO:  # ENXIO: nobody is reading, nothing to release
+            raise
+    else:
+        os.close(descriptor)
+
+
+async def test_a_full_scorer_answers_503_overloaded_with_retry_after(
+    scorer_settings: ScorerConfig, tmp_path: Path
+) -> None:
+    """With the scorer's one slot taken, a request waits admission_timeout_s and is refused:
+    503, kind overloaded, Retry-After; once the slot is free the same request is scored."""
+    held, asked = "syn_12_4.png", "syn_11_3.png"
+    fifo = tmp_path / held
+    os.mkfifo(fifo)  # the scorer reads it on its decode pool: the slot stays taken until we write
+    config = dataclasses.replace(scorer_settings, max_pending=1, admission_timeout_s=0.2)
+    metrics = PipelineMetrics()
+    async with await Scorer.start(config) as scorer:
+        moderator = Moderator(scorer, PRESETS["balanced"], metrics=metrics)
+        listen = ApiListen(host="127.0.0.1", port=0)
+        async with (
+            api_site(moderator, metrics, listen, ready=_always_ready) as port,
+            aiohttp.ClientSession() as session,
+        ):
+            holder = asyncio.create_task(scorer.score(fifo))
+            try:
+                # Opening a FIFO for writing returns once its reader has opened it: the holder
+                # has been admitted and its decode thread is reading.
+                writer = await asyncio.to_thread(fifo.open, "wb")
+                url = f"http://127.0.0.1:{port}"
+                with writer:
+                    body = (FIXTURES / asked).read_bytes()
+                    refused, error, headers = await _post(session, url, data=body)
+                    writer.write((FIXTURES / held).read_bytes())
+            finally:
+                await asyncio.to_thread(_release, fifo)
+            held_result = await holder
+            scored, result, _ = await _post(session, url, data=body)
+    assert (refused, error["error"]["kind"], headers["Retry-After"]) == (503, "overloaded", "1")
+    assert "0.2 s" in error["error"]["message"]
+    assert metrics.registry.get_sample_value("modstream_errors_total", {"kind": "overloaded"}) == 1
+    assert held_result.nsfw == pytest.approx(REFERENCE[held], abs=2e-3)
+    assert scored == 200, result
+    assert result["nsfw"] == pytest.approx(REFERENCE[asked], abs=2e-3)
