@@ -205,3 +205,18 @@ async def test_a_server_that_breaks_the_http_exchange_is_fetch_failed(
     message = str(caught.value)
     assert message.startswith("fetching from 127.0.0.1 failed: "), message
     assert "User-Agent" not in message and "RequestInfo" not in message, message
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://a..b/x.jpg", f"http://{'a' * 64}.example/x.jpg", "http://xn--zz/x.jpg"],
+    ids=["empty label", "64-character label", "broken punycode"],
+)
+async def test_host_names_no_resolver_can_encode_are_invalid_urls(url: str) -> None:
+    """Host names that parse as URLs but cannot be encoded for DNS are invalid_url before any
+    connection, not a UnicodeError from inside aiohttp's resolver."""
+    async with Fetcher(FetchConfig(allow_cidrs=LOOPBACK)) as fetcher:
+        with pytest.raises(InvalidUrl) as caught:
+            await fetcher.fetch(url)
+    assert caught.value.kind == "invalid_url"
+    assert url in str(caught.value)

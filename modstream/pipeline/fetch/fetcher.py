@@ -173,16 +173,21 @@ class Fetcher:
         """``raw`` parsed (relative to ``base``, the URL that redirected to it) and checked."""
         try:
             url = URL(raw) if base is None else base.join(URL(raw))
-        except (ValueError, TypeError) as exc:
+            host = url.host  # decodes punycode, which fails on a label such as "xn--zz"
+            if host and url.raw_host and not _is_ip_literal(host):
+                # As the resolver will encode it: an empty label ("a..b") or one longer than 63
+                # characters fails here rather than inside aiohttp.
+                url.raw_host.encode("idna")
+        except (ValueError, TypeError) as exc:  # UnicodeError is a ValueError
             where = "" if base is None else f" (a redirect from {base.host})"
             raise InvalidUrl(f"invalid URL {raw!r}{where}: {exc}") from exc
         if url.scheme not in ("http", "https"):
             raise InvalidUrl(f"only http and https URLs are fetched, not {url.scheme or 'none'!r}")
-        if not url.host:
+        if not host:
             raise InvalidUrl(f"the URL {raw!r} has no host")
-        if _is_ip_literal(url.host):
+        if _is_ip_literal(host):
             # aiohttp does not resolve literal addresses, so they are checked here.
-            self._policy.check(url.host, host=url.host)
+            self._policy.check(host, host=host)
         return url
 
     async def _read_capped(self, response: aiohttp.ClientResponse) -> bytes:
