@@ -330,3 +330,32 @@ async def test_a_full_scorer_answers_503_overloaded_with_retry_after(
     assert held_result.nsfw == pytest.approx(REFERENCE[held], abs=2e-3)
     assert scored == 200, result
     assert result["nsfw"] == pytest.approx(REFERENCE[asked], abs=2e-3)
+
+
+async def test_a_failure_no_code_mapped_is_a_json_internal_error(
+    scorer_settings: ScorerConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The API's last resort: a moderator built without a fetcher (the one such bug the code
+    names) asked for a URL answers 500 with the typed error internal and logs the traceback;
+    the next request is served, and aiohttp's own 404 for an unknown route is left alone."""
+    metrics = PipelineMetrics()
+    image = (FIXTURES / "syn_11_3.png").read_bytes()
+    async with await Scorer.start(scorer_settings) as scorer:
+        moderator = Moderator(scorer, PRESETS["balanced"], metrics=metrics)  # no fetcher
+        listen = ApiListen(host="127.0.0.1", port=0)
+        async with (
+            api_site(moderator, metrics, listen, ready=_always_ready) as port,
+            aiohttp.ClientSession() as session,
+        ):
+            url = f"http://127.0.0.1:{port}"
+            failed, error, _ = await _post(session, url, json={"url": "http://127.0.0.1/a.jpg"})
+            scored, result, _ = await _post(session, url, data=image)
+            async with session.get(f"{url}/v2/nothing") as response:
+                unknown = response.status
+    assert (failed, error) == (500, {"error": {
+        "kind": "internal",
+        "message": "internal error: RuntimeError: this moderator was built without a fetcher",
+    }})  # fmt: skip
+    assert any(record.exc_info for record in caplog.records if record.name == "modstream.web")
+    assert scored == 200 and result["nsfw"] == pytest.approx(REFERENCE["syn_11_3.png"], abs=2e-3)
+    assert unknown == 404
