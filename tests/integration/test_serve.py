@@ -37,7 +37,6 @@ from modstream.pipeline.moderate.moderator import Moderator
 from modstream.pipeline.moderate.policy import PRESETS
 from modstream.pipeline.score.scorer import Scorer, ScorerConfig
 from modstream.serve.app import ServeConfig
-from modstream.serve.openapi import ERROR_KINDS
 from modstream.serve.server import ApiListen, ServerSettings, api_site, serve
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -224,6 +223,25 @@ async def test_hostile_requests_get_a_typed_error_and_the_server_keeps_going(
             assert response.status == 200
 
 
+async def test_an_image_host_that_breaks_the_http_exchange_is_a_bad_gateway(api: Api) -> None:
+    """A URL whose host answers with another protocol's banner: 502 fetch_failed, our request
+    was fine and the host failed it."""
+
+    async def banner(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(banner, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server, aiohttp.ClientSession() as session:
+        url = f"http://127.0.0.1:{port}/a.jpg"
+        status, body, _ = await _post(session, api.url, json={"url": url})
+    assert (status, body["error"]["kind"]) == (502, "fetch_failed"), body
+    assert "not valid HTTP" in body["error"]["message"]
+
+
 async def test_a_chunked_body_is_cut_off_at_the_limit(api: Api) -> None:
     """A body with no Content-Length (chunked) is read only up to the 20 MB limit: 413."""
     sent = 0
@@ -248,14 +266,35 @@ async def test_a_multipart_body_without_an_image_field_is_a_bad_request(api: Api
     assert (status, body["error"]["kind"]) == (400, "bad_request")
 
 
+# What /openapi.json promises POST /v1/score answers, written out: status by error kind.
+SCORE_ERRORS = {
+    "bad_request": 400, "unauthorized": 401, "too_large": 413, "not_an_image": 415,
+    "unsupported_format": 415, "empty": 422, "truncated": 422, "decompression_bomb": 422,
+    "decode_failed": 422, "invalid_url": 422, "blocked_address": 422, "device_error": 500,
+    "scorer_closed": 500, "model_error": 500, "weights_not_found": 500,
+    "checksum_mismatch": 500, "internal": 500, "connect_failed": 502, "fetch_failed": 502,
+    "http_status": 502, "too_many_redirects": 502, "overloaded": 503, "fetch_timeout": 504,
+}  # fmt: skip
+
+
 async def test_the_openapi_document_names_every_route_and_error_kind(api: Api) -> None:
+    """/openapi.json lists the routes, and under each status of POST /v1/score the kinds that
+    status carries, as written above; the Error schema's kinds add the hash route's 404."""
     async with aiohttp.ClientSession() as session, session.get(f"{api.url}/openapi.json") as got:
         document = orjson.loads(await got.read())
     assert set(document["paths"]) == {
         "/v1/score", "/v1/hash/{sha256}", "/healthz", "/readyz", "/metrics",
     }  # fmt: skip
-    described = orjson.dumps(document).decode()
-    assert all(kind in described for kind in ERROR_KINDS)
+    responses = document["paths"]["/v1/score"]["post"]["responses"]
+    documented = {
+        kind: int(status)
+        for status, response in responses.items()
+        if status != "200"
+        for kind in re.findall(r"(?:^|; )([a-z_]+): ", response["description"])
+    }
+    assert documented == SCORE_ERRORS
+    error_schema = document["components"]["schemas"]["Error"]["properties"]["error"]
+    assert error_schema["properties"]["kind"]["enum"] == sorted({*SCORE_ERRORS, "not_found"})
 
 
 async def test_api_keys_are_required_when_configured(scorer_settings: ScorerConfig) -> None:
