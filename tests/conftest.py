@@ -8,11 +8,21 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from requirements import check_environment
 
 from modstream.models.preprocess import Preprocessing
 from modstream.pipeline.score.scorer import Scorer, ScorerConfig
 
 ScorerConfigFactory = Callable[..., ScorerConfig]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A MODSTREAM_REQUIRE_* variable with a value that is neither yes nor no, or naming no
+    tier, stops the run before any test: a typo must not turn a required tier into a skip."""
+    try:
+        check_environment()
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,8 @@ ports; :meth:`ApacheKafka.stop` and :meth:`ApacheKafka.start` again restart it o
 so a test can take the broker away mid-stream and bring it back with its data.
 
 A machine without Java or Maven skips these tests with one line; with ``MODSTREAM_REQUIRE_KAFKA=1``
-(set by CI) the same condition fails instead, so a broken set-up cannot pass unnoticed.
+(set by CI; read by ``tests/requirements.py``, as every tier's variable is) the same condition fails
+instead, so a broken set-up cannot pass unnoticed.
 """
 
 from __future__ import annotations
@@ -30,25 +31,18 @@ from modstream.kafka.broker import free_loopback_port, wait_for_port
 from modstream.kafka.settings import KafkaSettings
 
 __all__ = [
-    "REQUIRED_VARIABLE",
     "ApacheKafka",
     "KafkaUnavailable",
     "kafka_classpath",
-    "kafka_required",
 ]
 
 HERE = Path(__file__).resolve().parent
-REQUIRED_VARIABLE = "MODSTREAM_REQUIRE_KAFKA"
 MAIN = "kafka.Kafka"
 STORAGE_TOOL = "kafka.tools.StorageTool"
 
 
 class KafkaUnavailable(RuntimeError):
     """Java or Maven is missing, or Maven could not resolve the broker."""
-
-
-def kafka_required() -> bool:
-    return os.environ.get(REQUIRED_VARIABLE, "").strip().lower() in ("1", "true", "yes")
 
 
 def kafka_classpath(cache_dir: Path) -> str:

@@ -13,7 +13,8 @@ from typing import Protocol
 
 import pytest
 import pytest_asyncio
-from apache_kafka import ApacheKafka, KafkaUnavailable, kafka_classpath, kafka_required
+from apache_kafka import ApacheKafka, KafkaUnavailable, kafka_classpath
+from requirements import required
 
 from modstream.demo.imageserver import ImageServer
 from modstream.kafka.broker import EmbeddedBroker
@@ -63,7 +64,7 @@ def kafka_jars(pytestconfig: pytest.Config) -> str | None:
     try:
         return kafka_classpath(cache or Path.home() / ".cache" / "modstream-tests")
     except KafkaUnavailable as exc:
-        if kafka_required():
+        if required("KAFKA"):
             pytest.fail(f"the Apache Kafka tier is required here but cannot run: {exc}")
         return None
 
