@@ -14,7 +14,7 @@ from typing import Protocol
 import pytest
 import pytest_asyncio
 from apache_kafka import ApacheKafka, KafkaUnavailable, kafka_classpath
-from requirements import required
+from requirements import required, unavailable
 
 from modstream.demo.imageserver import ImageServer
 from modstream.kafka.broker import EmbeddedBroker
@@ -89,5 +89,5 @@ def any_broker(
     if request.param == "tansu":
         return broker
     if apache_kafka is None:
-        pytest.skip("Apache Kafka tier skipped: needs java and mvn on PATH")
+        unavailable("KAFKA", "it needs java and mvn on PATH")
     return apache_kafka
