@@ -1,4 +1,5 @@
-"""Shared fixtures: a throw-away OpenVINO model cache and real scorers for whole test modules."""
+"""Shared fixtures: a throw-away OpenVINO model cache, real scorers for whole test modules, and
+``cpu_path``, with which a test whose path depends on the CPU (bf16 or not) says which one ran."""
 
 from __future__ import annotations
 
@@ -14,6 +15,37 @@ from modstream.models.preprocess import Preprocessing
 from modstream.pipeline.score.scorer import Scorer, ScorerConfig
 
 ScorerConfigFactory = Callable[..., ScorerConfig]
+
+
+CPU_PATH = "cpu path"  # the user property a test records with the ``cpu_path`` fixture
+
+
+@pytest.fixture
+def cpu_path(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Record which CPU-dependent path this test took (``cpu_path("screen at bf16")``): the run's
+    summary lists every such test with its path, so a CPU without bf16 never narrows a test
+    silently. The line also lands in the test's report (``user_properties``, junit XML)."""
+
+    def record(path: str) -> None:
+        request.node.user_properties.append((CPU_PATH, path))
+
+    return record
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """One section naming the path each CPU-dependent test took on this machine."""
+    lines = [
+        f"{report.nodeid}: {value}"
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        if getattr(report, "when", None) == "call"
+        for name, value in getattr(report, "user_properties", ())
+        if name == CPU_PATH
+    ]
+    if lines:
+        terminalreporter.write_sep("-", "CPU-dependent paths taken here")
+        for line in sorted(lines):
+            terminalreporter.write_line(line)
 
 
 def pytest_configure(config: pytest.Config) -> None:

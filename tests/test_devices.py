@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -27,16 +28,16 @@ REFERENCE: dict[str, float] = json.loads((LADDER / "reference.json").read_text()
 
 @pytest.mark.parametrize("precision", ["bf16", "f16", "f32"])
 def test_the_capability_probe_agrees_with_the_precision_the_cpu_compiles(
-    precision: str, tmp_path: Path
+    precision: str, tmp_path: Path, cpu_path: Callable[[str], None]
 ) -> None:
     """``runs_precision`` answers, before compiling, whether the hint will be honoured: the
     start-up decision of ``screening="auto"`` rests on it."""
     core = make_core(tmp_path)
     model = prepared_model(core, locate_weights(None), tmp_path)
     network = compile_network(core, model, DeviceSpec(precision=precision), max_batch_size=1)
-    assert runs_precision(core, "CPU", precision) == (network.precision == precision), (
-        network.precision
-    )
+    probed = runs_precision(core, "CPU", precision)
+    cpu_path(f"asked for {precision}, compiled {network.precision}; the probe said {probed}")
+    assert probed == (network.precision == precision), network.precision
 
 
 def test_virtual_devices_and_unknown_precisions_are_never_cheaper() -> None:
@@ -46,11 +47,16 @@ def test_virtual_devices_and_unknown_precisions_are_never_cheaper() -> None:
 
 
 @pytest.mark.parametrize("precision", ["bf16", "f16", "f32"])
-def test_the_cpu_flags_predict_what_openvino_answers(precision: str) -> None:
+def test_the_cpu_flags_predict_what_openvino_answers(
+    precision: str, cpu_path: Callable[[str], None]
+) -> None:
     """The prediction that routes the first images (before OpenVINO loads) matches OpenVINO's
     own answer on this CPU, or abstains."""
     predicted = predict_runs_precision("CPU", precision)
-    assert predicted in (None, runs_precision(make_core(None), "CPU", precision))
+    answered = runs_precision(make_core(None), "CPU", precision)
+    said = "abstained" if predicted is None else f"predicted {predicted}"
+    cpu_path(f"{precision}: the flags {said}, OpenVINO answered {answered}")
+    assert predicted in (None, answered)
 
 
 def test_predictions_from_flags() -> None:
