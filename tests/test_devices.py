@@ -111,3 +111,19 @@ async def test_a_refused_batch_fails_each_of_its_callers_with_device_error(
         ("device_error", True)
     }
     assert (device["failures"], device["batches"], device["images"]) == (1, 0, 0)
+
+
+async def test_a_device_this_machine_lacks_is_a_device_error_naming_the_devices_here(
+    tmp_path: Path,
+) -> None:
+    """Scorer.start for a device OpenVINO cannot compile for (an NPU on a CPU-only machine, or a
+    name no plugin knows) raises device_error listing the devices that do exist."""
+    config = ScorerConfig(
+        devices=(DeviceSpec(name="NOSUCHDEVICE"),), preprocessing=Preprocessing.EXACT,
+        cache_dir=tmp_path,
+    )  # fmt: skip
+    with pytest.raises(DeviceError) as raised:
+        await Scorer.start(config)
+    assert raised.value.kind == "device_error"
+    assert "cannot compile open_nsfw for device 'NOSUCHDEVICE'" in str(raised.value)
+    assert "devices here: CPU" in str(raised.value)
