@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint demo demo-kafka bench clean
+.PHONY: test lint kafka-jars demo demo-kafka bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,12 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/pytest
+
+# The Apache Kafka tier's jars, resolved by Maven as a step of its own (the test session would
+# otherwise do it before its first test); prints how long it took. MODSTREAM_MAVEN_REPO=DIR
+# resolves into another local repository.
+kafka-jars: $(STAMP)
+	PYTHONPATH=tests $(BIN)/python -m apache_kafka --resolve
 
 demo: $(STAMP)
 	$(BIN)/modstream demo

@@ -3,6 +3,9 @@
 Foreign exceptions (PIL, aiohttp, OpenVINO, aiokafka) are mapped to the most specific class here at
 the boundary where they occur, with ``raise ... from exc``. Code that decides whether to retry reads
 the ``retriable`` class attribute; code that reports an error writes ``kind`` and ``str(error)``.
+Classes drawn without a kind are categories for ``except`` and the HTTP status table: nothing
+raises them, and they have no kind of their own. ``internal`` is what the last-resort handlers
+report for an exception no code mapped.
 
     ModstreamError                     kind=internal
     ├── InputError                     one input is bad; record it and keep going
@@ -15,7 +18,7 @@ the ``retriable`` class attribute; code that reports an error writes ``kind`` an
     │   │   ├── ImageTooLarge          kind=too_large
     │   │   └── DecodeFailed           kind=decode_failed
     │   ├── NotFound                   kind=not_found
-    │   ├── FetchError
+    │   ├── FetchError                 kind=fetch_failed        (the host broke the exchange)
     │   │   ├── InvalidUrl             kind=invalid_url
     │   │   ├── BlockedAddress         kind=blocked_address
     │   │   ├── BlockedPath            kind=blocked_path
@@ -67,11 +70,9 @@ class ModstreamError(Exception):
 class InputError(ModstreamError):
     """One input (an image, a URL, a record) cannot be scored; others are unaffected."""
 
-    kind = "bad_input"
-
 
 class ImageError(InputError):
-    kind = "bad_image"
+    """The bytes are not an image modstream decodes (a category: its subclasses say why)."""
 
 
 class EmptyImage(ImageError):
@@ -235,9 +236,8 @@ class PortInUse(ConfigError):
 
 
 class BrokerError(ConfigError):
-    """Modstream cannot use the Kafka cluster it was pointed at."""
-
-    kind = "broker_error"
+    """Modstream cannot use the Kafka cluster it was pointed at (a category: its subclasses say
+    why)."""
 
 
 class BrokerUnavailable(BrokerError):

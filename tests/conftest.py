@@ -1,4 +1,5 @@
-"""Shared fixtures: a throw-away OpenVINO model cache and real scorers for whole test modules."""
+"""Shared fixtures: a throw-away OpenVINO model cache, real scorers for whole test modules, and
+``cpu_path``, with which a test whose path depends on the CPU (bf16 or not) says which one ran."""
 
 from __future__ import annotations
 
@@ -8,12 +9,53 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from requirements import check_environment
 
 from modstream.models.capabilities import cpu_flags
 from modstream.models.preprocess import Preprocessing
 from modstream.pipeline.score.scorer import Scorer, ScorerConfig
 
 ScorerConfigFactory = Callable[..., ScorerConfig]
+
+
+CPU_PATH = "cpu path"  # the user property a test records with the ``cpu_path`` fixture
+
+
+@pytest.fixture
+def cpu_path(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Record which CPU-dependent path this test took (``cpu_path("screen at bf16")``): the run's
+    summary lists every such test with its path, so a CPU without bf16 never narrows a test
+    silently. The line also lands in the test's report (``user_properties``, junit XML)."""
+
+    def record(path: str) -> None:
+        request.node.user_properties.append((CPU_PATH, path))
+
+    return record
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """One section naming the path each CPU-dependent test took on this machine."""
+    lines = [
+        f"{report.nodeid}: {value}"
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        if getattr(report, "when", None) == "call"
+        for name, value in getattr(report, "user_properties", ())
+        if name == CPU_PATH
+    ]
+    if lines:
+        terminalreporter.write_sep("-", "CPU-dependent paths taken here")
+        for line in sorted(lines):
+            terminalreporter.write_line(line)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A MODSTREAM_REQUIRE_* variable with a value that is neither yes nor no, or naming no
+    tier, stops the run before any test: a typo must not turn a required tier into a skip."""
+    try:
+        check_environment()
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 @pytest.fixture(scope="session")
@@ -55,19 +97,3 @@ def pytest_report_header() -> str:
     flags = cpu_flags()
     native = sorted(flags & {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "avx512_fp16"})
     return f"cpu flags that decide the scoring path: {', '.join(native) or 'none readable'}"
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """List the path each CPU-dependent test took here (``record_property("cpu_path", ...)``)."""
-    lines = [
-        f"{report.nodeid}: {value}"
-        for reports in terminalreporter.stats.values()
-        for report in reports
-        if getattr(report, "when", None) == "call"
-        for key, value in getattr(report, "user_properties", ())
-        if key == "cpu_path"
-    ]
-    if lines:
-        terminalreporter.section("paths taken on this CPU")
-        for line in lines:
-            terminalreporter.line(line)

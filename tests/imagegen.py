@@ -288,6 +288,19 @@ def png_bomb(width: int = 40_000, height: int = 40_000, *, rows: int = 4) -> byt
     )
 
 
+def png_corrupt_data(width: int = 64, height: int = 64) -> bytes:
+    """A PNG whose chunks are well formed (lengths and CRCs right) but whose IDAT is not a zlib
+    stream: the header parses, the pixel decoder fails part-way with an error of its own."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB, no interlace
+    not_zlib = bytes(range(7, 7 + 200))  # 0x07 is no valid zlib header byte
+    return (
+        PNG_SIGNATURE
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", not_zlib)
+        + _png_chunk(b"IEND", b"")
+    )
+
+
 def jpeg_huge_sof(width: int = 65_000, height: int = 65_000) -> bytes:
     """A valid small baseline JPEG with its SOF0 frame header rewritten to claim a huge size."""
     data = bytearray(jpeg_baseline().data)

@@ -17,7 +17,7 @@ from typing import Any
 import openvino as ov
 from openvino.preprocess import ColorFormat, PrePostProcessor
 
-from modstream.errors import DeviceError
+from modstream.errors import DeviceError, ModelError
 from modstream.models.device_spec import DeviceSpec, default_cache_dir
 from modstream.models.preprocess import CROP
 from modstream.models.weights import ModelWeights
@@ -56,7 +56,12 @@ def make_core(cache_dir: Path | None) -> ov.Core:
 
 def build_model(core: ov.Core, weights: ModelWeights) -> ov.Model:
     """Read the ONNX file and fold uint8 RGB -> float BGR - mean into its input."""
-    model = core.read_model(str(weights.path))
+    try:
+        model = core.read_model(str(weights.path))
+    except RuntimeError as exc:  # a truncated or foreign file: OpenVINO cannot parse it
+        raise ModelError(
+            f"cannot read the model file {weights.path}: {_openvino_reason(exc)}"
+        ) from exc
     ppp = PrePostProcessor(model)
     tensor = ppp.input().tensor()
     tensor.set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC"))

@@ -33,6 +33,7 @@ from modstream.serve.openapi import openapi_document
 from modstream.web.responses import (
     Handler,
     error_response,
+    internal_error_response,
     json_response,
     metrics_response,
     readiness_response,
@@ -97,6 +98,10 @@ class _Api:
             return error_response(exc)
         except web.HTTPRequestEntityTooLarge:
             return error_response(BodyTooLarge(self._too_large()))
+        except web.HTTPException:  # aiohttp's own answers: 404 for an unknown route, 405, ...
+            raise
+        except Exception as exc:  # noqa: BLE001 - the last resort: every failure gets a JSON body
+            return internal_error_response(request, exc)
 
     @web.middleware
     async def authenticate(self, request: web.Request, handler: Handler) -> web.StreamResponse:

@@ -21,10 +21,17 @@ ERROR_KINDS: dict[str, tuple[int, str]] = {
     "invalid_url": (422, "not an http(s) URL"),
     "blocked_address": (422, "the URL's host is private, loopback, link-local or reserved"),
     "connect_failed": (502, "the image's host could not be reached"),
+    "fetch_failed": (502, "the image's host broke the exchange: not HTTP, or cut off"),
     "http_status": (502, "the image's host answered with an error"),
     "too_many_redirects": (502, "more than 5 redirects"),
     "overloaded": (503, "no scoring slot free in time; retry after Retry-After seconds"),
     "fetch_timeout": (504, "the image's host did not answer in time"),
+    "device_error": (500, "the inference device failed the batch"),
+    "scorer_closed": (500, "the server is shutting down"),
+    "model_error": (500, "the model did not load (the server stops)"),
+    "weights_not_found": (500, "the weights file is missing (the server stops)"),
+    "checksum_mismatch": (500, "the weights file is not the pinned one (the server stops)"),
+    "internal": (500, "a failure no code expected (a bug, which the server logs)"),
 }
 
 _RESULT = {
@@ -105,7 +112,7 @@ def openapi_document(max_body_bytes: int, keys_required: bool) -> dict[str, Any]
         },
         "responses": {
             "200": {"description": "the result", "content": result},
-            **_errors(400, 401, 413, 415, 422, 502, 503, 504),
+            **_errors(400, 401, 413, 415, 422, 500, 502, 503, 504),
         },
     }
     plain = {"200": {"description": "JSON status"}}

@@ -5,6 +5,7 @@ Errors are ``{"error": {"kind", "message"}}`` with the status from :mod:`modstre
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,12 +20,15 @@ __all__ = [
     "Handler",
     "error_response",
     "errors_as_json",
+    "internal_error_response",
     "json_response",
     "metrics_response",
     "readiness_response",
 ]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+log = logging.getLogger("modstream.web")
 
 
 def json_response(
@@ -43,13 +47,24 @@ def error_response(error: ModstreamError) -> web.Response:
     return json_response({"error": error.to_dict()}, status, headers)
 
 
+def internal_error_response(request: web.Request, exc: Exception) -> web.Response:
+    """The last resort for an exception no code mapped (a bug): logged with its traceback, and
+    answered as the typed error ``internal`` (500) rather than aiohttp's plain-text page."""
+    log.error("unexpected failure on %s %s", request.method, request.path, exc_info=exc)
+    return error_response(ModstreamError(f"internal error: {type(exc).__name__}: {exc}"))
+
+
 @web.middleware
 async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """A typed error raised by a handler becomes its JSON response."""
+    """A typed error raised by a handler becomes its JSON response; so does any other."""
     try:
         return await handler(request)
     except ModstreamError as exc:
         return error_response(exc)
+    except web.HTTPException:  # aiohttp's own answers: 404 for an unknown route, 405, ...
+        raise
+    except Exception as exc:  # noqa: BLE001 - the last resort: every failure gets a JSON body
+        return internal_error_response(request, exc)
 
 
 def readiness_response(reason: str | None) -> web.Response:

@@ -9,13 +9,17 @@ from __future__ import annotations
 from modstream.errors import (
     AlreadyDecided,
     BadRequest,
+    BlockedAddress,
+    BlockedPath,
     BodyTooLarge,
     BrokerUnavailable,
     ConnectFailed,
+    FetchError,
     FetchTimeout,
     HttpStatusError,
     ImageTooLarge,
     InputError,
+    InvalidUrl,
     ModstreamError,
     NotAnImage,
     Overloaded,
@@ -44,6 +48,10 @@ _STATUSES: tuple[tuple[type[ModstreamError], int], ...] = (
     (ConnectFailed, 502),
     (HttpStatusError, 502),  # the image's host answered with an error
     (TooManyRedirects, 502),
+    (InvalidUrl, 422),  # the URL was refused: the other FetchErrors below are the host's fault
+    (BlockedAddress, 422),
+    (BlockedPath, 422),
+    (FetchError, 502),  # fetch_failed: the host broke the exchange (not HTTP, cut off)
 )
 
 

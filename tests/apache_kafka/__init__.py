@@ -2,12 +2,17 @@
 
 ``pom.xml`` pins the release. :func:`kafka_classpath` asks Maven for the classpath once (the jars
 stay in Maven's local repository, so later runs resolve nothing) and caches the answer by the
-pom's hash. :class:`ApacheKafka` formats a data directory and runs ``kafka.Kafka`` on loopback
-ports; :meth:`ApacheKafka.stop` and :meth:`ApacheKafka.start` again restart it on the same log,
-so a test can take the broker away mid-stream and bring it back with its data.
+pom's hash. The test session resolves it before its first test, outside every test's timeout;
+``python -m apache_kafka --resolve`` does the same as a step of its own (``MODSTREAM_MAVEN_REPO``
+names another local repository: an empty one shows a cold start).
+
+:class:`ApacheKafka` formats a data directory and runs ``kafka.Kafka`` on loopback ports;
+:meth:`ApacheKafka.stop` and :meth:`ApacheKafka.start` again restart it on the same log, so a test
+can take the broker away mid-stream and bring it back with its data.
 
 A machine without Java or Maven skips these tests with one line; with ``MODSTREAM_REQUIRE_KAFKA=1``
-(set by CI) the same condition fails instead, so a broken set-up cannot pass unnoticed.
+(set by CI; read by ``tests/requirements.py``, as every tier's variable is) the same condition fails
+instead, so a broken set-up cannot pass unnoticed.
 """
 
 from __future__ import annotations
@@ -30,16 +35,19 @@ from modstream.kafka.broker import free_loopback_port, wait_for_port
 from modstream.kafka.settings import KafkaSettings
 
 __all__ = [
-    "REQUIRED_VARIABLE",
+    "MAVEN_REPO_VARIABLE",
     "ApacheKafka",
     "KafkaUnavailable",
+    "classpath_cache_dir",
     "kafka_classpath",
-    "kafka_required",
+    "maven_repository",
 ]
 
 HERE = Path(__file__).resolve().parent
-REQUIRED_VARIABLE = "MODSTREAM_REQUIRE_KAFKA"
 MAIN = "kafka.Kafka"
+MAVEN_REPO_VARIABLE = "MODSTREAM_MAVEN_REPO"
+# A cold local repository downloads the broker and its dependencies: minutes on a slow network.
+RESOLVE_TIMEOUT_S = 900.0
 STORAGE_TOOL = "kafka.tools.StorageTool"
 
 
@@ -47,18 +55,36 @@ class KafkaUnavailable(RuntimeError):
     """Java or Maven is missing, or Maven could not resolve the broker."""
 
 
-def kafka_required() -> bool:
-    return os.environ.get(REQUIRED_VARIABLE, "").strip().lower() in ("1", "true", "yes")
+def classpath_cache_dir() -> Path:
+    """Where resolved classpaths are kept, shared by the tests and ``python -m apache_kafka``."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "modstream-tests"
 
 
-def kafka_classpath(cache_dir: Path) -> str:
-    """The broker's classpath, resolved by Maven on first use and cached by the pom's hash."""
+def maven_repository() -> Path | None:
+    """The local repository Maven resolves into: ``MODSTREAM_MAVEN_REPO`` if set (an empty
+    folder shows what a machine with a cold Maven cache goes through), else Maven's own."""
+    value = os.environ.get(MAVEN_REPO_VARIABLE, "").strip()
+    return Path(value).resolve() if value else None
+
+
+def kafka_classpath(
+    cache_dir: Path, *, repository: Path | None = None, timeout_s: float = RESOLVE_TIMEOUT_S
+) -> str:
+    """The broker's classpath, resolved by Maven on first use and cached by the pom's hash (and
+    the local repository's path, when one is named).
+
+    Into an empty local repository Maven downloads some 60 MB of jars, which takes minutes:
+    call this before any test starts (the integration conftest does, when the session has
+    tests that need the broker), never from inside a test's timeout.
+    """
     java, maven = shutil.which("java"), shutil.which("mvn")
     if java is None or maven is None:
         missing = " and ".join(name for name, path in (("java", java), ("mvn", maven)) if not path)
         raise KafkaUnavailable(f"the Apache Kafka tests need {missing} on PATH")
     pom = HERE / "pom.xml"
-    digest = hashlib.sha256(pom.read_bytes()).hexdigest()[:12]
+    key = pom.read_bytes() + (str(repository).encode() if repository is not None else b"")
+    digest = hashlib.sha256(key).hexdigest()[:12]
     cached = cache_dir / f"kafka-classpath-{digest}.txt"
     if cached.is_file():
         classpath = cached.read_text().strip()
@@ -66,11 +92,18 @@ def kafka_classpath(cache_dir: Path) -> str:
             return classpath
     cache_dir.mkdir(parents=True, exist_ok=True)
     staging = cached.with_suffix(f".{os.getpid()}.tmp")
-    done = subprocess.run(
-        [maven, "-q", "-B", "-f", str(pom), "dependency:build-classpath",
-         f"-Dmdep.outputFile={staging}"],
-        capture_output=True, text=True, timeout=900, check=False,
-    )  # fmt: skip
+    command = [maven, "-q", "-B", "-f", str(pom), "dependency:build-classpath",
+               f"-Dmdep.outputFile={staging}"]  # fmt: skip
+    if repository is not None:
+        command.append(f"-Dmaven.repo.local={repository}")
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout_s, check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise KafkaUnavailable(
+            f"Maven did not resolve Apache Kafka within {timeout_s:.0f} s"
+        ) from None
     if done.returncode != 0 or not staging.is_file():
         raise KafkaUnavailable(f"Maven could not resolve Apache Kafka: {done.stdout[-1500:]}")
     staging.replace(cached)

@@ -50,6 +50,11 @@ async def test_a_url_list_keeps_every_scheme_and_resumes_by_line(tmp_path: Path)
         ("5", (tmp_path / "local" / "b.png").as_uri()),
     ]
     assert emissions[0].events[0].meta == {"line": 2}
+    # The id replays deduplicate on: the URL's sha256 (first 32 hex digits), as written.
+    assert [e.events[0].id for e in emissions[:2]] == [
+        "22f7f04c4afe33073c78a8480f933ded",
+        "9732bd8dac1730abe33653fde1604551",
+    ]
     resumed = await _drain(Backfill(listing, BackfillOptions(progress=False)), "4")
     assert [emission.position for emission in resumed] == ["5"]
 

@@ -7,13 +7,21 @@ modules mark their tests ``pytest.mark.asyncio(loop_scope="session")``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Protocol
 
 import pytest
 import pytest_asyncio
-from apache_kafka import ApacheKafka, KafkaUnavailable, kafka_classpath, kafka_required
+from apache_kafka import (
+    ApacheKafka,
+    KafkaUnavailable,
+    classpath_cache_dir,
+    kafka_classpath,
+    maven_repository,
+)
+from requirements import required, unavailable
 
 from modstream.demo.imageserver import ImageServer
 from modstream.kafka.broker import EmbeddedBroker
@@ -49,17 +57,48 @@ class Broker(Protocol):
     def kafka(self) -> KafkaSettings: ...
 
 
+_CLASSPATH = pytest.StashKey["str | KafkaUnavailable"]()
+
+
+def _resolve_classpath() -> str | KafkaUnavailable:
+    try:
+        return kafka_classpath(classpath_cache_dir(), repository=maven_repository())
+    except KafkaUnavailable as exc:
+        return exc
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Resolve the Apache Kafka classpath before the first test, when a collected test needs it.
+
+    Maven filling an empty local repository takes minutes, and pytest-timeout charges a session
+    fixture's set-up to the test that first asks for it: resolved here, it counts against no
+    test's 120 s, only against Maven's own deadline (``apache_kafka.RESOLVE_TIMEOUT_S``).
+    """
+    config = session.config
+    needed = any("kafka_jars" in getattr(item, "fixturenames", ()) for item in session.items)
+    if config.option.collectonly or not needed:
+        return
+    started = time.monotonic()
+    outcome = config.stash[_CLASSPATH] = _resolve_classpath()
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        seconds = time.monotonic() - started
+        said = f"unavailable ({outcome})" if isinstance(outcome, KafkaUnavailable) else "ready"
+        reporter.write_line(f"Apache Kafka classpath {said} after {seconds:.1f} s")
+
+
 @pytest.fixture(scope="session")
 def kafka_jars(pytestconfig: pytest.Config) -> str | None:
-    """The Apache Kafka classpath (Maven resolves it once per pom), or ``None`` without Java or
-    Maven. With MODSTREAM_REQUIRE_KAFKA=1 (CI) a missing tier is a failure, not a skip."""
-    cache = Path(str(pytestconfig.cache.mkdir("apache-kafka"))) if pytestconfig.cache else None
-    try:
-        return kafka_classpath(cache or Path.home() / ".cache" / "modstream-tests")
-    except KafkaUnavailable as exc:
-        if kafka_required():
-            pytest.fail(f"the Apache Kafka tier is required here but cannot run: {exc}")
+    """The Apache Kafka classpath (resolved before the first test), or ``None`` without Java
+    or Maven. With MODSTREAM_REQUIRE_KAFKA=1 (CI) a missing tier is a failure, not a skip."""
+    outcome = pytestconfig.stash.get(_CLASSPATH, None)
+    if outcome is None:  # asked for in a way collection could not see (getfixturevalue)
+        outcome = _resolve_classpath()
+    if isinstance(outcome, KafkaUnavailable):
+        if required("KAFKA"):
+            pytest.fail(f"the Apache Kafka tier is required here but cannot run: {outcome}")
         return None
+    return outcome
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
@@ -82,5 +121,5 @@ def any_broker(
     if request.param == "tansu":
         return broker
     if apache_kafka is None:
-        pytest.skip("Apache Kafka tier skipped: needs java and mvn on PATH")
+        unavailable("KAFKA", "it needs java and mvn on PATH")
     return apache_kafka

@@ -13,6 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 from apache_kafka import ApacheKafka
+from requirements import unavailable
 
 from modstream.demo.imageserver import ImageServer
 from modstream.kafka.broker import EmbeddedBroker, TopicSpec, ensure_topics
@@ -67,7 +68,7 @@ async def test_a_broker_killed_and_restarted_mid_stream_loses_no_event(
     """kill -9 of the broker while a scorer works, then a restart on the same log: the scorer
     keeps running, every event gets an output, and repeats are counted, not lost."""
     if kafka_jars is None:
-        pytest.skip("Apache Kafka tier skipped: needs java and mvn on PATH")
+        unavailable("KAFKA", "it needs java and mvn on PATH")
     prefix = f"restart-{uuid.uuid4().hex[:8]}"
     topics = Topics.with_prefix(prefix)
     log = tmp_path / "scorer.log"

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -26,6 +25,7 @@ import numpy as np
 import orjson
 import pytest
 from PIL import Image
+from requirements import unavailable
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from modstream.kafka.broker import EmbeddedBroker
@@ -258,10 +258,7 @@ def test_the_html_page_shows_its_plots_in_a_real_browser(evaluated: Evaluated) -
     page's own script counts the images with a natural width)."""
     browser = _chromium()
     if browser is None:
-        reason = "Chromium is not installed (Debian: apt-get install chromium)"
-        if os.environ.get("MODSTREAM_REQUIRE_CHROMIUM") == "1":
-            pytest.fail(f"the browser test is required here: {reason}")
-        pytest.skip(reason)
+        unavailable("CHROMIUM", "Chromium is not installed (Debian: apt-get install chromium)")
     done = subprocess.run(
         [
             browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000",

@@ -17,6 +17,7 @@ import pytest
 import pytest_asyncio
 from aiokafka.admin import AIOKafkaAdminClient
 from apache_kafka.cluster import KafkaCluster
+from requirements import unavailable
 
 from modstream.demo.imageserver import ImageServer
 from modstream.kafka.broker import TopicSpec, ensure_topics
@@ -46,7 +47,7 @@ async def cluster(
     kafka_jars: str | None, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[KafkaCluster]:
     if kafka_jars is None:
-        pytest.skip("Apache Kafka tier skipped: needs java and mvn on PATH")
+        unavailable("KAFKA", "it needs java and mvn on PATH")
     async with KafkaCluster(tmp_path_factory.mktemp("kafka-cluster"), kafka_jars) as started:
         yield started
 

@@ -24,6 +24,7 @@ import pytest_asyncio
 from aiokafka import AIOKafkaConsumer
 from apache_kafka import ApacheKafka
 from apache_kafka.secured import USER, Certificates, make_certificates, secured_config
+from requirements import unavailable
 
 from modstream.demo.imageserver import ImageServer
 from modstream.errors import BrokerTlsFailed
@@ -50,7 +51,7 @@ async def secured(
     kafka_jars: str | None, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Secured]:
     if kafka_jars is None:
-        pytest.skip("Apache Kafka tier skipped: needs java and mvn on PATH")
+        unavailable("KAFKA", "it needs java and mvn on PATH")
     directory = tmp_path_factory.mktemp("secured-kafka")
     certificates = make_certificates(directory / "tls")
     kafka = ApacheKafka(

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import os
 import shutil
 import subprocess
 import sys
@@ -30,6 +29,7 @@ import locations
 import pytest
 import pytest_asyncio
 import yaml
+from requirements import unavailable
 
 from modstream.demo.imageserver import ImageServer
 from modstream.kafka.broker import EmbeddedBroker, free_loopback_port
@@ -40,7 +40,6 @@ on_session_loop = pytest.mark.asyncio(loop_scope="session")
 
 DEPLOY = locations.DEPLOY
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "modstream.json"
-REQUIRED_VARIABLE = "MODSTREAM_REQUIRE_PROMETHEUS"
 # What Grafana's $__rate_interval becomes at a 1 s scrape interval (four scrapes, at least).
 RATE_INTERVAL = "10s"
 
@@ -55,10 +54,10 @@ class Binaries:
 def binaries() -> Binaries:
     prometheus, promtool = shutil.which("prometheus"), shutil.which("promtool")
     if prometheus is None or promtool is None:
-        reason = "prometheus and promtool are not installed (Debian: apt-get install prometheus)"
-        if os.environ.get(REQUIRED_VARIABLE) == "1":
-            pytest.fail(f"the Prometheus tier is required here ({REQUIRED_VARIABLE}=1): {reason}")
-        pytest.skip(reason)
+        unavailable(
+            "PROMETHEUS",
+            "prometheus and promtool are not installed (Debian: apt-get install prometheus)",
+        )
     return Binaries(prometheus, promtool)
 
 

@@ -8,7 +8,6 @@ its driver is not installed this says so and skips (CI installs them and makes t
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from requirements import unavailable
 
 from modstream.demo.imageserver import ImageServer
 from modstream.kafka.broker import EmbeddedBroker
@@ -36,11 +36,8 @@ def _browser_parts() -> tuple[str, str]:
     except ImportError:
         missing.append("selenium (pip)")
     if missing:
-        reason = f"the browser test needs {', '.join(missing)} (Debian: apt-get install " \
-                 "chromium chromium-driver)"  # fmt: skip
-        if os.environ.get("MODSTREAM_REQUIRE_CHROMIUM") == "1":
-            pytest.fail(f"the browser test is required here: {reason}")
-        pytest.skip(reason)
+        unavailable("CHROMIUM", f"the browser test needs {', '.join(missing)} (Debian: "
+                    "apt-get install chromium chromium-driver)")  # fmt: skip
     assert browser is not None and driver is not None
     return browser, driver
 

@@ -7,7 +7,11 @@ files; every hostile request gets its status and a typed error; API keys are enf
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import errno
 import io
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -29,14 +33,17 @@ from PIL import Image
 from modstream.demo.imageserver import ImageServer, sample_images
 from modstream.pipeline.fetch.addresses import parse_cidrs
 from modstream.pipeline.fetch.config import FetchConfig
+from modstream.pipeline.metrics import PipelineMetrics
+from modstream.pipeline.moderate.moderator import Moderator
+from modstream.pipeline.moderate.policy import PRESETS
 from modstream.pipeline.moderate.step import ModerationSettings
-from modstream.pipeline.score.scorer import ScorerConfig
+from modstream.pipeline.score.scorer import Scorer, ScorerConfig
 from modstream.serve.app import ServeConfig
-from modstream.serve.openapi import ERROR_KINDS
-from modstream.serve.server import ApiListen, ServerSettings, serve
+from modstream.serve.server import ApiListen, ServerSettings, api_site, serve
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 FIXTURES = locations.LADDER
+REFERENCE: dict[str, float] = json.loads((FIXTURES / "reference.json").read_text())
 REQUESTS = 48
 KEY = "k-3f9a1c0d2b7e"
 
@@ -194,6 +201,7 @@ HOSTILE: list[tuple[str, dict[str, Any], int, str]] = [
     ("empty", {"data": b""}, 422, "empty"),
     ("truncated", {"data": imagegen.truncated_jpeg()}, 422, "truncated"),
     ("png bomb", {"data": imagegen.png_bomb()}, 422, "decompression_bomb"),
+    ("corrupt png", {"data": imagegen.png_corrupt_data()}, 422, "decode_failed"),
     ("40 MB", {"data": io.BytesIO(b"\xff" * (40 * 1024 * 1024))}, 413, "too_large"),
     ("bad json", {"data": b"{nope", "headers": {"Content-Type": "application/json"}}, 400,
      "bad_request"),
@@ -220,6 +228,25 @@ async def test_hostile_requests_get_a_typed_error_and_the_server_keeps_going(
             assert response.status == 200
 
 
+async def test_an_image_host_that_breaks_the_http_exchange_is_a_bad_gateway(api: Api) -> None:
+    """A URL whose host answers with another protocol's banner: 502 fetch_failed, our request
+    was fine and the host failed it."""
+
+    async def banner(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(banner, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server, aiohttp.ClientSession() as session:
+        url = f"http://127.0.0.1:{port}/a.jpg"
+        status, body, _ = await _post(session, api.url, json={"url": url})
+    assert (status, body["error"]["kind"]) == (502, "fetch_failed"), body
+    assert "not valid HTTP" in body["error"]["message"]
+
+
 async def test_a_chunked_body_is_cut_off_at_the_limit(api: Api) -> None:
     """A body with no Content-Length (chunked) is read only up to the 20 MB limit: 413."""
     sent = 0
@@ -244,14 +271,35 @@ async def test_a_multipart_body_without_an_image_field_is_a_bad_request(api: Api
     assert (status, body["error"]["kind"]) == (400, "bad_request")
 
 
+# What /openapi.json promises POST /v1/score answers, written out: status by error kind.
+SCORE_ERRORS = {
+    "bad_request": 400, "unauthorized": 401, "too_large": 413, "not_an_image": 415,
+    "unsupported_format": 415, "empty": 422, "truncated": 422, "decompression_bomb": 422,
+    "decode_failed": 422, "invalid_url": 422, "blocked_address": 422, "device_error": 500,
+    "scorer_closed": 500, "model_error": 500, "weights_not_found": 500,
+    "checksum_mismatch": 500, "internal": 500, "connect_failed": 502, "fetch_failed": 502,
+    "http_status": 502, "too_many_redirects": 502, "overloaded": 503, "fetch_timeout": 504,
+}  # fmt: skip
+
+
 async def test_the_openapi_document_names_every_route_and_error_kind(api: Api) -> None:
+    """/openapi.json lists the routes, and under each status of POST /v1/score the kinds that
+    status carries, as written above; the Error schema's kinds add the hash route's 404."""
     async with aiohttp.ClientSession() as session, session.get(f"{api.url}/openapi.json") as got:
         document = orjson.loads(await got.read())
     assert set(document["paths"]) == {
         "/v1/score", "/v1/hash/{sha256}", "/healthz", "/readyz", "/metrics",
     }  # fmt: skip
-    described = orjson.dumps(document).decode()
-    assert all(kind in described for kind in ERROR_KINDS)
+    responses = document["paths"]["/v1/score"]["post"]["responses"]
+    documented = {
+        kind: int(status)
+        for status, response in responses.items()
+        if status != "200"
+        for kind in re.findall(r"(?:^|; )([a-z_]+): ", response["description"])
+    }
+    assert documented == SCORE_ERRORS
+    error_schema = document["components"]["schemas"]["Error"]["properties"]["error"]
+    assert error_schema["properties"]["kind"]["enum"] == sorted({*SCORE_ERRORS, "not_found"})
 
 
 async def test_api_keys_are_required_when_configured(scorer_settings: ScorerConfig) -> None:
@@ -272,3 +320,86 @@ async def test_api_keys_are_required_when_configured(scorer_settings: ScorerConf
         assert status == 200
         async with session.get(f"{url}/healthz") as response:
             assert response.status == 200
+
+
+async def _always_ready() -> str | None:
+    return None
+
+
+def _release(fifo: Path) -> None:
+    """Unblock a reader still waiting on ``fifo`` (a test that failed before writing to it)."""
+    try:
+        descriptor = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno != errno.ENXIO:  # ENXIO: nobody is reading, nothing to release
+            raise
+    else:
+        os.close(descriptor)
+
+
+async def test_a_full_scorer_answers_503_overloaded_with_retry_after(
+    scorer_settings: ScorerConfig, tmp_path: Path
+) -> None:
+    """With the scorer's one slot taken, a request waits admission_timeout_s and is refused:
+    503, kind overloaded, Retry-After; once the slot is free the same request is scored."""
+    held, asked = "syn_12_4.png", "syn_11_3.png"
+    fifo = tmp_path / held
+    os.mkfifo(fifo)  # the scorer reads it on its decode pool: the slot stays taken until we write
+    config = dataclasses.replace(scorer_settings, max_pending=1, admission_timeout_s=0.2)
+    metrics = PipelineMetrics()
+    async with await Scorer.start(config) as scorer:
+        moderator = Moderator(scorer, PRESETS["balanced"], metrics=metrics)
+        listen = ApiListen(host="127.0.0.1", port=0)
+        async with (
+            api_site(moderator, metrics, listen, ready=_always_ready) as port,
+            aiohttp.ClientSession() as session,
+        ):
+            holder = asyncio.create_task(scorer.score(fifo))
+            try:
+                # Opening a FIFO for writing returns once its reader has opened it: the holder
+                # has been admitted and its decode thread is reading.
+                writer = await asyncio.to_thread(fifo.open, "wb")
+                url = f"http://127.0.0.1:{port}"
+                with writer:
+                    body = (FIXTURES / asked).read_bytes()
+                    refused, error, headers = await _post(session, url, data=body)
+                    writer.write((FIXTURES / held).read_bytes())
+            finally:
+                await asyncio.to_thread(_release, fifo)
+            held_result = await holder
+            scored, result, _ = await _post(session, url, data=body)
+    assert (refused, error["error"]["kind"], headers["Retry-After"]) == (503, "overloaded", "1")
+    assert "0.2 s" in error["error"]["message"]
+    assert metrics.registry.get_sample_value("modstream_errors_total", {"kind": "overloaded"}) == 1
+    assert held_result.nsfw == pytest.approx(REFERENCE[held], abs=2e-3)
+    assert scored == 200, result
+    assert result["nsfw"] == pytest.approx(REFERENCE[asked], abs=2e-3)
+
+
+async def test_a_failure_no_code_mapped_is_a_json_internal_error(
+    scorer_settings: ScorerConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The API's last resort: a moderator built without a fetcher (the one such bug the code
+    names) asked for a URL answers 500 with the typed error internal and logs the traceback;
+    the next request is served, and aiohttp's own 404 for an unknown route is left alone."""
+    metrics = PipelineMetrics()
+    image = (FIXTURES / "syn_11_3.png").read_bytes()
+    async with await Scorer.start(scorer_settings) as scorer:
+        moderator = Moderator(scorer, PRESETS["balanced"], metrics=metrics)  # no fetcher
+        listen = ApiListen(host="127.0.0.1", port=0)
+        async with (
+            api_site(moderator, metrics, listen, ready=_always_ready) as port,
+            aiohttp.ClientSession() as session,
+        ):
+            url = f"http://127.0.0.1:{port}"
+            failed, error, _ = await _post(session, url, json={"url": "http://127.0.0.1/a.jpg"})
+            scored, result, _ = await _post(session, url, data=image)
+            async with session.get(f"{url}/v2/nothing") as response:
+                unknown = response.status
+    assert (failed, error) == (500, {"error": {
+        "kind": "internal",
+        "message": "internal error: RuntimeError: this moderator was built without a fetcher",
+    }})  # fmt: skip
+    assert any(record.exc_info for record in caplog.records if record.name == "modstream.web")
+    assert scored == 200 and result["nsfw"] == pytest.approx(REFERENCE["syn_11_3.png"], abs=2e-3)
+    assert unknown == 404

@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 from modstream.errors import (
+    DecodeFailed,
     DecompressionBomb,
     EmptyImage,
     ImageError,
@@ -44,6 +45,7 @@ HOSTILE: dict[str, tuple[Callable[[], bytes], type[ImageError], str]] = {
     "truncated_png": (imagegen.truncated_png, TruncatedImage, "truncated"),
     "png_bomb_40000": (imagegen.png_bomb, DecompressionBomb, "decompression_bomb"),
     "jpeg_sof_65000": (imagegen.jpeg_huge_sof, DecompressionBomb, "decompression_bomb"),
+    "png_corrupt_data": (imagegen.png_corrupt_data, DecodeFailed, "decode_failed"),
 }
 
 

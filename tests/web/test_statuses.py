@@ -7,14 +7,19 @@ import pytest
 from modstream.errors import (
     AlreadyDecided,
     BadRequest,
+    BlockedAddress,
+    BlockedPath,
     BodyTooLarge,
     BrokerAuthFailed,
     BrokerUnavailable,
     ConnectFailed,
     DecompressionBomb,
+    DeviceError,
+    FetchError,
     FetchTimeout,
     HttpStatusError,
     ImageTooLarge,
+    InvalidUrl,
     ModstreamError,
     NotAnImage,
     Overloaded,
@@ -36,11 +41,13 @@ from modstream.web.statuses import status_for
         (DecompressionBomb, 422), (TruncatedImage, 422), (ConnectFailed, 502),
         (Overloaded, 503), (BrokerUnavailable, 503), (FetchTimeout, 504),
         (ScorerClosed, 500), (BrokerAuthFailed, 500), (ModstreamError, 500),
+        (FetchError, 502), (InvalidUrl, 422), (BlockedAddress, 422), (BlockedPath, 422),
+        (DeviceError, 500),
     ],
 )  # fmt: skip
 def test_each_error_gets_its_status(error: type[ModstreamError], status: int) -> None:
     """Bad input is 4xx (422 for any image or URL the table does not name), a failing upstream
-    5xx, modstream's own failures 500."""
+    5xx (fetch_failed too: the host broke the exchange), modstream's own failures 500."""
     assert status_for(error("x")) == status
 
 

@@ -165,8 +165,8 @@ class Fetcher:
             try:
                 async with await self._request(session, current) as response:
                     if response.status in _REDIRECTS and "Location" in response.headers:
-                        location = URL(response.headers["Location"])
-                        current = self._checked_url(str(response.url.join(location)))
+                        location = response.headers["Location"]
+                        current = self._checked_url(location, base=response.url)
                         continue
                     if response.status >= 400:
                         raise HttpStatusError(
@@ -190,7 +190,7 @@ class Fetcher:
             except aiohttp.InvalidURL as exc:
                 raise InvalidUrl(f"invalid URL {str(current)!r}: {exc}") from exc
             except aiohttp.ClientError as exc:
-                raise FetchError(f"fetching from {current.host} failed: {exc!r}") from exc
+                raise FetchError(f"fetching from {current.host} failed: {_reason(exc)}") from exc
         raise TooManyRedirects(
             f"more than {self.config.max_redirects} redirects starting at {_host_of(url)}"
         )
@@ -212,18 +212,25 @@ class Fetcher:
         )
         return Fetched(body=body, url=url, status=200, content_type="", fetch_s=seconds)
 
-    def _checked_url(self, raw: str) -> URL:
+    def _checked_url(self, raw: str, *, base: URL | None = None) -> URL:
+        """``raw`` parsed (relative to ``base``, the URL that redirected to it) and checked."""
         try:
-            url = URL(raw)
-        except (ValueError, TypeError) as exc:
-            raise InvalidUrl(f"invalid URL {raw!r}: {exc}") from exc
+            url = URL(raw) if base is None else base.join(URL(raw))
+            host = url.host  # decodes punycode, which fails on a label such as "xn--zz"
+            if host and url.raw_host and not _is_ip_literal(host):
+                # As the resolver will encode it: an empty label ("a..b") or one longer than 63
+                # characters fails here rather than inside aiohttp.
+                url.raw_host.encode("idna")
+        except (ValueError, TypeError) as exc:  # UnicodeError is a ValueError
+            where = "" if base is None else f" (a redirect from {base.host})"
+            raise InvalidUrl(f"invalid URL {raw!r}{where}: {exc}") from exc
         if url.scheme not in ("http", "https"):
             raise InvalidUrl(f"only http and https URLs are fetched, not {url.scheme or 'none'!r}")
-        if not url.host:
+        if not host:
             raise InvalidUrl(f"the URL {raw!r} has no host")
-        if _is_ip_literal(url.host):
+        if _is_ip_literal(host):
             # aiohttp does not resolve literal addresses, so they are checked here.
-            self._policy.check(url.host, host=url.host)
+            self._policy.check(host, host=host)
         return url
 
     async def _read_capped(self, response: aiohttp.ClientResponse) -> bytes:
@@ -241,6 +248,20 @@ class Fetcher:
                 raise BodyTooLarge(f"the body passed the {limit}-byte limit; download stopped")
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def _reason(exc: aiohttp.ClientError) -> str:
+    """What went wrong, in words: the repr of aiohttp's errors repeats our request headers."""
+    if isinstance(exc, aiohttp.ClientResponseError):  # a status line or header that is not HTTP
+        # aiohttp's parser message spans lines, with a caret under the offending byte.
+        lines = (line.strip() for line in exc.message.splitlines())
+        said = " ".join(line for line in lines if line not in ("", "^"))
+        return f"the response is not valid HTTP: {said}"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the server closed the connection before the response was complete"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return f"the body is broken: {exc}"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def _is_ip_literal(host: str) -> bool:

@@ -9,6 +9,7 @@ neither ``../`` nor a symlink can lead out of it; the resolved path is then open
 from __future__ import annotations
 
 import os
+import stat
 import time
 from pathlib import Path
 
@@ -30,7 +31,10 @@ def resolve_file_url(url: str, root: Path | None) -> Path:
             "file: URLs are refused: the scorer reads local files only below a root it is given "
             "(--allow-file-root DIR)"
         )
-    parsed = URL(url)
+    try:
+        parsed = URL(url)
+    except ValueError as exc:  # an unclosed IPv6 bracket, a port out of range
+        raise InvalidUrl(f"invalid URL {url!r}: {exc}") from exc
     if parsed.host not in (None, "", "localhost"):
         raise InvalidUrl(f"file: URL {url!r} names a remote host; only local files are read")
     requested = Path(parsed.path)
@@ -43,6 +47,8 @@ def resolve_file_url(url: str, root: Path | None) -> Path:
         raise NotFound(f"no such file: {requested}") from None
     except (OSError, RuntimeError) as exc:  # a symlink loop, a permission error
         raise NotFound(f"cannot resolve {requested}: {exc}") from None
+    except ValueError:  # os.stat refuses a path with a NUL byte (%00)
+        raise InvalidUrl(f"file: URL {url!r} has a NUL byte in its path") from None
     if not real.is_relative_to(base):
         raise BlockedPath(f"refused to read {requested}: it resolves outside the allowed root")
     return real
@@ -53,11 +59,16 @@ def read_file_url(url: str, root: Path | None, max_bytes: int) -> tuple[bytes, f
     started = time.perf_counter()
     path = resolve_file_url(url, root)
     try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        # O_NONBLOCK: opening a FIFO would otherwise wait for a writer; no effect on files.
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError as exc:
         raise NotFound(f"cannot open {path}: {exc.strerror}") from None
+    status = os.fstat(descriptor)
+    if not stat.S_ISREG(status.st_mode):  # a directory, a FIFO, a device
+        os.close(descriptor)
+        raise NotFound(f"{path} is not a regular file")
     with os.fdopen(descriptor, "rb") as handle:
-        size = os.fstat(handle.fileno()).st_size
+        size = status.st_size
         if size > max_bytes:
             raise BodyTooLarge(f"{path} has {size} bytes, more than the {max_bytes}-byte limit")
         body = handle.read(max_bytes + 1)

@@ -37,7 +37,8 @@ async def server() -> AsyncIterator[ImageServer]:
 
 @pytest.fixture
 async def odd_server() -> AsyncIterator[str]:
-    """Endpoints the image server does not have: a redirect loop, a gzip bomb, a liar."""
+    """Endpoints the image server does not have: a redirect loop, a redirect to a URL that does
+    not parse, a gzip bomb, a liar."""
 
     async def loop(request: web.Request) -> web.Response:
         raise web.HTTPFound(str(request.url))
@@ -49,7 +50,11 @@ async def odd_server() -> AsyncIterator[str]:
     async def declared_huge(_request: web.Request) -> web.StreamResponse:
         return web.Response(body=b"x", headers={"Content-Length": "1"}, status=200)
 
+    async def bad_location(_request: web.Request) -> web.Response:
+        return web.Response(status=302, headers={"Location": "http://[::1/x.jpg"})
+
     app = web.Application()
+    app.router.add_get("/bad-location", bad_location)
     app.router.add_get("/loop", loop)
     app.router.add_get("/gzip", gzip_bomb)
     app.router.add_get("/small", declared_huge)
@@ -60,6 +65,33 @@ async def odd_server() -> AsyncIterator[str]:
     port = runner.addresses[0][1]
     yield f"http://127.0.0.1:{port}"
     await runner.cleanup()
+
+
+# What a server that does not speak HTTP properly sends back, by request path.
+BROKEN_ANSWERS = {
+    "/garbage": b"SSH-2.0-OpenSSH_9.6\r\n\r\n",  # another protocol on the port
+    "/mid-headers": b"HTTP/1.1 200 OK\r\nContent-Type: ima",  # then the connection closes
+    "/short-body": b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n0123456789",
+    "/bad-chunk": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n",
+    "/silence": b"",  # reads the request, answers nothing, hangs up
+}
+
+
+@pytest.fixture
+async def broken_server() -> AsyncIterator[str]:
+    """A TCP server on loopback that reads one request and answers :data:`BROKEN_ANSWERS`."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = await reader.readuntil(b"\r\n\r\n")
+        path = request.split(b" ", 2)[1].decode()
+        writer.write(BROKEN_ANSWERS[path])
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        yield f"http://127.0.0.1:{port}"
 
 
 async def test_fetches_an_image_from_an_allowed_range(server: ImageServer) -> None:
@@ -97,6 +129,17 @@ async def test_non_http_schemes_are_invalid(url: str) -> None:
     async with Fetcher() as fetcher:
         with pytest.raises(InvalidUrl):
             await fetcher.fetch(url)
+
+
+async def test_a_redirect_to_a_url_that_does_not_parse_is_invalid_url(odd_server: str) -> None:
+    """A Location header that is no URL (an unclosed IPv6 bracket) is checked like every hop:
+    invalid_url naming the redirect, not an exception the fetcher does not know."""
+    async with Fetcher(FetchConfig(allow_cidrs=LOOPBACK)) as fetcher:
+        with pytest.raises(InvalidUrl) as caught:
+            await fetcher.fetch(f"{odd_server}/bad-location")
+    assert caught.value.kind == "invalid_url"
+    assert "http://[::1/x.jpg" in str(caught.value)
+    assert "a redirect from 127.0.0.1" in str(caught.value)
 
 
 async def test_http_errors_are_typed(server: ImageServer) -> None:
@@ -251,3 +294,35 @@ async def test_a_failure_that_cannot_mend_is_not_retried(server: ImageServer) ->
         with pytest.raises(HttpStatusError) as caught:
             await fetcher.fetch(f"{server.served.base_url}/bad/missing.jpg")
     assert caught.value.attempts == 1
+
+
+@pytest.mark.parametrize("path", sorted(BROKEN_ANSWERS))
+async def test_a_server_that_breaks_the_http_exchange_is_fetch_failed(
+    broken_server: str, path: str
+) -> None:
+    """Garbage for a status line, a connection closed mid-headers or mid-body, a broken chunk:
+    fetch_failed, whose message says what went wrong without repeating our request headers."""
+    async with Fetcher(FetchConfig(allow_cidrs=LOOPBACK, total_timeout_s=5.0)) as fetcher:
+        with pytest.raises(FetchError) as caught:
+            await fetcher.fetch(f"{broken_server}{path}")
+    assert type(caught.value) is FetchError, caught.value
+    assert caught.value.kind == "fetch_failed"
+    assert not caught.value.retriable
+    message = str(caught.value)
+    assert message.startswith("fetching from 127.0.0.1 failed: "), message
+    assert "User-Agent" not in message and "RequestInfo" not in message, message
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://a..b/x.jpg", f"http://{'a' * 64}.example/x.jpg", "http://xn--zz/x.jpg"],
+    ids=["empty label", "64-character label", "broken punycode"],
+)
+async def test_host_names_no_resolver_can_encode_are_invalid_urls(url: str) -> None:
+    """Host names that parse as URLs but cannot be encoded for DNS are invalid_url before any
+    connection, not a UnicodeError from inside aiohttp's resolver."""
+    async with Fetcher(FetchConfig(allow_cidrs=LOOPBACK)) as fetcher:
+        with pytest.raises(InvalidUrl) as caught:
+            await fetcher.fetch(url)
+    assert caught.value.kind == "invalid_url"
+    assert url in str(caught.value)

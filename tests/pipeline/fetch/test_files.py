@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,28 @@ def test_file_urls_are_invalid_without_a_root_or_with_a_remote_host(tree: Path) 
         read_file_url((tree / "a" / "cat photo.jpg").as_uri(), None, 100)
     with pytest.raises(InvalidUrl, match="remote host"):
         read_file_url(f"file://example.com{tree}/a/x.jpg", tree, 100)
+
+
+@pytest.mark.parametrize(
+    ("url", "error", "kind"),
+    [
+        ("file://{root}/a/cat%00photo.jpg", InvalidUrl, "invalid_url"),  # a NUL byte
+        ("file://[::1/{root}/a.jpg", InvalidUrl, "invalid_url"),  # an unclosed IPv6 bracket
+        ("file://localhost:99999{root}/a.jpg", InvalidUrl, "invalid_url"),  # no such port
+        ("file://{root}/a/", NotFound, "not_found"),  # a folder below the root
+        ("file://{root}/pipe", NotFound, "not_found"),  # a FIFO: opening it must not wait
+    ],
+    ids=["nul byte", "bad bracket", "bad port", "folder", "fifo"],
+)
+def test_urls_that_name_no_readable_file_are_typed_errors(
+    tree: Path, url: str, error: type[ModstreamError], kind: str
+) -> None:
+    """What a backfill line can hold that names no file to read is a typed error, never an
+    exception the stream would have to report as internal."""
+    os.mkfifo(tree / "pipe")
+    with pytest.raises(error) as raised:
+        read_file_url(url.format(root=tree), tree, 100)
+    assert type(raised.value) is error and raised.value.kind == kind
 
 
 def test_a_file_over_the_byte_limit_is_too_large(tree: Path) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
@@ -199,13 +200,17 @@ async def test_every_fast_path_meets_the_bar_and_agrees_on_every_decision(
     fast_variant: Scorer,
     ladder: str,
     request: pytest.FixtureRequest,
-    record_property: Callable[[str, object], None],
+    cpu_path: Callable[[str], None],
 ) -> None:
     """On each path fast mode can take (default, no-bf16 screen, bf16 screen): mean |delta| <=
-    0.005, p99 <= 0.03, and no image decided differently from its reference under any policy."""
+    0.005, p99 <= 0.03, and no image decided differently from its reference under any policy.
+    Which path ran ("auto" and "screen-bf16" depend on the CPU) is in the run's summary."""
     cases: list[Case] = request.getfixturevalue(ladder)
     results = await asyncio.gather(*(fast_variant.score(case.data) for case in cases))
-    record_property("cpu_path", fast_variant.plan.describe())
+    kept = Counter(r.precision for r in results if r.preprocessing == "fast")
+    confirmed = sum(r.preprocessing == "exact" for r in results)
+    fast = ", ".join(f"{n} at {precision}" for precision, n in sorted(kept.items())) or "none"
+    cpu_path(f"fast-mode scores kept: {fast}; scored exactly: {confirmed}/{len(results)}")
     deltas = Deltas(
         [case.name for case in cases],
         np.abs(np.array([r.nsfw for r in results]) - [case.reference for case in cases]),

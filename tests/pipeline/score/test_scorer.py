@@ -162,7 +162,7 @@ async def test_aclose_drains_admitted_work_then_refuses(ov_cache_dir: Path) -> N
 
 
 async def test_fast_mode_screens_low_scores_and_confirms_high_ones(
-    ov_cache_dir: Path, record_property: Callable[[str, object], None]
+    ov_cache_dir: Path, cpu_path: Callable[[str], None]
 ) -> None:
     """A screen keeps its shortcut for a low-scoring photo and rescores a high one exactly."""
     photo = (locations.SAMPLES / "photo-a.jpg").read_bytes()
@@ -173,7 +173,7 @@ async def test_fast_mode_screens_low_scores_and_confirms_high_ones(
     screening = config(ov_cache_dir, preprocessing=Preprocessing.FAST, screening="always")
     async with await Scorer.start(screening) as fast:
         low, high = await asyncio.gather(fast.score(photo), fast.score(buffer.getvalue()))
-    record_property("cpu_path", f"{fast.plan.describe()} (screen ran at {low.precision})")
+    cpu_path(f"{fast.plan.describe()} (screen ran at {low.precision})")
     assert low.nsfw < fast.config.confirm_at
     assert low.preprocessing == "fast"
     assert high.nsfw > 0.9
@@ -198,7 +198,7 @@ async def test_auto_screening_is_decided_by_what_the_device_runs(
     ov_cache_dir: Path,
     screen_precision: str,
     screens: bool,
-    record_property: Callable[[str, object], None],
+    cpu_path: Callable[[str], None],
 ) -> None:
     """screening="auto" screens only where the device runs the screen precision: there, low
     scores keep their bf16 screen and every score from 0.05 up is the exact scorer's; asked for a
@@ -215,7 +215,7 @@ async def test_auto_screening_is_decided_by_what_the_device_runs(
         results = await asyncio.gather(*(scorer.score(d) for d in inputs))
         lanes = {lane.name for lane in scorer.statistics().lanes}
         plan = scorer.plan
-    record_property("cpu_path", plan.describe())
+    cpu_path(plan.describe())
     if screens:
         assert plan.first_pass is FirstPass.SCREEN
         assert lanes == {LaneName.EXACT, LaneName.SCREEN}
@@ -247,7 +247,7 @@ async def test_screens_decoded_on_a_prediction_openvino_contradicts_are_scored_e
     ov_cache_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
-    record_property: Callable[[str, object], None],
+    cpu_path: Callable[[str], None],
 ) -> None:
     """CPU flags that promise a screen precision OpenVINO then denies: the images already decoded
     as screens go to the exact lane (there is no screen lane), every one is scored, and every
@@ -256,7 +256,7 @@ async def test_screens_decoded_on_a_prediction_openvino_contradicts_are_scored_e
     if precision is None:
         pytest.skip("this CPU runs both f16 and bf16: no prediction for OpenVINO to contradict")
     claimed = {"f16": "avx512_fp16", "bf16": "avx512_bf16"}[precision]
-    record_property("cpu_path", f"flags made to claim {claimed}; OpenVINO denies {precision}")
+    cpu_path(f"flags made to claim {claimed}; OpenVINO denies {precision}")
     monkeypatch.setattr(capabilities, "cpu_flags", lambda: frozenset({"avx2", claimed}))
     photo = (locations.SAMPLES / "photo-a.jpg").read_bytes()
     inputs = [photo, *(_large_jpeg(name) for name in sorted(REFERENCE)[:6])]

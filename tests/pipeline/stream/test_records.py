@@ -15,10 +15,18 @@ from modstream.pipeline.stream.records import Origin, error_record, parse_event
 def test_only_url_is_required() -> None:
     """A bare url gets an id from its hash, the consume time, and an unknown source."""
     event = parse_event(b'{"url": "https://example.com/a.jpg"}', now=123.5)
-    assert event.id == event_id_for("https://example.com/a.jpg")
+    assert event.id == "276a1ac00ba4f0ea47eeeafca24284f4"
     assert event.observed_at == 123.5
     assert event.source == "unknown"
     assert event.meta == {}
+
+
+def test_the_default_event_id_is_the_first_32_hex_digits_of_the_urls_sha256() -> None:
+    """Replays deduplicate on this id, so it must not drift: known answers for fixed URLs
+    (``printf %s URL | sha256sum | cut -c1-32``), the URL taken exactly as written."""
+    assert event_id_for("https://example.com/a.jpg") == "276a1ac00ba4f0ea47eeeafca24284f4"
+    assert event_id_for("https://example.com/b.jpg") == "c7756891cc67449f8799d70f80b461c8"
+    assert event_id_for("HTTP://Example.com/a.jpg") == "22f7f04c4afe33073c78a8480f933ded"
 
 
 def test_unknown_fields_are_kept_in_meta() -> None:
