@@ -6,10 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import locations
 import pytest
 from requirements import check_environment, required, unavailable
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = locations.REPO
 
 
 @pytest.mark.parametrize("value", ["1", "true", "TRUE", "yes", " Yes ", "on"])

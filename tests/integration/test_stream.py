@@ -14,9 +14,9 @@ import json
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+import locations
 import orjson
 import pytest
 import pytest_asyncio
@@ -50,7 +50,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 PARTITIONS = 4
 POLICY = Policy(name="t", flag_at=0.8, review_at=0.3)
 COPIES = 2  # each image is sent this many times, under different URLs
-LADDER = Path(__file__).resolve().parent.parent / "fixtures" / "ladder"
+LADDER = locations.LADDER
 REFERENCE: dict[str, float] = json.loads((LADDER / "reference.json").read_text())
 # Score-ladder images with their reference scores, served beside the bundled samples.
 LADDER_NAMES = ("syn_11_0.png", "syn_12_4.png", "syn_14_2.png")

@@ -90,6 +90,14 @@ class DeviceWorker:
             raise RuntimeError("submit() called on a device with no free infer request")
         count = pixels.shape[0]
         static = self.network.static_batch
+        if static is not None and count > static:
+            # Refused here, before OpenVINO: a request whose start_async raises is never handed
+            # back to the queue, and the next submit would wait for it forever.
+            self._counts.failures += 1
+            raise DeviceError(
+                f"device {self.device} refused a batch of {count}: the network is compiled for "
+                f"batches of {static}"
+            )
         if static is not None and count < static:
             padding = np.zeros((static - count, *pixels.shape[1:]), dtype=pixels.dtype)
             pixels = np.concatenate([pixels, padding])

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import locations
 import numpy as np
 import pytest
 
@@ -22,7 +23,7 @@ from modstream.pipeline.score.batcher import BatchPolicy
 from modstream.pipeline.score.devices import DeviceWorker, ScoreArray
 from modstream.pipeline.score.scorer import Scorer, ScorerConfig
 
-LADDER = Path(__file__).parent / "fixtures" / "ladder"
+LADDER = locations.LADDER
 REFERENCE: dict[str, float] = json.loads((LADDER / "reference.json").read_text())
 
 
@@ -84,8 +85,13 @@ async def test_a_batch_the_device_refuses_is_a_device_error(tmp_path: Path) -> N
     assert refused.value.kind == "device_error" and refused.value.retriable
     assert "device CPU refused a batch" in str(refused.value)
     assert delivered == []
-    stats = worker.stats.as_dict()
-    assert (stats["failures"], stats["in_flight"], stats["batches"]) == (1, 0, 0)
+    stats = worker.statistics()
+    assert (stats.failures, stats.in_flight, stats.batches) == (1, 0, 0)
+    # The refusal cost no infer request: the worker still runs a batch it can take.
+    scored: asyncio.Future[ScoreArray | DeviceError] = asyncio.get_running_loop().create_future()
+    worker.submit(crops[:2], lambda outcome, _elapsed: scored.set_result(outcome))
+    outcome = await asyncio.wait_for(scored, 30)
+    assert not isinstance(outcome, DeviceError) and len(outcome) == 2
 
 
 async def test_a_refused_batch_fails_each_of_its_callers_with_device_error(
@@ -110,7 +116,7 @@ async def test_a_refused_batch_fails_each_of_its_callers_with_device_error(
     assert {(e.kind, e.retriable) for e in outcomes if isinstance(e, DeviceError)} == {
         ("device_error", True)
     }
-    assert (device["failures"], device["batches"], device["images"]) == (1, 0, 0)
+    assert (device.failures, device.batches, device.images) == (1, 0, 0)
 
 
 async def test_a_device_this_machine_lacks_is_a_device_error_naming_the_devices_here(
