@@ -43,8 +43,14 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
     add_allow_cidr(group, "fetches")
     add_allow_file_root(group)
     group.add_argument(
-        "--metrics-port", type=int, default=9108, help="Prometheus port; 0 turns it off"
-    )
+        "--metrics-port", type=int, default=9108,
+        help="Prometheus port; 0 turns it off (default: %(default)s)",
+    )  # fmt: skip
+    group.add_argument(
+        "--metrics-host", default="127.0.0.1",
+        help="address the metrics bind (default: %(default)s; 0.0.0.0 to be scraped from "
+        "another host or container)",
+    )  # fmt: skip
     group.add_argument("--group-id", default="modstream-scorers", help="consumer group")
     group.add_argument(
         "--topic-prefix",
@@ -122,7 +128,7 @@ def add_api_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--serve-host", default="127.0.0.1", help="API address (127.0.0.1)")
     group.add_argument(
         "--api-key-file", type=Path, default=None, metavar="FILE",
-        help="API keys, one per line; without it no key is asked for",
+        help="API keys, one per line, each 16+ characters; without it no key is asked for",
     )  # fmt: skip
 
 
@@ -130,7 +136,11 @@ def add_parser(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "run", help="run the streaming pipeline", description=__doc__
     )
-    parser.add_argument("--role", choices=["all", "scorer", "connector"], default="all")
+    parser.add_argument(
+        "--role", choices=["all", "scorer", "connector"], default="all",
+        help="scorer: consume and score images.incoming; connector: run the --source connectors "
+        "into it; all: both in one process (default: %(default)s)",
+    )  # fmt: skip
     add_source_options(parser)
     add_api_options(parser)
     add_pipeline_options(parser)
@@ -202,6 +212,7 @@ def pipeline_settings(args: argparse.Namespace) -> PipelineSettings:
             max_in_flight=args.max_in_flight,
         ),
         metrics_port=args.metrics_port or None,
+        metrics_host=args.metrics_host,
         session_timeout_s=_seconds(args.session_timeout_ms),
         fetch_max_wait_s=_seconds(args.fetch_max_wait_ms),
     )

@@ -33,7 +33,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--port", type=int, default=8080, help="port (default 8080; 0: any)")
     parser.add_argument(
         "--api-key-file", type=Path, default=None, metavar="FILE",
-        help="API keys, one per line; without it no key is asked for",
+        help="API keys, one per line, each 16+ characters; without it no key is asked for",
     )  # fmt: skip
     add_allow_cidr(parser, "URLs")
     parser.add_argument("--fetch-timeout", type=float, default=10.0, help="seconds per image URL")
@@ -57,16 +57,9 @@ def api_config(key_file: Path | None, scorer: ScorerConfig) -> ServeConfig:
 
 
 def _api_keys(path: Path | None) -> frozenset[str]:
-    if path is None:
-        return frozenset()
-    try:
-        lines = path.read_text().splitlines()
-    except OSError as exc:
-        raise ConfigError(f"--api-key-file {path}: {exc.strerror}") from None
-    keys = frozenset(line.strip() for line in lines if line.strip() and not line.startswith("#"))
-    if not keys:
-        raise ConfigError(f"--api-key-file {path} holds no key")
-    return keys
+    from modstream.web.secrets import read_api_keys
+
+    return frozenset() if path is None else read_api_keys(path)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -77,7 +77,7 @@ class PipelineMetrics:
 
         self.devices = DeviceMetrics(r)
 
-    def serve(self, port: int, host: str = "0.0.0.0") -> tuple[WSGIServer, Thread]:
+    def serve(self, port: int, host: str = "127.0.0.1") -> tuple[WSGIServer, Thread]:
         server, thread = start_http_server(port, addr=host, registry=self.registry)
         return server, thread
 

@@ -11,10 +11,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from modstream.errors import ConfigError, Unauthorized
+from modstream.web.secrets import require_length
 
 __all__ = ["Reviewers", "read_reviewers"]
-
-MIN_TOKEN_LENGTH = 16
 
 
 class Reviewers:
@@ -54,11 +53,7 @@ def read_reviewers(path: Path) -> Reviewers:
         name, token = name.strip(), token.strip()
         if not sep or not name or not token:
             raise ConfigError(f"--reviewers-file {path}, line {number}: expected name:token")
-        if len(token) < MIN_TOKEN_LENGTH:
-            raise ConfigError(
-                f"--reviewers-file {path}, line {number}: {name}'s token is shorter than "
-                f"{MIN_TOKEN_LENGTH} characters"
-            )
+        require_length(token, f"--reviewers-file {path}, line {number}", f"{name}'s token")
         if token in tokens:
             raise ConfigError(f"--reviewers-file {path}, line {number}: a token is used twice")
         tokens[token] = name

@@ -484,7 +484,8 @@ async def test_a_port_in_use_is_a_port_in_use_error_naming_the_port_and_the_flag
 
 
 def test_create_reads_the_secret_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Through the registry: options cast from text, the secret required and never shown."""
+    """Through the registry: options cast from text, the secret required (16+ characters) and
+    never shown."""
     monkeypatch.setenv(SECRET_VARIABLE, SECRET)
     source = make_source(
         SourceSpec("webhook"), {"port": "0", "object-base-url": BASE, "ack_timeout_s": "2.5"}
@@ -502,6 +503,9 @@ def test_create_reads_the_secret_from_the_environment(monkeypatch: pytest.Monkey
         monkeypatch.setenv(SECRET_VARIABLE, unset)
         with pytest.raises(ConfigError, match=SECRET_VARIABLE):
             make_source(SourceSpec("webhook"), {})
+    monkeypatch.setenv(SECRET_VARIABLE, "fifteen-chars!!")  # the rule of every secret: 16+
+    with pytest.raises(ConfigError, match=f"{SECRET_VARIABLE}: the secret is 15 characters"):
+        make_source(SourceSpec("webhook"), {})
     monkeypatch.delenv(SECRET_VARIABLE)
     with pytest.raises(ConfigError, match=SECRET_VARIABLE):
         make_source(SourceSpec("webhook"), {})

@@ -197,3 +197,41 @@ def test_the_topic_step_is_a_valid_shell_script() -> None:
     script = _compose()["services"]["topics"]["command"][0].replace("$$", "$")  # compose escape
     done = subprocess.run(["bash", "-n", "-c", script], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+# Each listener a modstream service opens, and the flag that sets its address.
+LISTENER_HOST_FLAGS = {
+    "--metrics-port": "--metrics-host",
+    "--port": "--host",
+    "--serve-port": "--serve-host",
+    "--webhook-port": "--webhook-host",
+}
+
+
+def test_every_listener_a_container_opens_binds_all_interfaces_explicitly() -> None:
+    """modstream binds 127.0.0.1 by default (metrics, serve, the webhook, review); in compose and
+    in the Dockerfile's default command, each port a service opens comes with its host flag set to
+    0.0.0.0, or prometheus and the published ports would reach nothing."""
+    import inspect
+
+    from modstream.pipeline.metrics import PipelineMetrics
+    from modstream.pipeline.stream.service import PipelineSettings
+
+    assert PipelineSettings().metrics_host == "127.0.0.1"
+    assert inspect.signature(PipelineMetrics.serve).parameters["host"].default == "127.0.0.1"
+    checked = 0
+    for name, service in _compose()["services"].items():
+        if "build" not in service:
+            continue
+        command = service["command"]
+        flags = dict(item.partition("=")[::2] for item in command if item.startswith("--"))
+        for port_flag, host_flag in LISTENER_HOST_FLAGS.items():
+            if port_flag in flags:
+                assert flags.get(host_flag) == "0.0.0.0", (name, host_flag)
+                checked += 1
+    assert checked == 4  # scorer and connector metrics, serve, review
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    (cmd,) = [line for line in dockerfile.splitlines() if line.startswith("CMD ")]
+    argv = json.loads(cmd.removeprefix("CMD "))
+    assert argv[:3] == ["run", "--role", "scorer"]
+    assert argv[argv.index("--metrics-host") + 1] == "0.0.0.0"

@@ -20,7 +20,7 @@ from modstream.kafka.settings import KafkaSettings
 from .support import OutputReader
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-SECRET = "test-secret"
+SECRET = "test-secret-0123456789"
 
 
 @asynccontextmanager

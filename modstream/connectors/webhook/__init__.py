@@ -12,6 +12,7 @@ import os
 from modstream.connectors.options import refuse_argument
 from modstream.connectors.webhook.server import WebhookOptions, WebhookSource
 from modstream.errors import ConfigError
+from modstream.web.secrets import require_length
 
 __all__ = ["OPTIONS", "SECRET_VARIABLE", "WebhookOptions", "WebhookSource", "create"]
 
@@ -30,4 +31,5 @@ def create(options: WebhookOptions, argument: str | None) -> WebhookSource:
             f"the webhook source needs a shared secret: set {SECRET_VARIABLE} (callers send it "
             "as 'Authorization: Bearer <secret>' or sign the body with it)"
         )
+    require_length(secret, SECRET_VARIABLE)
     return WebhookSource(options, secret=secret)

@@ -47,7 +47,7 @@ class PipelineSettings:
     partitions: int = 4
     replication_factor: int = 1
     metrics_port: int | None = 9108
-    metrics_host: str = "0.0.0.0"
+    metrics_host: str = "127.0.0.1"  # loopback, as every listener; containers set 0.0.0.0
     # None: chosen for the broker (KAFKA_* or EMBEDDED_* above).
     session_timeout_s: float | None = None
     fetch_max_wait_s: float | None = None
