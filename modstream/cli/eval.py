@@ -80,7 +80,8 @@ def add_parser(subparsers: Any) -> None:
         "--out",
         type=Path,
         metavar="DIR",
-        help="write plots, report.html, report.json, policy.json, scores.csv",
+        help="write report.html, report.json, policy.json, scores.csv and the plots (the plots "
+        "need the eval extra, matplotlib; without it they are skipped)",
     )
     parser.add_argument("--name", default="fitted", help="the fitted policy's name (fitted)")
     parser.add_argument(
@@ -120,8 +121,6 @@ def run(args: argparse.Namespace) -> int:
             scoring.scored, targets, model=scoring.model, preprocessing=scoring.preprocessing,
             rounds=args.bootstrap_rounds,
         )  # fmt: skip
-        if args.out is not None:
-            _write_out(args.out, scoring.scored, report, args.name)
     except ModstreamError as exc:
         print(f"modstream eval: {exc.kind}: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -132,7 +131,11 @@ def run(args: argparse.Namespace) -> int:
     )
     print(render_text(report))
     if args.out is not None:
-        print(f"wrote {args.out}/report.html, policy.json, report.json and the plots")
+        try:
+            _write_out(args.out, scoring.scored, report, args.name)
+        except ModstreamError as exc:
+            print(f"modstream eval: {exc.kind}: {exc}", file=sys.stderr)
+            return EXIT_FAILED
     if args.json:
         import orjson
 
@@ -163,12 +166,14 @@ def _score(
 
 
 def _write_out(out: Path, scored: list[Scored], report: dict[str, Any], name: str) -> None:
+    """Writes everything it can into ``out`` and says what it wrote; without matplotlib the plots
+    are skipped (one line on stderr naming them and the extra) and the rest is still written."""
     import csv
 
     import orjson
 
     from modstream.evaluation import curves as cv
-    from modstream.evaluation.pictures import draw, html_page
+    from modstream.evaluation.pictures import PICTURES, PLOTS_MISSING, draw, html_page
     from modstream.evaluation.report import fitted_policy
     from modstream.evaluation.scoring import scored_arrays
 
@@ -176,7 +181,7 @@ def _write_out(out: Path, scored: list[Scored], report: dict[str, Any], name: st
     pictures = draw(cv.curves(scores, labels), scores, labels, report)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        for file_name, data in pictures.items():
+        for file_name, data in (pictures or {}).items():
             (out / file_name).write_bytes(data)
         (out / "report.html").write_text(html_page(report, pictures), encoding="utf-8")
         (out / "report.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
@@ -192,6 +197,10 @@ def _write_out(out: Path, scored: list[Scored], report: dict[str, Any], name: st
                                  item.error_kind or ""])  # fmt: skip
     except OSError as exc:
         raise ConfigError(f"cannot write to --out {out}: {exc.strerror}") from None
+    written = ["report.html", "report.json", "policy.json", "scores.csv", *(pictures or {})]
+    print(f"wrote {', '.join(written)} to {out}")
+    if pictures is None:
+        print(f"modstream eval: skipped {', '.join(PICTURES)}: {PLOTS_MISSING}", file=sys.stderr)
 
 
 def _result_records(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -247,7 +256,6 @@ def _results(args: argparse.Namespace) -> int:
         print(render_text(report))
         if args.out is not None:
             _write_out(args.out, reviewed.scored, report, args.name)
-            print(f"wrote {args.out}/report.html, policy.json, report.json and the plots")
         print()
     print(render_weak(weak))
     if args.out is not None:

@@ -2,7 +2,8 @@
 per-class score histograms (PNG, by matplotlib), and one self-contained HTML page.
 
 matplotlib is the optional ``eval`` extra (``pip install 'modstream[eval]'``): a well-kept
-plotting library beats hand-drawn PNGs, and the scorer's images need none of it.
+plotting library beats hand-drawn PNGs, and the scorer's images need none of it. Without it
+:func:`draw` answers None and the page says the plots were skipped; everything else is written.
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from modstream.errors import ConfigError
 from modstream.evaluation.curves import METRICS, Curves
 
-__all__ = ["PICTURES", "draw", "html_page"]
+__all__ = ["PICTURES", "PLOTS_MISSING", "draw", "html_page"]
 
 PICTURES = ("roc.png", "pr.png", "histogram.png")
+PLOTS_MISSING = "the plots need matplotlib, the eval extra: pip install 'modstream[eval]'"
 _COLOURS = {"low": "tab:green", "best_accuracy": "tab:blue", "high": "tab:red"}
 
 
@@ -29,17 +30,15 @@ def draw(
     scores: npt.NDArray[np.float64],
     labels: npt.NDArray[np.int64],
     report: dict[str, Any],
-) -> dict[str, bytes]:
-    """Each picture's PNG bytes, by file name."""
+) -> dict[str, bytes] | None:
+    """Each picture's PNG bytes, by file name; None without matplotlib (:data:`PLOTS_MISSING`)."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         from matplotlib import pyplot as plt
     except ImportError:
-        raise ConfigError(
-            "plots need matplotlib: pip install 'modstream[eval]' (or run without --out)"
-        ) from None
+        return None
     points = report["thresholds"]
     pictures: dict[str, bytes] = {}
 
@@ -80,8 +79,9 @@ def draw(
     return pictures
 
 
-def html_page(report: dict[str, Any], pictures: dict[str, bytes]) -> str:
-    """One HTML file with everything in it (pictures as data: URLs), to open and decide."""
+def html_page(report: dict[str, Any], pictures: dict[str, bytes] | None) -> str:
+    """One HTML file with everything in it (pictures as data: URLs, or a line saying why there are
+    none), and the inputs that could not be scored, to open and decide."""
     rows = []
     named = {**report["thresholds"], **{f"preset {k}": v for k, v in report["presets"].items()}}
     for name, point in named.items():
@@ -92,8 +92,10 @@ def html_page(report: dict[str, Any], pictures: dict[str, bytes]) -> str:
     images = "".join(
         f'<figure><img class="plot" alt="{html.escape(name)}" '
         f'src="data:image/png;base64,{base64.b64encode(data).decode()}"></figure>'
-        for name, data in pictures.items()
+        for name, data in (pictures or {}).items()
     )
+    if pictures is None:
+        images = f'<p class="skipped">Plots skipped: {html.escape(PLOTS_MISSING)}.</p>'
     warnings = "".join(f"<li>{html.escape(w)}</li>" for w in report["warnings"])
     heads = "".join(f"<th>{m}</th>" for m in METRICS)
     t = report["targets"]
@@ -104,7 +106,7 @@ body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
 table {{ border-collapse: collapse; margin: 1em 0; }}
 td, th {{ border: 1px solid #ccc; padding: .3em .6em; text-align: right; }}
 small {{ color: #666; }} figure {{ display: inline-block; margin: .5em; }}
-.warnings li {{ color: #a40; }}
+.warnings li {{ color: #a40; }} table.failed td {{ text-align: left; }}
 </style></head>
 <body>
 <h1>modstream eval</h1>
@@ -118,6 +120,7 @@ FPR &le; {t["fpr"]:g} (high)</p>
 <table><tr><th></th><th>threshold</th>{heads}</tr>{"".join(rows)}</table>
 <p><small>95 % bootstrap intervals in brackets. The fitted policy flags at <i>high</i> and
 sends scores from <i>low</i> up to it to review.</small></p>
+{_failed(report["errors"])}
 {images}
 <script>
 // Count the plots the browser decoded, for people and for tests.
@@ -129,6 +132,27 @@ window.addEventListener("load", () => {{
 </script>
 </body></html>
 """
+
+
+def _failed(errors: dict[str, Any]) -> str:
+    """The inputs that could not be scored (the first of them, when there are many)."""
+    if not errors["count"]:
+        return ""
+    listed = errors["first"]
+    count = errors["count"]
+    heading = f"{count} input{'' if count == 1 else 's'} could not be scored"
+    if len(listed) < count:
+        heading += f" (the first {len(listed)} below)"
+    rows = "".join(
+        f'<tr><td class="input">{html.escape(str(e["input"]))}</td>'
+        f"<td>{html.escape(str(e['kind']))}</td>"
+        f"<td>{html.escape(str(e['message'] or ''))}</td></tr>"
+        for e in listed
+    )
+    return (
+        f'<h2>{heading}</h2>\n<table class="failed"><tr><th>input</th><th>kind</th>'
+        f"<th>message</th></tr>{rows}</table>"
+    )
 
 
 def _cell(point: dict[str, Any], metric: str) -> str:

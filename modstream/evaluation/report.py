@@ -166,8 +166,11 @@ def _warnings(c: cv.Curves, targets: Targets, failed: Sequence[Scored]) -> list[
         )
     if failed:
         kinds = ", ".join(f"{n} {k}" for k, n in Counter(str(f.error_kind) for f in failed).items())
-        inputs = "input" if len(failed) == 1 else "inputs"
-        warnings.append(f"{len(failed)} {inputs} could not be scored and are left out ({kinds})")
+        one = len(failed) == 1
+        warnings.append(
+            f"{len(failed)} {'input' if one else 'inputs'} could not be scored and "
+            f"{'is' if one else 'are'} left out ({kinds})"
+        )
     return warnings
 
 

@@ -137,7 +137,7 @@ def _scored(scores: list[float], labels: list[int]) -> list[Scored]:
 
 def test_report_warns_about_small_sets_and_counts_failures() -> None:
     """The report has the three points and the presets, warns when a target needs more images than
-    the set has, and counts unreadable inputs by kind."""
+    the set has, and counts unreadable inputs by kind, in English for one and for many."""
     scores, labels = _random_sets(1)[0]
     scored = _scored(scores.tolist(), labels.tolist())
     failed = Scored(Labelled(Input(label="bad", path=Path("bad")), 1), error_kind="not_an_image",
@@ -147,8 +147,10 @@ def test_report_warns_about_small_sets_and_counts_failures() -> None:
     assert set(report["thresholds"]) == {"low", "best_accuracy", "high"}
     assert set(report["presets"]) == {"brand-safety", "balanced", "auto-ban"}
     assert any("needs at least 200" in warning for warning in report["warnings"])
-    assert any("1 input could not be scored" in warning for warning in report["warnings"])
+    assert "1 input could not be scored and is left out (1 not_an_image)" in report["warnings"]
     assert "AUC-ROC" in render_text(report)
+    twice = build_report([*scored, failed, failed], Targets(), model="m", preprocessing="exact")
+    assert "2 inputs could not be scored and are left out (2 not_an_image)" in twice["warnings"]
     assert report["auc_roc"] == pytest.approx(roc_auc_score(labels, scores), abs=1e-6)
 
 
@@ -263,13 +265,18 @@ def test_a_review_override_keeps_the_policy_provenance() -> None:
     )  # fmt: skip
 
 
-def test_plots_without_matplotlib_say_how_to_get_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    """matplotlib is an optional extra: without it, --out fails with the install line."""
-    from modstream.evaluation.pictures import draw
+def test_without_matplotlib_there_are_no_plots_and_the_page_says_how_to_get_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """matplotlib is an optional extra: without it draw answers None, and the HTML page is still
+    made, saying that the plots were skipped and which extra to install."""
+    from modstream.evaluation.pictures import draw, html_page
 
     monkeypatch.setitem(__import__("sys").modules, "matplotlib", None)
     scores, labels = _random_sets(1)[0]
     report = build_report(_scored(scores.tolist(), labels.tolist()), Targets(), model="m",
                           preprocessing="exact", rounds=10)  # fmt: skip
-    with pytest.raises(ConfigError, match=r"pip install 'modstream\[eval\]'"):
-        draw(cv.curves(scores, labels), scores, labels, report)
+    assert draw(cv.curves(scores, labels), scores, labels, report) is None
+    page = html_page(report, None)
+    assert "Plots skipped" in page and "pip install &#x27;modstream[eval]&#x27;" in page
+    assert "<img" not in page

@@ -145,19 +145,62 @@ def test_operating_points_meet_their_targets_on_the_evaluated_scores(evaluated: 
 
 
 def test_out_holds_the_plots_the_page_the_report_and_the_policy(evaluated: Evaluated) -> None:
-    """--out holds three PNG plots, an HTML page with them embedded (nothing fetched), report.json
-    equal to the --json line, and policy.json with the fitted thresholds and their provenance."""
+    """--out holds three PNG plots, an HTML page with them embedded (nothing fetched) naming the
+    input that failed, report.json equal to the --json line, and policy.json with the fitted
+    thresholds and their provenance."""
     for name in ("roc.png", "pr.png", "histogram.png"):
         data = (evaluated.out / name).read_bytes()
         assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 10_000, name
     page = (evaluated.out / "report.html").read_text()
     assert page.count('src="data:image/png;base64,') == 3 and "http" not in page.split("<body>")[1]
+    # The page names the input it left out, with its kind.
+    assert "<h2>1 input could not be scored</h2>" in page
+    assert '<td class="input">' in page and "page.jpg</td><td>not_an_image</td>" in page
     assert orjson.loads((evaluated.out / "report.json").read_bytes()) == evaluated.report
     policy = orjson.loads((evaluated.out / "policy.json").read_bytes())
     assert policy["name"] == "ours"
     assert policy["flag_at"] == evaluated.report["thresholds"]["high"]["threshold"]
     assert policy["review_at"] == evaluated.report["thresholds"]["low"]["threshold"]
     assert policy["model"].startswith("open_nsfw@") and policy["preprocessing"] == "exact"
+
+
+# ``python -m modstream`` with matplotlib made unimportable, as on an install without the extra.
+WITHOUT_MATPLOTLIB = (
+    "import runpy, sys; sys.modules['matplotlib'] = None; sys.argv[0] = 'modstream'; "
+    "runpy.run_module('modstream', run_name='__main__', alter_sys=True)"
+)
+
+
+def test_without_the_plots_extra_eval_writes_the_rest_and_names_what_it_skipped(
+    evaluated: Evaluated, tmp_path: Path
+) -> None:
+    """Without matplotlib, ``eval --out`` still writes report.json, policy.json, scores.csv and
+    report.html (saying the plots were skipped), names the skipped plots and the extra to install
+    in one line, and exits 0."""
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [
+            sys.executable, "-c", WITHOUT_MATPLOTLIB, "eval",
+            "--labels", str(evaluated.out.parent / "labels.csv"), "--out", str(out),
+            "--no-progress", "--cache-dir", str(evaluated.cache_dir),
+            "--score-cache", str(evaluated.score_cache), "--name", "ours", *TARGETS,
+        ],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in out.iterdir()) == [
+        "policy.json", "report.html", "report.json", "scores.csv"
+    ]  # fmt: skip
+    assert f"wrote report.html, report.json, policy.json, scores.csv to {out}" in done.stdout
+    skipped = [line for line in done.stderr.splitlines() if "skipped" in line]
+    assert skipped == [
+        "modstream eval: skipped roc.png, pr.png, histogram.png: the plots need matplotlib, "
+        "the eval extra: pip install 'modstream[eval]'"
+    ]
+    assert orjson.loads((out / "policy.json").read_bytes())["name"] == "ours"
+    assert "Plots skipped" in (out / "report.html").read_text()
+    with (out / "scores.csv").open(newline="") as handle:
+        assert len(list(csv.DictReader(handle))) == len(evaluated.labels)
 
 
 def test_a_second_run_takes_every_score_from_the_cache(evaluated: Evaluated) -> None:
