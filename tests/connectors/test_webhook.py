@@ -11,11 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import json
+import os
 import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
+import locations
 import orjson
 import pytest
 from multidict import CIMultiDictProxy
@@ -33,7 +36,7 @@ from modstream.connectors.base import Emission
 from modstream.connectors.registry import SourceSpec, make_source
 from modstream.connectors.webhook import SECRET_VARIABLE, WebhookOptions, WebhookSource
 from modstream.connectors.webhook.auth import SIGNATURE_HEADER, is_authorized, signature_for
-from modstream.connectors.webhook.payloads import InvalidPayload, parse_payload
+from modstream.connectors.webhook.payloads import BadJson, InvalidPayload, parse_body, parse_payload
 from modstream.errors import ConfigError, PortInUse
 
 SECRET = "correct horse battery staple"
@@ -194,8 +197,11 @@ def test_only_object_creations_become_events_the_rest_are_counted_as_ignored() -
 
 
 def test_an_object_creation_without_object_base_url_is_refused_clearly() -> None:
-    """Without a base URL an object has no address: the message says which option to set."""
-    with pytest.raises(InvalidPayload, match=r"no object_base_url.*object_base_url=https://"):
+    """Without a base URL an object has no address: the message names the flag to set, spelled
+    as the flag is (not as the field in the code)."""
+    with pytest.raises(
+        InvalidPayload, match=r"no object base URL.*start it with --object-base-url https://"
+    ):
         _parse(minio_notification("b", "k.jpg"), base=None)
 
 
@@ -203,6 +209,43 @@ def test_a_key_with_dot_segments_is_refused_rather_than_pointing_at_another_obje
     """A client would resolve 'a/../b' to another object than the one uploaded."""
     with pytest.raises(InvalidPayload, match=r"'\.\.' segment"):
         _parse(s3_notification(s3_record("p", "a/../other-bucket/x.jpg")))
+
+
+def _body(body: bytes, content_type: str = "application/json") -> tuple[list[str], int]:
+    parsed = parse_body(body, content_type=content_type, object_base_url=BASE, now=NOW)
+    return [event.url for event in parsed.events], parsed.ignored
+
+
+def test_newline_delimited_json_is_read_declared_or_detected() -> None:
+    """One document a line is taken with Content-Type application/x-ndjson, or without it when the
+    body is not one document but every line is; blank lines are skipped, each line may be any
+    accepted shape (ours, a list, an S3 notification)."""
+    ndjson = (
+        b'{"url": "https://img.example/a.jpg"}\n\n'
+        b'[{"url": "https://img.example/b.jpg"}]\n'
+        + orjson.dumps(s3_notification(s3_record("p", "c.jpg"), s3_record(
+            "p", "d.jpg", event_name="ObjectRemoved:Delete")))
+        + b"\n"
+    )  # fmt: skip
+    expected = (["https://img.example/a.jpg", "https://img.example/b.jpg", f"{BASE}/p/c.jpg"], 1)
+    assert _body(ndjson, "application/x-ndjson") == expected
+    assert _body(ndjson) == expected  # detected
+    one_line = b'{"url": "https://img.example/a.jpg"}\n'
+    assert _body(one_line, "application/x-ndjson") == (["https://img.example/a.jpg"], 0)
+    assert _body(b'{"url": "https://img.example/a.jpg"}') == (["https://img.example/a.jpg"], 0)
+
+
+def test_a_bad_ndjson_line_is_refused_with_its_line_number() -> None:
+    """A line that is not JSON is a BadJson naming it; a line that is not an event an
+    InvalidPayload naming it; a body that is neither JSON nor NDJSON says so."""
+    with pytest.raises(BadJson, match=r"^line 2 is not JSON"):
+        _body(b'{"url": "https://h/a"}\n{oops\n', "application/x-ndjson")
+    with pytest.raises(InvalidPayload, match=r"^line 3: 'url' must be an absolute URL"):
+        _body(b'{"url": "https://h/a"}\n\n{"id": "x"}\n')
+    with pytest.raises(BadJson, match=r"^the body is not JSON \(nor one JSON document a line\)"):
+        _body(b'{"url": "https://h/a"}\n{oops\n')
+    with pytest.raises(BadJson):
+        _body(b"{not json")
 
 
 # --- auth: pure -----------------------------------------------------------------------------
@@ -372,12 +415,12 @@ async def test_a_request_without_the_secret_is_refused_401_and_queues_nothing() 
 
 
 async def test_bad_json_invalid_events_and_unknown_routes_have_json_errors() -> None:
-    """400 bad_json, 422 invalid_event (also an S3 event without object_base_url), 404, 405."""
+    """400 bad_json, 422 invalid_event (also an S3 event without --object-base-url), 404, 405."""
     async with serving(object_base_url=None) as (source, http):
         assert _error_kind(await post(http, b"{not json")) == (400, "bad_json")
         assert _error_kind(await post(http, {"id": "no-url"})) == (422, "invalid_event")
         status, answer, _ = await post(http, s3_notification(s3_record("p", "a.jpg")))
-        assert status == 422 and "object_base_url" in answer["error"]["message"]
+        assert status == 422 and "--object-base-url https://" in answer["error"]["message"]
         assert source.statistics().malformed == 3
         async with http.get("/v2/elsewhere") as missing:
             assert missing.status == 404
@@ -386,6 +429,64 @@ async def test_bad_json_invalid_events_and_unknown_routes_have_json_errors() -> 
             assert wrong_method.status == 405
             assert (await wrong_method.json())["error"]["kind"] == "method_not_allowed"
             assert wrong_method.headers["Allow"] == "POST"
+
+
+async def test_an_ndjson_request_is_one_emission_answered_202_with_every_id() -> None:
+    """Over HTTP, an NDJSON body (declared) is taken whole: one emission, one 202 naming each id."""
+    body = (
+        b'{"url": "https://img.example/a.jpg", "id": "a"}\n'
+        b'{"url": "https://img.example/b.jpg", "id": "b"}\n'
+    )
+    headers = {**BEARER, "Content-Type": "application/x-ndjson"}
+    async with serving() as (source, http), PublisherStandIn(source, auto_ack=True) as publisher:
+        status, answer, _ = await post(http, body, headers)
+        assert (status, answer) == (202, {"accepted": 2, "ignored": 0, "ids": ["a", "b"]})
+        emission = await publisher.next_emission()
+        assert [event.id for event in emission.events] == ["a", "b"]
+        bad = await post(http, b'{"url": "https://h/a"}\n{oops\n', headers)
+        assert _error_kind(bad) == (400, "bad_json") and "line 2" in bad[1]["error"]["message"]
+
+
+README_EXAMPLES = "<!-- webhook-examples:"
+
+
+def _readme_examples() -> str:
+    """The README's webhook shell block, without the lines that start modstream."""
+    readme = (locations.REPO / "README.md").read_text()
+    block = readme.split(README_EXAMPLES, 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    kept = [line for line in block.splitlines() if not line.startswith(("export ", "modstream "))]
+    return "\n".join(kept) + "\n"
+
+
+def _json_values(text: str) -> list[Any]:
+    decoder, values, at = json.JSONDecoder(), [], 0
+    while at < len(text.rstrip()):
+        value, at = decoder.raw_decode(text, at)
+        values.append(value)
+        while at < len(text) and text[at].isspace():
+            at += 1
+    return values
+
+
+async def test_the_readme_curl_examples_are_each_accepted() -> None:
+    """Every curl example of the README (our event, a list, NDJSON, a signed body, S3, MinIO),
+    run by bash against a real webhook, is answered 202 with the events it documents."""
+    async with serving() as (source, _http), PublisherStandIn(source, auto_ack=True):
+        script = _readme_examples().replace("http://127.0.0.1:8090", source.url)
+        shell = await asyncio.create_subprocess_exec(
+            "bash", "-euo", "pipefail", "-c", script,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, SECRET_VARIABLE: SECRET},
+        )  # fmt: skip
+        async with asyncio.timeout(30):
+            out, err = await shell.communicate()
+    assert shell.returncode == 0, err.decode()
+    answers = _json_values(out.decode())
+    assert [answer.get("accepted") for answer in answers] == [1, 2, 2, 1, 1, 1], answers
+    ids = [event_id for answer in answers for event_id in answer["ids"]]
+    assert ids[0] == "upload-42"
+    assert ids[-2:] == ["s3:photos/u/42/red flower.jpg@v1", "s3:photos/u/42/f.jpg@17C0A1B2"]
+    assert source.statistics().events == 8 and source.statistics().malformed == 0
 
 
 async def _raw_request(port: int, head: bytes, body_parts: list[bytes]) -> bytes:
@@ -497,7 +598,7 @@ def test_create_reads_the_secret_from_the_environment(monkeypatch: pytest.Monkey
         make_source(SourceSpec("webhook", "8091"), {})
     with pytest.raises(ConfigError, match="port must be between 0 and 65535"):
         make_source(SourceSpec("webhook"), {"port": "70000"})
-    with pytest.raises(ConfigError, match="object_base_url must be an http"):
+    with pytest.raises(ConfigError, match="--object-base-url must be an http"):
         make_source(SourceSpec("webhook"), {"object_base_url": "s3://bucket"})
     for unset in ("", "  "):
         monkeypatch.setenv(SECRET_VARIABLE, unset)

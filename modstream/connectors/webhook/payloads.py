@@ -1,6 +1,8 @@
 """Upload notifications -> image events: the webhook's pure half (no HTTP, no clock).
 
-Three shapes arrive on ``POST /v1/events``:
+Three shapes arrive on ``POST /v1/events``, as one JSON document or as newline-delimited JSON
+(one document a line: ``Content-Type: application/x-ndjson``, or detected when the body is not
+one document but each of its lines is):
 
 - ours: one event ``{"url", "id"?, "observed_at"?, "meta"?, "source"?}`` or a list of them;
 - an S3 bucket notification ``{"Records": [...]}`` (``eventSource: aws:s3``);
@@ -15,8 +17,8 @@ is decoded, then quoted again for the path, keeping ``/``. The id names the obje
 (``s3:{bucket}/{key}@{versionId | sequencer | eTag}``): a notification delivered twice yields the
 same id. ``observed_at`` is when the webhook received it (``eventTime`` stays in ``meta``).
 
-Anything else raises :class:`InvalidPayload` (the server's 422): a request is taken whole or not
-at all.
+Anything else raises :class:`InvalidPayload` (the server's 422), a body that is not JSON
+:class:`BadJson` (400): a request is taken whole or not at all.
 """
 
 from __future__ import annotations
@@ -25,11 +27,21 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote_plus, urlsplit
 
+import orjson
+
 from modstream.events import ImageEvent, event_id_for
 
-__all__ = ["InvalidPayload", "ParsedPayload", "object_url", "parse_payload"]
+__all__ = [
+    "NDJSON_TYPES", "BadJson", "InvalidPayload", "ParsedPayload", "object_url", "parse_body",
+    "parse_payload",
+]  # fmt: skip
 
 _OUR_FIELDS = frozenset({"url", "id", "observed_at", "meta", "source"})
+NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl"})
+
+
+class BadJson(ValueError):
+    """The body is neither a JSON document nor newline-delimited JSON documents."""
 
 
 class InvalidPayload(ValueError):
@@ -54,6 +66,52 @@ def parse_payload(
         events = [_our_event(item, f"event {i}: ", now, source) for i, item in enumerate(data)]
         return ParsedPayload(tuple(events), ignored=0)
     return ParsedPayload((_our_event(data, "", now, source),), ignored=0)
+
+
+def parse_body(
+    body: bytes, *, content_type: str, object_base_url: str | None, now: float,
+    source: str = "webhook",
+) -> ParsedPayload:  # fmt: skip
+    """The image events of a request body: one JSON document, or one a line (NDJSON, declared by
+    ``content_type`` or detected); raises :class:`BadJson` or :class:`InvalidPayload`."""
+    if content_type.lower() not in NDJSON_TYPES:
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            lines = _lines(body)
+            if len(lines) < 2 or not all(_is_json(line) for _, line in lines):
+                raise BadJson(
+                    f"the body is not JSON (nor one JSON document a line): {exc}"
+                ) from None
+        else:
+            return parse_payload(data, object_base_url=object_base_url, now=now, source=source)
+    events: list[ImageEvent] = []
+    ignored = 0
+    for number, line in _lines(body):
+        try:
+            data = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            raise BadJson(f"line {number} is not JSON: {exc}") from None
+        try:
+            parsed = parse_payload(data, object_base_url=object_base_url, now=now, source=source)
+        except InvalidPayload as exc:
+            raise InvalidPayload(f"line {number}: {exc}") from None
+        events += parsed.events
+        ignored += parsed.ignored
+    return ParsedPayload(tuple(events), ignored=ignored)
+
+
+def _lines(body: bytes) -> list[tuple[int, bytes]]:
+    """The non-blank lines of a body, numbered from 1."""
+    return [(n, line) for n, line in enumerate(body.splitlines(), start=1) if line.strip()]
+
+
+def _is_json(line: bytes) -> bool:
+    try:
+        orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return False
+    return True
 
 
 def object_url(base: str, bucket: str, key: str) -> str:
@@ -110,8 +168,8 @@ def _notification(records: Any, base: str | None, now: float, source: str) -> Pa
             continue
         if not base:
             raise InvalidPayload(
-                "an S3/MinIO object notification arrived, but the webhook has no object_base_url "
-                "to build image URLs with: set --source-option object_base_url=https://<storage>"
+                "an S3/MinIO object notification arrived, but the webhook has no object base URL "
+                "to build image URLs with: start it with --object-base-url https://<storage>"
             )
         events.append(_object_event(record, where, name, base, now, source))
     return ParsedPayload(tuple(events), ignored=ignored)

@@ -1,10 +1,11 @@
 """The upload webhook's I/O half: an aiohttp server whose requests become emissions.
 
-``POST /v1/events``: refuse a body over ``max_body_bytes`` before reading past the limit ->
-authenticate the raw body (:mod:`.auth`) -> decode JSON -> parse it (:mod:`.payloads`) -> put one
+``POST /v1/events``: refuse a body over ``max-body-bytes`` before reading past the limit ->
+authenticate the raw body (:mod:`.auth`) -> decode JSON or NDJSON and parse it (:mod:`.payloads`)
+-> put one
 ``Emission(events, position=None, receipt)`` on a bounded queue -> wait for the receipt, which the
 publisher resolves once Kafka acknowledged every event. Only then does the caller get its ``202``;
-a full queue or a receipt not resolved within ``ack_timeout_s`` is a ``503`` with
+a full queue or a receipt not resolved within ``ack-timeout-s`` is a ``503`` with
 ``Retry-After``, and the caller's retry is harmless (same ids). ``GET /healthz`` answers ``200``.
 
 Every error body is ``{"error": {"kind", "message"}}``: ``bad_json`` 400, ``unauthorized`` 401,
@@ -23,12 +24,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Self
 
-import orjson
 from aiohttp import web
 
 from modstream.connectors.base import Emission, SourceCounters, SourceStatistics
 from modstream.connectors.webhook.auth import SIGNATURE_HEADER, is_authorized
-from modstream.connectors.webhook.payloads import InvalidPayload, ParsedPayload, parse_payload
+from modstream.connectors.webhook.payloads import BadJson, InvalidPayload, ParsedPayload, parse_body
 from modstream.connectors.webhook.responses import (
     accepted,
     error,
@@ -63,10 +63,10 @@ class WebhookOptions:
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be between 0 and 65535, not {self.port}")
         if self.max_body_bytes <= 0 or self.queue_size <= 0 or self.ack_timeout_s <= 0:
-            raise ValueError("max_body_bytes, queue_size and ack_timeout_s must be positive")
+            raise ValueError("max-body-bytes, queue-size and ack-timeout-s must be positive")
         base = self.object_base_url
         if base is not None and not base.startswith(("http://", "https://")):
-            raise ValueError(f"object_base_url must be an http(s) URL, not {base!r}")
+            raise ValueError(f"--object-base-url must be an http(s) URL, not {base!r}")
 
 
 class WebhookSource:
@@ -164,7 +164,7 @@ class WebhookSource:
 
     async def _post_events(self, request: web.Request) -> web.Response:
         limit = self.options.max_body_bytes
-        too_large = f"the body is larger than max_body_bytes ({limit} bytes)"
+        too_large = f"the body is larger than max-body-bytes ({limit} bytes)"
         if request.content_length is not None and request.content_length > limit:
             return self._malformed(413, "too_large", too_large)
         body = await read_at_most(request.content, limit)
@@ -179,13 +179,12 @@ class WebhookSource:
         ):
             return error(401, "unauthorized", _HOW_TO_AUTHENTICATE, {"WWW-Authenticate": "Bearer"})
         try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            return self._malformed(400, "bad_json", f"the body is not JSON: {exc}")
-        try:
-            parsed = parse_payload(
-                data, object_base_url=self.options.object_base_url, now=time.time()
-            )
+            parsed = parse_body(
+                body, content_type=request.content_type,
+                object_base_url=self.options.object_base_url, now=time.time(),
+            )  # fmt: skip
+        except BadJson as exc:
+            return self._malformed(400, "bad_json", str(exc))
         except InvalidPayload as exc:
             return self._malformed(422, "invalid_event", str(exc))
         if not parsed.events:
@@ -195,7 +194,7 @@ class WebhookSource:
     async def _publish(self, parsed: ParsedPayload) -> web.Response:
         count, capacity = len(parsed.events), self.options.queue_size
         if count > capacity:
-            message = f"{count} events in one request; at most {capacity}"
+            message = f"{count} events in one request; at most {capacity} (queue-size)"
             return self._malformed(413, "too_large", message)
         if self._runner is None:
             return unavailable("the webhook is stopping")
