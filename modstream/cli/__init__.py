@@ -7,10 +7,11 @@ import sys
 
 from modstream import __version__
 from modstream.cli import demo, eval, review, run, score, serve
+from modstream.cli.helptext import PlainTextParser
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = PlainTextParser(  # sub-commands' parsers are of the same class
         prog="modstream", description="Real-time NSFW moderation of image streams."
     )
     parser.add_argument("--version", action="version", version=f"modstream {__version__}")

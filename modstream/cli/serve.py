@@ -27,8 +27,11 @@ if TYPE_CHECKING:
 
 def add_parser(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
-        "serve", help="score single images over HTTP", description=__doc__
-    )
+        "serve", help="score single images over HTTP",
+        description="Score single images over HTTP: POST /v1/score (raw bytes, multipart or a "
+        "JSON url), GET /v1/hash/SHA256, /healthz, /readyz, /metrics and /openapi.json. Errors "
+        'are JSON: {"error": {"kind", "message"}}.',
+    )  # fmt: skip
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8080, help="port (default 8080; 0: any)")
     parser.add_argument(

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -152,6 +154,32 @@ async def test_directory_with_a_bad_file_gives_one_line_each_and_exit_1(
     assert set(bad) == {"input", "error"}
     assert bad["error"]["kind"] == "not_an_image"
     assert bad["error"]["message"]
+
+
+async def test_a_table_run_prints_only_modstreams_lines_and_an_english_summary(
+    tmp_path: Path, cli_cache_dir: Path
+) -> None:
+    """Without --json: a PNG just over Pillow's pixel limit is one decompression_bomb line with no
+    Pillow warning before it, and the summary reads "2 inputs ...: 1 safe, 1 error" (and "1
+    input" for one)."""
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(imagegen.png_bomb(10_000, 9_000))  # 90 Mpx: Pillow warns, it does not refuse
+    shutil.copy(LADDER / PICKED[2], tmp_path / "low.png")
+    base = [sys.executable, "-m", "modstream", "score", "--no-progress",
+            "--cache-dir", str(cli_cache_dir)]  # fmt: skip
+
+    def score(*paths: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*base, *map(str, paths)], capture_output=True, text=True,
+                              timeout=CLI_TIMEOUT_S, cwd=REPO)  # fmt: skip
+
+    both = await asyncio.to_thread(score, bomb, tmp_path / "low.png")
+    assert both.returncode == 1, both.stderr
+    assert "Warning" not in both.stderr and "PIL" not in both.stderr, both.stderr
+    assert "decompression_bomb" in both.stdout.splitlines()[0]
+    summary = both.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(r"2 inputs in \d+\.\d\d s \(\d+\.\d/s\): 1 safe, 1 error", summary)
+    one = await asyncio.to_thread(score, bomb)
+    assert re.fullmatch(r"1 input in .*: 1 error", one.stderr.strip().splitlines()[-1])
 
 
 async def test_all_good_inputs_exit_0(tmp_path: Path, cli_cache_dir: Path) -> None:
