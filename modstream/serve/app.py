@@ -33,6 +33,7 @@ from modstream.serve.openapi import openapi_document
 from modstream.web.responses import (
     Handler,
     error_response,
+    http_error_response,
     internal_error_response,
     json_response,
     metrics_response,
@@ -98,8 +99,10 @@ class _Api:
             return error_response(exc)
         except web.HTTPRequestEntityTooLarge:
             return error_response(BodyTooLarge(self._too_large()))
-        except web.HTTPException:  # aiohttp's own answers: 404 for an unknown route, 405, ...
-            raise
+        except web.HTTPException as exc:  # aiohttp's own: 404 for an unknown route, 405, ...
+            if exc.status < 400:
+                raise
+            return http_error_response(request, exc)
         except Exception as exc:  # noqa: BLE001 - the last resort: every failure gets a JSON body
             return internal_error_response(request, exc)
 

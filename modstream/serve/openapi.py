@@ -10,7 +10,8 @@ __all__ = ["ERROR_KINDS", "openapi_document"]
 ERROR_KINDS: dict[str, tuple[int, str]] = {
     "bad_request": (400, "bad JSON, no url, no multipart 'image' field, a malformed hash"),
     "unauthorized": (401, "no API key, or one that is not valid"),
-    "not_found": (404, "no result known for this sha256"),
+    "not_found": (404, "no result known for this sha256, or no such route"),
+    "method_not_allowed": (405, "a method the route does not take (see Allow)"),
     "too_large": (413, "the body or the fetched image is larger than the limit"),
     "not_an_image": (415, "garbage, HTML, JSON or other non-image bytes"),
     "unsupported_format": (415, "an image format modstream does not decode (SVG, ...)"),
@@ -112,7 +113,7 @@ def openapi_document(max_body_bytes: int, keys_required: bool) -> dict[str, Any]
         },
         "responses": {
             "200": {"description": "the result", "content": result},
-            **_errors(400, 401, 413, 415, 422, 500, 502, 503, 504),
+            **_errors(400, 401, 405, 413, 415, 422, 500, 502, 503, 504),
         },
     }
     plain = {"200": {"description": "JSON status"}}

@@ -1,6 +1,8 @@
 """JSON responses and typed errors for modstream's HTTP front doors (the API, the review console).
 
-Errors are ``{"error": {"kind", "message"}}`` with the status from :mod:`modstream.web.statuses`.
+Errors are ``{"error": {"kind", "message"}}`` with the status from :mod:`modstream.web.statuses`,
+aiohttp's own answers too: an unknown route is ``not_found`` (404), a method the route does not
+take ``method_not_allowed`` (405, with ``Allow``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ __all__ = [
     "Handler",
     "error_response",
     "errors_as_json",
+    "http_error_response",
     "internal_error_response",
     "json_response",
     "metrics_response",
@@ -47,6 +50,21 @@ def error_response(error: ModstreamError) -> web.Response:
     return json_response({"error": error.to_dict()}, status, headers)
 
 
+_HTTP_KINDS = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+
+
+def http_error_response(request: web.Request, exc: web.HTTPException) -> web.Response:
+    """aiohttp's own error answers (an unknown route, a method a route does not take) in the
+    documented error shape instead of its plain-text page."""
+    kind = _HTTP_KINDS.get(exc.status, "bad_request" if exc.status < 500 else "internal")
+    message = f"{request.method} {request.path}: {exc.reason}"
+    headers = None
+    if "Allow" in exc.headers:
+        headers = {"Allow": exc.headers["Allow"]}
+        message += f" (this route takes {exc.headers['Allow']})"
+    return json_response({"error": {"kind": kind, "message": message}}, exc.status, headers)
+
+
 def internal_error_response(request: web.Request, exc: Exception) -> web.Response:
     """The last resort for an exception no code mapped (a bug): logged with its traceback, and
     answered as the typed error ``internal`` (500) rather than aiohttp's plain-text page."""
@@ -61,8 +79,10 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
         return await handler(request)
     except ModstreamError as exc:
         return error_response(exc)
-    except web.HTTPException:  # aiohttp's own answers: 404 for an unknown route, 405, ...
-        raise
+    except web.HTTPException as exc:  # aiohttp's own answers: 404 for an unknown route, 405, ...
+        if exc.status < 400:
+            raise
+        return http_error_response(request, exc)
     except Exception as exc:  # noqa: BLE001 - the last resort: every failure gets a JSON body
         return internal_error_response(request, exc)
 

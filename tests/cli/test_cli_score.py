@@ -251,7 +251,8 @@ async def test_a_url_whose_first_request_hangs_is_scored_after_a_retry(
 async def test_loopback_url_is_blocked_by_default(
     image_server: ImageServer, cli_cache_dir: Path
 ) -> None:
-    """Without --allow-cidr a loopback URL is refused as blocked_address before any request."""
+    """Without --allow-cidr a loopback URL is refused as blocked_address before any request, and
+    the message says which flag lets it through."""
     before = len(image_server.requests)
     run = await run_score(image_server.url, cache_dir=cli_cache_dir)
     assert run.returncode == 1, run.stderr
@@ -260,4 +261,7 @@ async def test_loopback_url_is_blocked_by_default(
     assert "nsfw" not in line
     assert line["error"]["kind"] == "blocked_address"
     assert "127.0.0.1" in line["error"]["message"]
+    assert line["error"]["message"].endswith(
+        "start with --allow-cidr 127.0.0.1/32 (or a wider range)"
+    )
     assert image_server.requests[before:] == [], "the guard must refuse before connecting"

@@ -202,8 +202,8 @@ async def test_a_decision_lands_on_the_reviewed_topic_once_and_errors_are_typed(
     any_broker: Broker, image_server: ImageServer
 ) -> None:
     """A decision is the original record plus label, reviewer, decided_at and note, keyed by id on
-    the reviewed topic; a second decision is 409, an unknown id 404, a bad body 400. On both
-    brokers."""
+    the reviewed topic; a second decision is 409, an unknown id 404, a bad body 400, a GET of the
+    decisions route a JSON 405. On both brokers."""
     broker = any_broker
     assert image_server.served is not None
     url = image_server.served.image_urls()[1]
@@ -235,6 +235,9 @@ async def test_a_decision_lands_on_the_reviewed_topic_once_and_errors_are_typed(
                     {"label": "safe"}, {"id": "item-7", "label": "safe", "note": 3}):  # fmt: skip
             status, body = await post(session, c.url, bad, "alice")
             assert status == 400 and body["error"]["kind"] == "bad_request", bad
+        async with session.get(f"{c.url}/api/v1/decisions", headers=auth("bob")) as response:
+            assert response.status == 405 and response.headers["Allow"] == "POST"
+            assert (await response.json())["error"]["kind"] == "method_not_allowed"
         stats = (await get(session, f"{c.url}/api/v1/stats", headers=auth("bob")))[1]
         assert stats["decided_today"] == 1 and stats["decided_today_by_you"] == 1
         async with session.get(f"{c.url}/metrics") as response:  # open, like every /metrics

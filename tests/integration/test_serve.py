@@ -279,6 +279,7 @@ SCORE_ERRORS = {
     "scorer_closed": 500, "model_error": 500, "weights_not_found": 500,
     "checksum_mismatch": 500, "internal": 500, "connect_failed": 502, "fetch_failed": 502,
     "http_status": 502, "too_many_redirects": 502, "overloaded": 503, "fetch_timeout": 504,
+    "method_not_allowed": 405,
 }  # fmt: skip
 
 
@@ -381,7 +382,8 @@ async def test_a_failure_no_code_mapped_is_a_json_internal_error(
 ) -> None:
     """The API's last resort: a moderator built without a fetcher (the one such bug the code
     names) asked for a URL answers 500 with the typed error internal and logs the traceback;
-    the next request is served, and aiohttp's own 404 for an unknown route is left alone."""
+    the next request is served; an unknown route is a JSON not_found (404) and GET on the
+    scoring route a JSON method_not_allowed (405) naming the method it takes, as documented."""
     metrics = PipelineMetrics()
     image = (FIXTURES / "syn_11_3.png").read_bytes()
     async with await Scorer.start(scorer_settings) as scorer:
@@ -395,11 +397,21 @@ async def test_a_failure_no_code_mapped_is_a_json_internal_error(
             failed, error, _ = await _post(session, url, json={"url": "http://127.0.0.1/a.jpg"})
             scored, result, _ = await _post(session, url, data=image)
             async with session.get(f"{url}/v2/nothing") as response:
-                unknown = response.status
+                unknown = (response.status, orjson.loads(await response.read()))
+            async with session.get(f"{url}/v1/score") as response:
+                wrong_method = (response.status, orjson.loads(await response.read()))
+                allow = response.headers["Allow"]
     assert (failed, error) == (500, {"error": {
         "kind": "internal",
         "message": "internal error: RuntimeError: this moderator was built without a fetcher",
     }})  # fmt: skip
     assert any(record.exc_info for record in caplog.records if record.name == "modstream.web")
     assert scored == 200 and result["nsfw"] == pytest.approx(REFERENCE["syn_11_3.png"], abs=2e-3)
-    assert unknown == 404
+    assert unknown == (404, {"error": {
+        "kind": "not_found", "message": "GET /v2/nothing: Not Found",
+    }})  # fmt: skip
+    assert wrong_method == (405, {"error": {
+        "kind": "method_not_allowed",
+        "message": "GET /v1/score: Method Not Allowed (this route takes POST)",
+    }})  # fmt: skip
+    assert allow == "POST"

@@ -44,7 +44,11 @@ class AddressPolicy:
     def check(self, address: str, *, host: str) -> None:
         reason = self.refusal(address)
         if reason is not None:
-            raise BlockedAddress(f"refused to fetch from {host}: {reason}")
+            ip = ipaddress.ip_address(address.split("%", 1)[0])
+            raise BlockedAddress(
+                f"refused to fetch from {host}: {reason}; to let it through, start with "
+                f"--allow-cidr {ip}/{ip.max_prefixlen} (or a wider range)"
+            )
 
 
 _CLASSES: tuple[tuple[str, Callable[[IPAddress], bool]], ...] = (
