@@ -106,9 +106,21 @@ def weak_label_report(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
 
 
 def render_weak(report: dict[str, Any]) -> str:
+    """The weak-label report for a terminal; without any labelled group, one line saying so
+    instead of an empty table."""
+    records, errors = report["records"], report["errors"]
     lines = [
-        f"{report['records']} result records ({report['errors']} errors, "
-        f"{report['without_label_fields']} from sources without author labels)",
+        f"{records} result record{'' if records == 1 else 's'} ({errors} "
+        f"error{'' if errors == 1 else 's'}, {report['without_label_fields']} from sources "
+        "without author labels)",
+    ]
+    if not report["groups"]:
+        lines.append(
+            "no author labels to compare with: only Jetstream (self-labels) and Mastodon "
+            "(sensitive) results carry them"
+        )
+        return "\n".join(lines)
+    lines += [
         f"note: {report['note']}",
         f"{'group':<28}{'n':>7}{'mean':>8}{'median':>8}{'flag+review':>13}{'AUC vs unlab.':>15}",
     ]

@@ -256,6 +256,24 @@ def test_weak_labels_are_reported_per_value_beside_the_unlabelled() -> None:
     assert "not safe" in report["note"] and "agreement" in report["note"]
 
 
+def test_weak_labels_without_any_labelled_group_print_one_line_not_an_empty_table() -> None:
+    """Results from sources without author labels (a backfill, the webhook) say there is nothing
+    to compare with, and print no table header; with groups, the header and rows are there."""
+    from modstream.evaluation.weak import render_weak
+
+    empty = render_weak(weak_label_report([_record(0.5, "flagged"), _record(0.1, "safe")]))
+    assert empty.splitlines() == [
+        "2 result records (0 errors, 2 from sources without author labels)",
+        "no author labels to compare with: only Jetstream (self-labels) and Mastodon (sensitive) "
+        "results carry them",
+    ]
+    table = render_weak(weak_label_report([_record(0.9, "flagged", self_labels=["porn"])]))
+    assert (
+        table.splitlines()[0] == "1 result record (0 errors, 0 from sources without author labels)"
+    )
+    assert "group" in table.splitlines()[2] and "jetstream: porn" in table.splitlines()[3]
+
+
 def test_a_review_override_keeps_the_policy_provenance() -> None:
     """``--review-at`` on a fitted policy keeps the model it was fitted on (for the warning)."""
     policy = Policy(name="p", flag_at=0.5, model="open_nsfw@0000aaaa", preprocessing="exact")

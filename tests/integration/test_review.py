@@ -329,8 +329,9 @@ async def test_exported_decisions_refit_the_thresholds(
     broker: EmbeddedBroker, image_server: ImageServer, tmp_path: Path
 ) -> None:
     """Decide a dozen items, export images.reviewed with ``modstream review --export``, and
-    ``modstream eval --results`` fits thresholds from the reviewers' labels; reading the topic
-    directly (``kafka:TOPIC``) gives the same fit."""
+    ``modstream eval --results`` fits thresholds from the reviewers' labels (and, with no author
+    labels among them, says so in a line instead of an empty table); reading the topic directly
+    (``kafka:TOPIC``) gives the same fit."""
     assert image_server.served is not None
     url = image_server.served.image_urls()[0]
     topics = new_topics()
@@ -357,6 +358,9 @@ async def test_exported_decisions_refit_the_thresholds(
     done = await _modstream("eval", "--results", str(exported), "--json", "--out", str(out),
                             "--target-fnr", "0.2", "--target-fpr", "0.2")  # fmt: skip
     assert done.returncode == 0, done.stderr
+    text = done.stdout.decode()  # the reviewed items carry no author labels: one line, no table
+    assert "no author labels to compare with" in text and "flag+review" not in text
+    assert "wrote report.html, report.json, policy.json, scores.csv, roc.png" in text
     report = orjson.loads(done.stdout.splitlines()[-1])
     assert report["labels"] == "reviewers" and report["n"] == len(scores) - 1
     judged = [(s, labels[f"s{n}"]) for n, s in enumerate(scores) if labels[f"s{n}"] != "skip"]
