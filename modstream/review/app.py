@@ -104,7 +104,8 @@ class _Console:
         reviewer = self._reviewer(request)
         item_id, label, note = _decision(await request.read())
         decided = await self._service.decide(item_id, label, reviewer, note)
-        return json_response({"decision": decided}, status=202)
+        stats = self._service.statistics(reviewer)  # the page's counters, current at once
+        return json_response({"decision": decided, "stats": stats}, status=202)
 
     async def image(self, request: web.Request) -> web.Response:
         image = await self._service.image(request.match_info["id"])

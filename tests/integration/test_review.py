@@ -202,8 +202,8 @@ async def test_a_decision_lands_on_the_reviewed_topic_once_and_errors_are_typed(
     any_broker: Broker, image_server: ImageServer
 ) -> None:
     """A decision is the original record plus label, reviewer, decided_at and note, keyed by id on
-    the reviewed topic; a second decision is 409, an unknown id 404, a bad body 400, a GET of the
-    decisions route a JSON 405. On both brokers."""
+    the reviewed topic, answered with the counters as they are now; a second decision is 409, an
+    unknown id 404, a bad body 400, a GET of the decisions route a JSON 405. On both brokers."""
     broker = any_broker
     assert image_server.served is not None
     url = image_server.served.image_urls()[1]
@@ -216,6 +216,7 @@ async def test_a_decision_lands_on_the_reviewed_topic_once_and_errors_are_typed(
                                                    "note": "clearly"}, "bob")  # fmt: skip
         assert status == 202, body
         assert body["decision"]["reviewer"] == "bob" and body["decision"]["label"] == "nsfw"
+        assert (body["stats"]["pending"], body["stats"]["decided_today_by_you"]) == (0, 1)
         async with OutputReader(broker.bootstrap_servers, [topics.reviewed]) as reader:
             await reader.wait_until(lambda o: len(o) >= 1, timeout_s=20, what="the decision")
             (stored,) = reader.outputs

@@ -124,3 +124,65 @@ async def test_the_page_blurs_reveals_and_records_a_keyboard_decision(
     assert shot.read_bytes().startswith(b"\x89PNG")
     assert decision.record["id"] == "item-1" and decision.record["url"] == url
     assert (decision.record["label"], decision.record["reviewer"]) == ("nsfw", "alice")
+
+
+def _counters_and_origins(url: str, browser: str, driver_path: str) -> dict[str, Any]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,860"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    seen: dict[str, Any] = {}
+    try:
+        driver.get(url)
+        driver.find_element(By.ID, "token").send_keys(TOKENS["alice"])
+        driver.find_element(By.CSS_SELECTOR, "#sign-in button").click()
+        counters = driver.find_element(By.ID, "counters")
+        seen["before"] = _wait(lambda: counters.text if "left" in counters.text else None,
+                               "the counters")  # fmt: skip
+        seen["origin"] = _wait(
+            lambda: driver.execute_script(
+                "const c = document.querySelector('.card[data-id=\"item-4\"]');"
+                "return c ? [...c.querySelectorAll('.origin')].map((n) => n.textContent) : null;"
+            ),
+            "the webhook item's card",
+        )
+        first = driver.find_element(By.CSS_SELECTOR, ".card.current").get_attribute("data-id")
+        driver.find_element(By.TAG_NAME, "body").send_keys("s")
+        _wait(lambda: not driver.find_elements(By.CSS_SELECTOR, f'.card[data-id="{first}"]'),
+              "the decided card leave")  # fmt: skip
+        seen["after"] = _wait(lambda: counters.text if counters.text.startswith("3") else None,
+                              "the counters after a decision", timeout_s=2)  # fmt: skip
+    finally:
+        driver.quit()
+    return seen
+
+
+async def test_the_header_counts_down_at_once_and_webhook_cards_name_object_and_uploader(
+    broker: EmbeddedBroker, image_server: ImageServer
+) -> None:
+    """With four items queued (so no refill follows a decision), the header says "3 left" right
+    after one is judged, not the "4 left" of the last queue read; a webhook item's card names its
+    object and its uploader."""
+    browser, driver = _browser_parts()
+    assert image_server.served is not None
+    url = next(u for u in image_server.served.image_urls() if u.endswith(".jpg"))
+    topics = new_topics()
+    now = time.time()
+    webhook = {
+        "source": "webhook",
+        "meta": {"bucket": "uploads", "key": "u/42/cat.jpg",
+                 "user_metadata": {"X-Amz-Meta-Uploader": "u42"}},
+    }  # fmt: skip
+    values = [record(n, url, now + n) for n in (1, 2, 3)] + [record(4, url, now + 4, **webhook)]
+    await produce(broker.bootstrap_servers, topics.review, values, partitions=1)
+    async with console(broker, topics) as c:
+        await until_pending(c.service, 4)
+        seen = await asyncio.to_thread(_counters_and_origins, c.url, browser, driver)
+    assert seen["before"].startswith("4 left")
+    assert seen["origin"] == ["object uploads/u/42/cat.jpg", "uploaded by u42"]
+    assert seen["after"].startswith("3 left · 1 decided today (1 by you)")

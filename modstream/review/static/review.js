@@ -46,6 +46,32 @@ function sourceLink(item) {
   return meta.status_url || meta.link || null;
 }
 
+// What a card says about where an upload came from: the object (S3/MinIO through the webhook)
+// and who uploaded it (an "uploader", "user" or "owner" field, or such S3 user metadata).
+function originOf(item) {
+  const meta = item.meta || {};
+  const facts = [];
+  if (typeof meta.key === "string") {
+    facts.push(`object ${typeof meta.bucket === "string" ? `${meta.bucket}/` : ""}${meta.key}`);
+  }
+  const uploader = uploaderOf(meta);
+  if (uploader) facts.push(`uploaded by ${uploader}`);
+  return facts;
+}
+
+function uploaderOf(meta) {
+  for (const key of ["uploader", "user", "owner"]) {
+    if (typeof meta[key] === "string" && meta[key]) return meta[key];
+  }
+  const user = meta.user_metadata;
+  if (user && typeof user === "object") {
+    for (const [key, value] of Object.entries(user)) {
+      if (/uploader|user|owner/i.test(key) && typeof value === "string" && value) return value;
+    }
+  }
+  return null;
+}
+
 function labelsOf(item) {
   const meta = item.meta || {};
   const labels = Array.isArray(meta.self_labels) ? [...meta.self_labels] : [];
@@ -82,6 +108,7 @@ function card(item) {
   facts.append(element("div", "muted",
     `${item.decision} under ${item.policy} · ${item.source || "unknown source"}` +
     (item.topic && item.topic !== "images.review" ? ` · from ${item.topic}` : "")));
+  for (const fact of originOf(item)) facts.append(element("div", "muted origin", fact));
   const labels = labelsOf(item);
   if (labels.length) {
     const row = element("div", "labels");
@@ -143,8 +170,12 @@ async function decide(root, label) {
     body: JSON.stringify({ id, label }),
   });
   if (response.status === 202 || response.status === 404 || response.status === 409) {
-    if (response.status !== 202) notice((await response.json()).error.message);
+    const body = await response.json();
+    if (response.status !== 202) notice(body.error.message);
     else notice("");
+    // The header counts what is left now, not what was left when the queue was last read.
+    if (body.stats) showCounters(body.stats);
+    else api.call("/api/v1/stats").then((r) => r.json()).then(showCounters).catch(() => {});
     const image = root.querySelector("img");
     if (image && image.src) URL.revokeObjectURL(image.src);
     root.remove();
