@@ -42,6 +42,7 @@ EMBEDDED_FETCH_MAX_WAIT_S = 0.02
 @dataclass(frozen=True, kw_only=True, slots=True)
 class PipelineSettings:
     kafka: KafkaSettings | None = None  # None: start the embedded development broker
+    embedded_port: int | None = None  # the embedded broker's port (None: a free one)
     moderation: ModerationSettings = field(default_factory=ModerationSettings)
     stream: StreamConfig = field(default_factory=StreamConfig)
     partitions: int = 4
@@ -86,8 +87,8 @@ class Pipeline:
     async def __aenter__(self) -> Self:
         try:
             if self._kafka is None:
-                broker = await self._stack.enter_async_context(EmbeddedBroker())
-                self._kafka = broker.kafka
+                broker = EmbeddedBroker(self.settings.embedded_port)
+                self._kafka = (await self._stack.enter_async_context(broker)).kafka
             await check_access(self._kafka)
             await self._ensure_topics()
             if self.settings.metrics_port is not None:
