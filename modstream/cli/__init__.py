@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from modstream import __version__
-from modstream.cli import demo, eval, review, run, score, serve
+from modstream.cli import demo, eval, results, review, run, score, serve
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     score.add_parser(subparsers)
     run.add_parser(subparsers)
+    results.add_parser(subparsers)
     serve.add_parser(subparsers)
     eval.add_parser(subparsers)
     review.add_parser(subparsers)

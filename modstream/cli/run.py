@@ -39,7 +39,8 @@ log = logging.getLogger("modstream")
 
 EMBEDDED_HELP = (
     "without it the embedded development broker is started on 127.0.0.1 (in memory: its "
-    "topics are lost when the command exits); its log names the address"
+    "topics are lost when the command exits), and the log names the command that watches "
+    "its results"
 )
 
 

@@ -84,6 +84,16 @@ class Pipeline:
         kind = "embedded development broker" if self._embedded else "Kafka"
         return f"{kind} at {self.bootstrap_servers} (topics {self.settings.topics.incoming}...)"
 
+    @property
+    def watch_command(self) -> str:
+        """The ``modstream results`` command that follows this pipeline's result topics."""
+        command = f"modstream results --bootstrap-servers {self.bootstrap_servers} --follow"
+        topics = self.settings.topics
+        prefix = topics.incoming.removesuffix(".incoming")
+        if prefix != "images" and Topics.with_prefix(prefix) == topics:
+            command += f" --topic-prefix {prefix}"
+        return command
+
     async def __aenter__(self) -> Self:
         try:
             if self._kafka is None:
@@ -91,6 +101,8 @@ class Pipeline:
                 self._kafka = (await self._stack.enter_async_context(broker)).kafka
             await check_access(self._kafka)
             await self._ensure_topics()
+            if self._embedded:
+                log.info("watch the results with: %s", self.watch_command)
             if self.settings.metrics_port is not None:
                 server, _thread = self._serve_metrics()
                 self._stack.callback(server.shutdown)
