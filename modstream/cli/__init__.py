@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from modstream import __version__
-from modstream.cli import demo, eval, review, run, score, serve
+from modstream.cli import demo, eval, results, review, run, score, serve
 from modstream.cli.helptext import PlainTextParser
 
 
@@ -18,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     score.add_parser(subparsers)
     run.add_parser(subparsers)
+    results.add_parser(subparsers)
     serve.add_parser(subparsers)
     eval.add_parser(subparsers)
     review.add_parser(subparsers)

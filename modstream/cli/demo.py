@@ -8,7 +8,7 @@ import secrets
 import sys
 from typing import Any
 
-from modstream.cli.kafka_options import add_kafka_options, kafka_settings
+from modstream.cli.kafka_options import add_kafka_options, embedded_port, kafka_settings
 from modstream.cli.options import (
     EXIT_FAILED,
     EXIT_USAGE,
@@ -37,7 +37,11 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--timeout", type=positive_float, default=180.0, help="give up after (s)")
     parser.add_argument("--metrics-port", type=int, default=0, help="Prometheus port; 0: off")
     parser.add_argument("--verbose", action="store_true", help="log pipeline events")
-    add_kafka_options(parser)
+    add_kafka_options(
+        parser, embedded=True,
+        without="without it the embedded development broker is started on 127.0.0.1 (in "
+        "memory, gone when the demo ends)",
+    )  # fmt: skip
     add_scorer_options(parser)
     parser.set_defaults(handler=run)
 
@@ -66,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
     run_name = f"modstream-demo-{secrets.token_hex(4)}"
     settings = PipelineSettings(
         kafka=kafka,
+        embedded_port=embedded_port(args),
         moderation=ModerationSettings(
             scorer=scorer,
             policy=policy,

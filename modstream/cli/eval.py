@@ -57,7 +57,7 @@ def add_parser(subparsers: Any) -> None:
         "--results",
         metavar="FILE.jsonl|kafka:TOPIC",
         help="result records from the pipeline (one JSON object per line), or a topic read "
-        "straight from the cluster (e.g. kafka:images.reviewed, with --bootstrap-servers)",
+        "straight from a cluster (e.g. kafka:images.reviewed; needs --bootstrap-servers)",
     )
     parser.add_argument(
         "--target-fnr",
@@ -96,7 +96,12 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     add_allow_cidr(parser, "URLs")
     add_scorer_options(parser)
-    add_kafka_options(parser)
+    add_kafka_options(
+        parser,
+        without="needed only for --results kafka:TOPIC, which reads that cluster: eval starts "
+        "no broker (for a modstream run on its embedded broker, give the address that run "
+        "logs, e.g. 127.0.0.1:PORT with its --embedded-port)",
+    )
     # Thresholds are fitted on exact scores: fast mode would screen the low ones approximately.
     parser.set_defaults(handler=run, decode="exact")
 
@@ -218,7 +223,10 @@ def _result_records(args: argparse.Namespace) -> list[dict[str, Any]]:
         return list(read_records(Path(source)))
     kafka = kafka_settings(args)
     if kafka is None:
-        raise ConfigError(f"--results {source} needs --bootstrap-servers")
+        raise ConfigError(
+            f"--results {source} needs --bootstrap-servers: eval starts no broker, it reads the "
+            "topic from a cluster (a modstream run on its embedded broker logs its address)"
+        )
 
     async def read() -> list[dict[str, Any]]:
         records = []

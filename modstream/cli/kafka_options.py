@@ -1,8 +1,12 @@
-"""The Kafka flags shared by ``modstream run`` and ``modstream demo``, read into one
+"""The Kafka flags shared by the commands that talk to a cluster, read into one
 :class:`~modstream.kafka.settings.KafkaSettings`.
 
-Without ``--bootstrap-servers`` the embedded development broker is started, which speaks only
-plaintext; security flags without it are a usage error rather than silently ignored.
+What happens without ``--bootstrap-servers`` differs per command, and each ``--help`` says so:
+``run`` and ``demo`` start the embedded development broker (plaintext only, on
+``--embedded-port`` or a free port); ``results``, ``review`` and ``eval --results kafka:`` start
+no broker and need a cluster's address (a running ``modstream run`` on its embedded broker logs
+its own). Security flags without ``--bootstrap-servers`` are a usage error rather than silently
+ignored.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from modstream.kafka.settings import (
     KafkaSettings,
 )
 
-__all__ = ["add_kafka_options", "kafka_settings"]
+__all__ = ["add_kafka_options", "embedded_port", "kafka_settings", "port_number"]
 
 _SECURITY_FLAGS = {
     "kafka_security_protocol": "--kafka-security-protocol",
@@ -32,14 +36,34 @@ _SECURITY_FLAGS = {
 }
 
 
-def add_kafka_options(parser: argparse.ArgumentParser) -> None:
+def port_number(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text} is not a port number (1-65535)")
+    return value
+
+
+def add_kafka_options(
+    parser: argparse.ArgumentParser, *, without: str, embedded: bool = False, required: bool = False
+) -> None:
+    """The Kafka flags; ``without`` says in ``--help`` what this command does without
+    ``--bootstrap-servers``; ``embedded`` adds ``--embedded-port`` (the commands that start the
+    embedded broker); ``required`` makes ``--bootstrap-servers`` a required flag."""
     group = parser.add_argument_group("kafka")
     group.add_argument(
         "--bootstrap-servers",
         default=None,
+        required=required,
         metavar="HOST:PORT[,...]",
-        help="Kafka bootstrap servers; without it an embedded development broker is started",
+        help=f"Kafka bootstrap servers; {without}",
     )
+    if embedded:
+        group.add_argument(
+            "--embedded-port", type=port_number, default=None, metavar="PORT",
+            help="the port of the embedded broker on 127.0.0.1 (default: a free one), so other "
+            "commands can reach it with --bootstrap-servers 127.0.0.1:PORT",
+        )  # fmt: skip
+    parser.set_defaults(kafka_starts_embedded=embedded)
     group.add_argument(
         "--kafka-security-protocol", choices=SECURITY_PROTOCOLS, default=None,
         help="how clients talk to the brokers (default PLAINTEXT)",
@@ -73,11 +97,17 @@ def kafka_settings(
     if args.bootstrap_servers is None:
         given = [flag for name, flag in _SECURITY_FLAGS.items() if getattr(args, name) is not None]
         if given:
+            needs = f"{', '.join(given)} {'needs' if len(given) == 1 else 'need'}"
+            why = ": the embedded development broker speaks plaintext only"
             raise ConfigError(
-                f"{', '.join(given)} need --bootstrap-servers: the embedded development broker "
-                "speaks plaintext only"
+                f"{needs} --bootstrap-servers{why if args.kafka_starts_embedded else ''}"
             )
         return None
+    if getattr(args, "embedded_port", None) is not None:
+        raise ConfigError(
+            "--embedded-port is for the embedded broker, which is not started with "
+            "--bootstrap-servers"
+        )
     return KafkaSettings.from_options(
         args.bootstrap_servers,
         security_protocol=args.kafka_security_protocol or "PLAINTEXT",
@@ -90,3 +120,9 @@ def kafka_settings(
         client_id=args.kafka_client_id,
         environ=os.environ if environ is None else environ,
     )
+
+
+def embedded_port(args: argparse.Namespace) -> int | None:
+    """``--embedded-port``: where the embedded broker listens (``None``: a free port)."""
+    port: int | None = getattr(args, "embedded_port", None)
+    return port

@@ -65,7 +65,11 @@ def add_parser(subparsers: Any) -> None:
         metavar="FILE.jsonl",
         help="write every decision on the reviewed topic to FILE and exit",
     )
-    add_kafka_options(parser)
+    add_kafka_options(
+        parser,
+        without="required: the console starts no broker (for a modstream run on its embedded "
+        "broker, give the address that run logs, e.g. 127.0.0.1:PORT with its --embedded-port)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -80,8 +84,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         kafka = kafka_settings(args)
         if kafka is None:
-            raise ConfigError("--bootstrap-servers is required: the console reads the cluster's "
-                              "review topics")  # fmt: skip
+            raise ConfigError(
+                "--bootstrap-servers is required: the console starts no broker, it reads a "
+                "cluster's review topics (a modstream run on its embedded broker logs its address)"
+            )
         if args.export is None and args.reviewers_file is None:
             raise ConfigError("--reviewers-file is required to serve the console")
         reviewers = read_reviewers(args.reviewers_file) if args.export is None else None

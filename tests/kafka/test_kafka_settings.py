@@ -14,7 +14,7 @@ from modstream.kafka.settings import PASSWORD_VARIABLE, KafkaSettings, Secret
 
 def _parse(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    add_kafka_options(parser)
+    add_kafka_options(parser, without="without it the embedded broker is started", embedded=True)
     return parser.parse_args(argv)
 
 
@@ -102,5 +102,7 @@ def test_security_flags_without_a_cluster_are_a_usage_error() -> None:
     """The embedded broker speaks plaintext: a TLS or SASL flag without --bootstrap-servers is
     refused rather than silently ignored."""
     assert kafka_settings(_parse(), {}) is None
-    with pytest.raises(ConfigError, match="--kafka-security-protocol need --bootstrap-servers"):
+    with pytest.raises(
+        ConfigError, match="--kafka-security-protocol needs --bootstrap-servers: the embedded"
+    ):
         kafka_settings(_parse("--kafka-security-protocol", "SSL"), {})

@@ -42,6 +42,7 @@ EMBEDDED_FETCH_MAX_WAIT_S = 0.02
 @dataclass(frozen=True, kw_only=True, slots=True)
 class PipelineSettings:
     kafka: KafkaSettings | None = None  # None: start the embedded development broker
+    embedded_port: int | None = None  # the embedded broker's port (None: a free one)
     moderation: ModerationSettings = field(default_factory=ModerationSettings)
     stream: StreamConfig = field(default_factory=StreamConfig)
     partitions: int = 4
@@ -83,13 +84,25 @@ class Pipeline:
         kind = "embedded development broker" if self._embedded else "Kafka"
         return f"{kind} at {self.bootstrap_servers} (topics {self.settings.topics.incoming}...)"
 
+    @property
+    def watch_command(self) -> str:
+        """The ``modstream results`` command that follows this pipeline's result topics."""
+        command = f"modstream results --bootstrap-servers {self.bootstrap_servers} --follow"
+        topics = self.settings.topics
+        prefix = topics.incoming.removesuffix(".incoming")
+        if prefix != "images" and Topics.with_prefix(prefix) == topics:
+            command += f" --topic-prefix {prefix}"
+        return command
+
     async def __aenter__(self) -> Self:
         try:
             if self._kafka is None:
-                broker = await self._stack.enter_async_context(EmbeddedBroker())
-                self._kafka = broker.kafka
+                broker = EmbeddedBroker(self.settings.embedded_port)
+                self._kafka = (await self._stack.enter_async_context(broker)).kafka
             await check_access(self._kafka)
             await self._ensure_topics()
+            if self._embedded:
+                log.info("watch the results with: %s", self.watch_command)
             if self.settings.metrics_port is not None:
                 server, _thread = self._serve_metrics()
                 self._stack.callback(server.shutdown)
