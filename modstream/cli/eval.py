@@ -21,7 +21,7 @@ from modstream.cli.options import (
     fetch_config,
     scorer_config,
 )
-from modstream.errors import ConfigError, ModstreamError
+from modstream.errors import BrokerError, ConfigError, ModstreamError
 
 if TYPE_CHECKING:
     from modstream.evaluation.labelled import Labelled
@@ -113,6 +113,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.results is not None:
             return _results(args)
+    except BrokerError as exc:  # kafka:TOPIC on a cluster that cannot be used
+        print(f"modstream eval: {exc.kind}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except (ConfigError, ValueError) as exc:
+        print(f"modstream eval: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
         targets = Targets(fnr=args.target_fnr, fpr=args.target_fpr)
         items = from_csv(args.labels) if args.labels is not None else from_dirs(args.dirs)
         config = scorer_config(args)

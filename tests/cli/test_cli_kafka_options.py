@@ -92,3 +92,19 @@ def test_an_embedded_port_must_be_a_port_number() -> None:
     done = _modstream("run", "--embedded-port", "70000")
     assert done.returncode == 2
     assert "70000 is not a port number (1-65535)" in done.stderr
+
+
+def test_eval_results_from_an_unreachable_cluster_is_one_broker_line_and_exit_1() -> None:
+    """``eval --results kafka:TOPIC`` against no broker fails as review and results do: exit 1
+    with one ``broker_unavailable`` line, not a usage error."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "modstream", "eval", "--results", "kafka:images.review",
+         "--bootstrap-servers", "127.0.0.1:1"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("modstream eval: broker_unavailable: "), lines
