@@ -66,6 +66,11 @@ class Policy:
     def lowest_threshold(self) -> float:
         return self.flag_at if self.review_at is None else min(self.review_at, self.flag_at)
 
+    @property
+    def thresholds(self) -> tuple[float, ...]:
+        """Where a score's decision changes: the flag threshold, and the review one if any."""
+        return (self.flag_at,) if self.review_at is None else (self.review_at, self.flag_at)
+
     def confirmation_floor(self, confirm_at: float) -> float:
         """The screen score from which fast mode must rescore exactly under this policy.
 

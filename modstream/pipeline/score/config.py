@@ -15,9 +15,14 @@ from modstream.models.device_spec import DeviceSpec, default_cache_dir
 from modstream.models.preprocess import Preprocessing
 from modstream.pipeline.score.batcher import BatchPolicy
 
-__all__ = ["SCREENING_MODES", "ScorerConfig"]
+__all__ = ["BF16_DECISION_MARGIN", "SCREENING_MODES", "ScorerConfig"]
 
 SCREENING_MODES = ("auto", "always", "adaptive")
+# How far a bf16 score on the exact crop may be from the f32 reference, with headroom: the
+# largest difference measured was 0.0304 (bench/screen_error.py, route exact-bf16: 552 images,
+# the ladders as PNG, JPEG and progressive JPEG, the mixed and photo corpora, on avx512_bf16).
+# Such a score farther than this from every threshold of the policy decides as the reference.
+BF16_DECISION_MARGIN = 0.05
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -32,6 +37,13 @@ class ScorerConfig:
     # Fast mode screens with an approximate crop; a screen score at or above this is computed
     # again from the exact crop, so every score that can matter to a decision is exact.
     confirm_at: float = 0.05
+    # The active policy's thresholds. With them, and a screen at a cheaper precision, a screen
+    # score that reaches confirm_at is scored again on the exact crop at the screen's precision,
+    # and once more at the exact precision only when that score lies within decision_margin of
+    # a threshold: the final score is exact wherever it could change a decision. Empty: every
+    # screen score from confirm_at up is scored again at the exact precision.
+    decision_thresholds: tuple[float, ...] = ()
+    decision_margin: float = BF16_DECISION_MARGIN
     # Fast mode sends every N-th image down the route it does not prefer, to keep measuring it
     # (:mod:`modstream.pipeline.score.routing`); 0 never explores.
     explore_every: int = 64
@@ -62,3 +74,5 @@ class ScorerConfig:
             )
         if not 0.0 <= self.confirm_at <= 1.0:
             raise ValueError(f"confirm_at {self.confirm_at} is outside 0..1")
+        if self.decision_margin < 0 or not all(0 <= t <= 1 for t in self.decision_thresholds):
+            raise ValueError("decision thresholds lie in 0..1 and the margin is not negative")

@@ -61,6 +61,7 @@ from modstream.pipeline.score.screening import (
     FirstPass,
     Revision,
     ScreeningPlan,
+    can_change_decision,
     needs_confirmation,
 )
 
@@ -239,13 +240,28 @@ class Scorer:
                 confirm_at=self.config.confirm_at,
             ):  # fmt: skip
                 mode = Preprocessing.EXACT
-                if decoded.image.approximate:
+                redecoded = decoded.image.approximate
+                if redecoded:
                     decoded = await self._decoder.decode(decoded.data, mode, decoded.sha256)
                     decode_s += decoded.decode_s
-                scored = await self._infer(decoded.image.pixels, deadline, LaneName.EXACT)
-                self._observe(mode, decoded, scored)
-                queue_s += scored.queue_s
-                infer_s += scored.infer_s
+                thresholds = self.config.decision_thresholds
+                if lane is LaneName.SCREEN and thresholds:
+                    # The exact crop at the screen's precision first; the exact precision only
+                    # where that score could still change a decision.
+                    if redecoded:
+                        scored = await self._infer(decoded.image.pixels, deadline, lane)
+                        queue_s += scored.queue_s
+                        infer_s += scored.infer_s
+                    final = not can_change_decision(
+                        scored.nsfw, thresholds, self.config.decision_margin
+                    )
+                else:
+                    final = False
+                if not final:
+                    scored = await self._infer(decoded.image.pixels, deadline, LaneName.EXACT)
+                    self._observe(mode, decoded, scored)
+                    queue_s += scored.queue_s
+                    infer_s += scored.infer_s
             if self._planner is not None:
                 self._planner.observe_score(at_or_above_floor=scored.nsfw >= self.config.confirm_at)
         finally:

@@ -38,6 +38,7 @@ __all__ = [
     "ScreenLane",
     "ScreeningPlan",
     "Stage",
+    "can_change_decision",
     "needs_confirmation",
 ]
 
@@ -78,6 +79,14 @@ def needs_confirmation(
     ``approximate``: the screen used a shortcut (an approximate crop or a lower precision).
     """
     return mode is Preprocessing.FAST and approximate and screen_score >= confirm_at
+
+
+def can_change_decision(score: float, thresholds: Sequence[float], margin: float) -> bool:
+    """Whether a score known to within ``margin`` of the reference may lie on the other side of a
+    threshold from it (then only the reference score may decide). No thresholds: it may."""
+    if not thresholds:
+        return True
+    return any(abs(score - threshold) <= margin for threshold in thresholds)
 
 
 @dataclass(frozen=True, slots=True)

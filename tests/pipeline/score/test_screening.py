@@ -12,7 +12,13 @@ from modstream.models.device_spec import DeviceSpec
 from modstream.models.preprocess import Preprocessing
 from modstream.pipeline.score.config import ScorerConfig
 from modstream.pipeline.score.lanes import LaneName
-from modstream.pipeline.score.screening import FirstPass, ScreeningPlan, ScreenLane, Stage
+from modstream.pipeline.score.screening import (
+    FirstPass,
+    ScreeningPlan,
+    ScreenLane,
+    Stage,
+    can_change_decision,
+)
 
 AVX2 = frozenset({"sse4_2", "avx", "avx2", "fma"})
 BF16 = AVX2 | {"avx512f", "avx512_bf16"}
@@ -230,3 +236,16 @@ def test_the_plan_and_the_scorer_module_load_without_openvino() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_a_score_changes_a_decision_only_within_the_margin_of_a_threshold() -> None:
+    """Known answers: within the margin of either threshold (edges included) it may; farther
+    from both it may not; with no thresholds every score may."""
+    thresholds, margin = (0.3, 0.8), 0.05
+    assert can_change_decision(0.25, thresholds, margin)
+    assert can_change_decision(0.35, thresholds, margin)
+    assert can_change_decision(0.78, thresholds, margin)
+    assert not can_change_decision(0.2, thresholds, margin)
+    assert not can_change_decision(0.55, thresholds, margin)
+    assert not can_change_decision(0.9, thresholds, margin)
+    assert can_change_decision(0.55, (), margin)
