@@ -1,7 +1,8 @@
 """Backfill: replay images an image host already stores (``--source backfill:PATH``).
 
-``PATH`` is a directory (every image file below it, as ``file:`` URLs that the scorer reads only
-below its ``--allow-file-root``) or a text file with one image per line: a line with a scheme is a
+``PATH`` is a directory (every image file below it, known by its bytes rather than its name, as
+``file:`` URLs that the scorer reads only below its file root; other files are counted and logged
+with a few examples) or a text file with one image per line: a line with a scheme is a
 URL as written (``HTTP://`` included; the scorer refuses schemes it does not fetch as
 ``invalid_url``), any other line a path relative to the file's folder; blank lines and ``#``
 comments are skipped.
@@ -15,10 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import re
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Self
@@ -28,10 +30,13 @@ from tqdm import tqdm
 from modstream.connectors.base import Emission, SourceCounters, SourceStatistics
 from modstream.errors import SourceError
 from modstream.events import ImageEvent, event_id_for
-from modstream.imagefiles import walk_images
+from modstream.imagefiles import Skipped, walk_images
 
-__all__ = ["OPTIONS", "Backfill", "BackfillOptions", "create", "url_for_line"]
+__all__ = ["OPTIONS", "Backfill", "BackfillOptions", "create", "skipped_line", "url_for_line"]
 
+log = logging.getLogger("modstream.connector")
+
+_EXAMPLES = 3
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
 
@@ -90,7 +95,10 @@ class Backfill:
         return self._counters.snapshot()
 
     async def emissions(self, resume_from: str | None) -> AsyncIterator[Emission]:
-        items = await asyncio.to_thread(self._remaining, resume_from)
+        skipped: list[Skipped] = []
+        items = await asyncio.to_thread(self._remaining, resume_from, skipped.append)
+        if skipped:
+            log.warning("%s", skipped_line(self.path, len(items), skipped))
         interval = 1.0 / self.options.rate if self.options.rate else 0.0
         started = time.monotonic()
         with tqdm(
@@ -116,9 +124,11 @@ class Backfill:
                 progress.update(1)
                 yield Emission((event,), position=item.position)
 
-    def _remaining(self, resume_from: str | None) -> list[_Item]:
+    def _remaining(
+        self, resume_from: str | None, on_skip: Callable[[Skipped], None]
+    ) -> list[_Item]:
         """Every image after ``resume_from``, read on a thread (a large tree takes a while)."""
-        found = self._directory() if self.path.is_dir() else self._lines()
+        found = self._directory(on_skip) if self.path.is_dir() else self._lines()
         if resume_from is None:
             return list(found)
         after = self._resume_key(resume_from)
@@ -129,9 +139,9 @@ class Backfill:
             return PurePosixPath(position).parts
         return (int(position),)
 
-    def _directory(self) -> Iterator[_Item]:
+    def _directory(self, on_skip: Callable[[Skipped], None]) -> Iterator[_Item]:
         root = self.path.resolve()
-        for file in walk_images(root):
+        for file in walk_images(root, on_skip):
             relative = file.relative_to(root).as_posix()
             yield _Item(url=file.as_uri(), position=relative, meta={"path": relative})
 
@@ -142,6 +152,19 @@ class Backfill:
                 url = url_for_line(line, folder)
                 if url is not None:
                     yield _Item(url=url, position=str(number), meta={"line": number})
+
+
+def skipped_line(path: Path, images: int, skipped: list[Skipped]) -> str:
+    """One log line for the files a backfill passes over: how many, and a few with reasons."""
+    root = path.resolve()
+    examples = "; ".join(
+        f"{item.path.relative_to(root).as_posix()} ({item.reason})" for item in skipped[:_EXAMPLES]
+    )
+    more = f"; and {len(skipped) - _EXAMPLES} more" if len(skipped) > _EXAMPLES else ""
+    return (
+        f"backfill {path}: {images} images to publish, {len(skipped)} files skipped "
+        f"(not images): {examples}{more}"
+    )
 
 
 OPTIONS = BackfillOptions
