@@ -28,11 +28,20 @@ from typing import Any, Self
 from tqdm import tqdm
 
 from modstream.connectors.base import Emission, SourceCounters, SourceStatistics
-from modstream.errors import SourceError
+from modstream.errors import ConfigError, SourceError
 from modstream.events import ImageEvent, event_id_for
 from modstream.imagefiles import Skipped, walk_images
 
-__all__ = ["OPTIONS", "Backfill", "BackfillOptions", "create", "skipped_line", "url_for_line"]
+__all__ = [
+    "OPTIONS",
+    "Backfill",
+    "BackfillOptions",
+    "backfill_folders",
+    "create",
+    "scorer_file_root",
+    "skipped_line",
+    "url_for_line",
+]
 
 log = logging.getLogger("modstream.connector")
 
@@ -152,6 +161,43 @@ class Backfill:
                 url = url_for_line(line, folder)
                 if url is not None:
                     yield _Item(url=url, position=str(number), meta={"line": number})
+
+
+def scorer_file_root(
+    folders: list[Path], allowed: Path | None, *, scorer_in_process: bool
+) -> Path | None:
+    """The root below which the scorer reads ``file:`` URLs, for a run backfilling ``folders``.
+
+    A scorer in the same process as one folder backfill reads exactly that folder (no flag
+    needed); ``--allow-file-root`` (``allowed``), when given, must contain every folder, and
+    several folders need it. What cannot work is a :class:`ConfigError` saying what to add,
+    before anything starts. The fetcher keeps its guarantees below the root (``../`` and
+    symlinks out of it are ``blocked_path``).
+    """
+    if not scorer_in_process or not folders:
+        return allowed
+    real = sorted({folder.resolve() for folder in folders})
+    if allowed is None:
+        if len(real) > 1:
+            listed = ", ".join(str(folder) for folder in real)
+            raise ConfigError(
+                f"several backfill folders ({listed}): add --allow-file-root DIR with a folder "
+                "that contains them all"
+            )
+        return real[0]
+    outside = [folder for folder in real if not folder.is_relative_to(allowed.resolve())]
+    if outside:
+        raise ConfigError(
+            f"the backfill folder {outside[0]} is outside --allow-file-root {allowed}, so the "
+            "scorer could read none of its images: drop --allow-file-root (the scorer then reads "
+            "exactly the backfill folder) or give a folder that contains it"
+        )
+    return allowed
+
+
+def backfill_folders(arguments: list[str]) -> list[Path]:
+    """Which ``backfill:PATH`` arguments name folders (a URL list names no root)."""
+    return [Path(text).expanduser() for text in arguments if Path(text).expanduser().is_dir()]
 
 
 def skipped_line(path: Path, images: int, skipped: list[Skipped]) -> str:

@@ -7,9 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from modstream.connectors.backfill import Backfill, BackfillOptions, url_for_line
+from modstream.connectors.backfill import (
+    Backfill,
+    BackfillOptions,
+    backfill_folders,
+    scorer_file_root,
+    url_for_line,
+)
 from modstream.connectors.base import Emission
-from modstream.errors import SourceError
+from modstream.errors import ConfigError, SourceError
 
 
 async def _drain(source: Backfill, resume_from: str | None = None) -> list[Emission]:
@@ -96,3 +102,26 @@ async def test_a_missing_path_fails_the_source_at_start(tmp_path: Path) -> None:
     """A backfill of nothing is an error the user sees at once, not an empty success."""
     with pytest.raises(SourceError, match="does not exist"):
         await _drain(Backfill(tmp_path / "nope", BackfillOptions(progress=False)))
+
+
+def test_a_folder_backfill_lets_the_scorer_read_exactly_that_folder(tmp_path: Path) -> None:
+    """With the scorer in the process and no flag, the root is the folder itself; a given root
+    must contain it; a connector alone leaves the scorer's root to the scorer's own flags."""
+    images = tmp_path / "imgs"
+    images.mkdir()
+    assert scorer_file_root([images], None, scorer_in_process=True) == images.resolve()
+    assert scorer_file_root([images], tmp_path, scorer_in_process=True) == tmp_path
+    assert scorer_file_root([images], None, scorer_in_process=False) is None
+    assert scorer_file_root([], None, scorer_in_process=True) is None
+
+
+def test_a_backfill_the_scorer_could_not_read_refuses_to_start(tmp_path: Path) -> None:
+    """A root that does not contain the folder, or two folders without a root: a ConfigError
+    saying what to add."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with pytest.raises(ConfigError, match=r"outside --allow-file-root .*drop --allow-file-root"):
+        scorer_file_root([tmp_path / "a"], tmp_path / "b", scorer_in_process=True)
+    with pytest.raises(ConfigError, match=r"several backfill folders .*add --allow-file-root DIR"):
+        scorer_file_root([tmp_path / "a", tmp_path / "b"], None, scorer_in_process=True)
+    assert backfill_folders([str(tmp_path / "a"), str(tmp_path / "list.txt")]) == [tmp_path / "a"]
