@@ -207,10 +207,9 @@ def skipped_line(path: Path, images: int, skipped: list[Skipped]) -> str:
         f"{item.path.relative_to(root).as_posix()} ({item.reason})" for item in skipped[:_EXAMPLES]
     )
     more = f"; and {len(skipped) - _EXAMPLES} more" if len(skipped) > _EXAMPLES else ""
-    return (
-        f"backfill {path}: {images} images to publish, {len(skipped)} files skipped "
-        f"(not images): {examples}{more}"
-    )
+    found = "1 image" if images == 1 else f"{images} images"
+    passed = "1 file" if len(skipped) == 1 else f"{len(skipped)} files"
+    return f"backfill {path}: {found} to publish, {passed} skipped (not images): {examples}{more}"
 
 
 OPTIONS = BackfillOptions
