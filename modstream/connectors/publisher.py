@@ -114,7 +114,16 @@ class SourcePublisher:
         key = self.source.checkpoint_key
         checkpoint = await asyncio.to_thread(self._checkpoints.read, key)
         if checkpoint is not None and self._ends is not None:
-            self._ends_seen = await self._ends.read()
+            ends = self._ends
+
+            def failed(exc: BaseException, delay: float) -> None:
+                log.warning("cannot read where %s stands (%s), so cannot check the checkpoint "
+                            "of %s yet; retrying in %.1f s", ends.topic, exc, key,
+                            delay)  # fmt: skip
+
+            self._ends_seen = await retry(ends.read, retriable=_is_kafka_error,
+                                          backoff=Backoff(self.config.backoff),
+                                          on_retry=failed)  # fmt: skip
         decision = decide_start(checkpoint, self.config.topic, self._ends_seen,
                                 restart=restarts(self.source))  # fmt: skip
         if isinstance(decision, Resume):
