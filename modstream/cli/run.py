@@ -81,11 +81,13 @@ def add_source_options(parser: argparse.ArgumentParser) -> None:
         action="append",
         metavar="NAME[:ARG]",
         help=f"connector to run, repeatable: {', '.join(sorted(SOURCES))} "
-        "(backfill:PATH takes a directory or a file of URLs)",
+        "(backfill:PATH takes a directory, which the scorer in this process then reads, or a "
+        "file of URLs)",
     )
     group.add_argument(
         "--source-option", action="append", default=[], metavar="[SOURCE.]KEY=VALUE",
-        help="connector option, e.g. urls=http://...,rate=20 or jetstream.rewind-s=10",
+        help="connector option, e.g. urls=http://...,rate=20 or jetstream.rewind-s=10; "
+        "restart=true starts a source over, ignoring its saved position",
     )  # fmt: skip
     group.add_argument(
         "--state-dir",
