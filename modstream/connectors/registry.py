@@ -71,6 +71,11 @@ def source_option_names(name: str) -> list[str]:
 def make_source(spec: SourceSpec, options: Mapping[str, str]) -> Source:
     """Cast ``options`` against the source's declared options and build it."""
     module = _module(spec.name)
+    names = source_option_names(spec.name)
+    for key in options:
+        if _bare(key) not in names:
+            valid = ", ".join(name.replace("_", "-") for name in names)
+            raise ConfigError(f"unknown option {key!r} for source {spec.name}; valid: {valid}")
     own = {key: value for key, value in options.items() if _bare(key) != RESTART}
     common = {key: value for key, value in options.items() if _bare(key) == RESTART}
     parsed = parse_options(module.OPTIONS, own, source=spec.name)

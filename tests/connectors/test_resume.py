@@ -72,3 +72,5 @@ def test_restart_is_an_option_of_every_source(tmp_path: Path) -> None:
     assert not restarts(plain)
     with pytest.raises(ConfigError, match="restart='maybe'"):
         make_source(SourceSpec("backfill", str(tmp_path)), {"restart": "maybe"})
+    with pytest.raises(ConfigError, match=r"valid: rate, progress, restart$"):
+        make_source(SourceSpec("backfill", str(tmp_path)), {"restrat": "true"})
