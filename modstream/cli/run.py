@@ -27,7 +27,7 @@ from modstream.cli.options import (
     scorer_config,
 )
 from modstream.cli.sources import source_requests
-from modstream.connectors.registry import SOURCES
+from modstream.connectors.registry import SOURCES, SourceSpec
 from modstream.errors import ConfigError, ModstreamError
 
 if TYPE_CHECKING:
@@ -94,11 +94,13 @@ def add_source_options(parser: argparse.ArgumentParser) -> None:
         action="append",
         metavar="NAME[:ARG]",
         help=f"connector to run, repeatable: {', '.join(sorted(SOURCES))} "
-        "(backfill:PATH takes a directory or a file of URLs)",
+        "(backfill:PATH takes a directory, which the scorer in this process then reads, or a "
+        "file of URLs)",
     )
     group.add_argument(
         "--source-option", action="append", default=[], metavar="[SOURCE.]KEY=VALUE",
-        help="connector option, e.g. urls=http://...,rate=20 or jetstream.rewind-s=10",
+        help="connector option, e.g. urls=http://...,rate=20 or jetstream.rewind-s=10; "
+        "restart=true starts a source over, ignoring its saved position",
     )  # fmt: skip
     group.add_argument(
         "--state-dir",
@@ -163,8 +165,9 @@ def run(args: argparse.Namespace) -> int:
 
     configure_logging()
     try:
-        settings = pipeline_settings(args)
-        sources = [make_source(spec, options) for spec, options in source_requests(args)]
+        requests = source_requests(args)
+        settings = pipeline_settings(args, file_root=_file_root(args, requests))
+        sources = [make_source(spec, options) for spec, options in requests]
         if args.role == "connector" and not sources:
             raise ConfigError("--role connector needs --source")
         if args.role == "connector" and args.serve_port is not None:
@@ -194,7 +197,23 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def pipeline_settings(args: argparse.Namespace) -> PipelineSettings:
+def _file_root(args: argparse.Namespace, requests: list[tuple[SourceSpec, Any]]) -> Path | None:
+    """A folder backfill with the scorer in this process: the scorer reads exactly that folder."""
+    from modstream.connectors.backfill import backfill_folders, scorer_file_root
+
+    arguments = [spec.argument or "" for spec, _ in requests if spec.name == "backfill"]
+    folders = backfill_folders(arguments)
+    if args.role == "connector" and folders and args.allow_file_root is None:
+        log.info("the scorer reads this backfill's file: URLs only when started with "
+                 "--allow-file-root %s", folders[0].resolve())  # fmt: skip
+    return scorer_file_root(
+        folders, args.allow_file_root, scorer_in_process=args.role != "connector"
+    )
+
+
+def pipeline_settings(
+    args: argparse.Namespace, *, file_root: Path | None = None
+) -> PipelineSettings:
     from modstream.pipeline.moderate.cache import CacheConfig
     from modstream.pipeline.moderate.step import ModerationSettings
     from modstream.pipeline.stream.scoring import StreamConfig
@@ -211,7 +230,7 @@ def pipeline_settings(args: argparse.Namespace) -> PipelineSettings:
         moderation=ModerationSettings(
             scorer=scorer,
             policy=policy,
-            fetch=fetch_config(args, scorer, file_root=args.allow_file_root),
+            fetch=fetch_config(args, scorer, file_root=file_root or args.allow_file_root),
             cache=CacheConfig(max_entries=args.cache_entries, ttl_s=args.cache_ttl),
         ),
         stream=StreamConfig(

@@ -41,8 +41,8 @@ def add_parser(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "score",
         help="score image files, directories and URLs",
-        description="Score images with open_nsfw. INPUT is a file, a directory (recursive) or an "
-        "http(s) URL.",
+        description="Score images with open_nsfw. INPUT is a file, a directory (recursive; its "
+        "images are found by their bytes, other files are named on stderr) or an http(s) URL.",
     )
     parser.add_argument("inputs", nargs="+", metavar="INPUT")
     parser.add_argument("--json", action="store_true", help="one JSON line per input on stdout")
@@ -61,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
+    from modstream.imagefiles import Skipped
     from modstream.inputs import expand
     from modstream.pipeline.moderate.cache import CacheConfig
     from modstream.pipeline.moderate.step import ModerationSettings
@@ -72,9 +73,14 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, ValueError) as exc:
         print(f"modstream score: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    inputs = list(expand(args.inputs))
+    skipped: list[Skipped] = []
+    inputs = list(expand(args.inputs, skipped.append))
+    for item in skipped:
+        print(f"modstream score: skipped {item}", file=sys.stderr)
     if not inputs:
-        print("modstream score: no image files found in the given inputs", file=sys.stderr)
+        plural = "file" if len(skipped) == 1 else "files"
+        found = f" ({len(skipped)} {plural} skipped)" if skipped else ""
+        print(f"modstream score: no image files found in the given inputs{found}", file=sys.stderr)
         return EXIT_USAGE
     settings = ModerationSettings(
         scorer=scorer,

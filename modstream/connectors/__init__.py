@@ -7,6 +7,7 @@ The flow, file by file::
         -> publisher.SourcePublisher (bounded, acks=all, retried)  publisher.py
         -> positions.PositionTracker (which position is durable)   positions.py
         -> checkpoints (saved position per stream)                 checkpoints.py
+        -> resume (resume, or start over on another cluster)       resume.py
 
 ``runner.run_connectors`` runs a process's sources side by side through one producer;
 ``registry`` loads a source by name only when it is asked for, and ``options`` casts

@@ -1,7 +1,8 @@
 """Backfill: replay images an image host already stores (``--source backfill:PATH``).
 
-``PATH`` is a directory (every image file below it, as ``file:`` URLs that the scorer reads only
-below its ``--allow-file-root``) or a text file with one image per line: a line with a scheme is a
+``PATH`` is a directory (every image file below it, known by its bytes rather than its name, as
+``file:`` URLs that the scorer reads only below its file root; other files are counted and logged
+with a few examples) or a text file with one image per line: a line with a scheme is a
 URL as written (``HTTP://`` included; the scorer refuses schemes it does not fetch as
 ``invalid_url``), any other line a path relative to the file's folder; blank lines and ``#``
 comments are skipped.
@@ -15,10 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import re
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Self
@@ -26,12 +28,24 @@ from typing import Any, Self
 from tqdm import tqdm
 
 from modstream.connectors.base import Emission, SourceCounters, SourceStatistics
-from modstream.errors import SourceError
+from modstream.errors import ConfigError, SourceError
 from modstream.events import ImageEvent, event_id_for
-from modstream.imagefiles import walk_images
+from modstream.imagefiles import Skipped, walk_images
 
-__all__ = ["OPTIONS", "Backfill", "BackfillOptions", "create", "url_for_line"]
+__all__ = [
+    "OPTIONS",
+    "Backfill",
+    "BackfillOptions",
+    "backfill_folders",
+    "create",
+    "scorer_file_root",
+    "skipped_line",
+    "url_for_line",
+]
 
+log = logging.getLogger("modstream.connector")
+
+_EXAMPLES = 3
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
 
@@ -90,7 +104,10 @@ class Backfill:
         return self._counters.snapshot()
 
     async def emissions(self, resume_from: str | None) -> AsyncIterator[Emission]:
-        items = await asyncio.to_thread(self._remaining, resume_from)
+        skipped: list[Skipped] = []
+        items = await asyncio.to_thread(self._remaining, resume_from, skipped.append)
+        if skipped:
+            log.warning("%s", skipped_line(self.path, len(items), skipped))
         interval = 1.0 / self.options.rate if self.options.rate else 0.0
         started = time.monotonic()
         with tqdm(
@@ -116,9 +133,11 @@ class Backfill:
                 progress.update(1)
                 yield Emission((event,), position=item.position)
 
-    def _remaining(self, resume_from: str | None) -> list[_Item]:
+    def _remaining(
+        self, resume_from: str | None, on_skip: Callable[[Skipped], None]
+    ) -> list[_Item]:
         """Every image after ``resume_from``, read on a thread (a large tree takes a while)."""
-        found = self._directory() if self.path.is_dir() else self._lines()
+        found = self._directory(on_skip) if self.path.is_dir() else self._lines()
         if resume_from is None:
             return list(found)
         after = self._resume_key(resume_from)
@@ -129,9 +148,9 @@ class Backfill:
             return PurePosixPath(position).parts
         return (int(position),)
 
-    def _directory(self) -> Iterator[_Item]:
+    def _directory(self, on_skip: Callable[[Skipped], None]) -> Iterator[_Item]:
         root = self.path.resolve()
-        for file in walk_images(root):
+        for file in walk_images(root, on_skip):
             relative = file.relative_to(root).as_posix()
             yield _Item(url=file.as_uri(), position=relative, meta={"path": relative})
 
@@ -142,6 +161,55 @@ class Backfill:
                 url = url_for_line(line, folder)
                 if url is not None:
                     yield _Item(url=url, position=str(number), meta={"line": number})
+
+
+def scorer_file_root(
+    folders: list[Path], allowed: Path | None, *, scorer_in_process: bool
+) -> Path | None:
+    """The root below which the scorer reads ``file:`` URLs, for a run backfilling ``folders``.
+
+    A scorer in the same process as one folder backfill reads exactly that folder (no flag
+    needed); ``--allow-file-root`` (``allowed``), when given, must contain every folder, and
+    several folders need it. What cannot work is a :class:`ConfigError` saying what to add,
+    before anything starts. The fetcher keeps its guarantees below the root (``../`` and
+    symlinks out of it are ``blocked_path``).
+    """
+    if not scorer_in_process or not folders:
+        return allowed
+    real = sorted({folder.resolve() for folder in folders})
+    if allowed is None:
+        if len(real) > 1:
+            listed = ", ".join(str(folder) for folder in real)
+            raise ConfigError(
+                f"several backfill folders ({listed}): add --allow-file-root DIR with a folder "
+                "that contains them all"
+            )
+        return real[0]
+    outside = [folder for folder in real if not folder.is_relative_to(allowed.resolve())]
+    if outside:
+        raise ConfigError(
+            f"the backfill folder {outside[0]} is outside --allow-file-root {allowed}, so the "
+            "scorer could read none of its images: drop --allow-file-root (the scorer then reads "
+            "exactly the backfill folder) or give a folder that contains it"
+        )
+    return allowed
+
+
+def backfill_folders(arguments: list[str]) -> list[Path]:
+    """Which ``backfill:PATH`` arguments name folders (a URL list names no root)."""
+    return [Path(text).expanduser() for text in arguments if Path(text).expanduser().is_dir()]
+
+
+def skipped_line(path: Path, images: int, skipped: list[Skipped]) -> str:
+    """One log line for the files a backfill passes over: how many, and a few with reasons."""
+    root = path.resolve()
+    examples = "; ".join(
+        f"{item.path.relative_to(root).as_posix()} ({item.reason})" for item in skipped[:_EXAMPLES]
+    )
+    more = f"; and {len(skipped) - _EXAMPLES} more" if len(skipped) > _EXAMPLES else ""
+    found = "1 image" if images == 1 else f"{images} images"
+    passed = "1 file" if len(skipped) == 1 else f"{len(skipped)} files"
+    return f"backfill {path}: {found} to publish, {passed} skipped (not images): {examples}{more}"
 
 
 OPTIONS = BackfillOptions

@@ -10,12 +10,17 @@ Shutdown order (:meth:`SourcePublisher.run` on ``stop``, on the source's end, or
 stop reading the source -> wait for outstanding sends (bounded by ``drain_timeout_s``) -> save the
 durable position. The producer itself belongs to the caller, which stops it after every
 publisher has drained.
+
+A checkpoint records the end offsets of the topic's partitions when it is saved (read with
+``ends``), and a start resumes from it only if the topic still reaches them
+(:func:`~.resume.decide_start`): a checkpoint made against another cluster is not resumed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -27,7 +32,9 @@ from modstream.backoff import Backoff, BackoffPolicy, retry
 from modstream.connectors.base import Source
 from modstream.connectors.checkpoints import CheckpointStore
 from modstream.connectors.positions import Completed, PositionTracker
+from modstream.connectors.resume import Resume, decide_start, restarts
 from modstream.events import ImageEvent
+from modstream.kafka.ends import TopicEnds
 
 __all__ = ["PublisherConfig", "PublisherStatistics", "SourcePublisher"]
 
@@ -59,8 +66,11 @@ class SourcePublisher:
         producer: AIOKafkaProducer,
         checkpoints: CheckpointStore,
         config: PublisherConfig,
+        ends: TopicEnds | None = None,
     ) -> None:
         self.source = source
+        self._ends = ends
+        self._ends_seen: dict[int, int] | None = None
         self.config = config
         self._producer = producer
         self._checkpoints = checkpoints
@@ -85,10 +95,8 @@ class SourcePublisher:
     async def run(self, stop: asyncio.Event) -> None:
         """Publish until the source ends or ``stop`` is set; then drain and save the position."""
         key = self.source.checkpoint_key
-        self._saved = await asyncio.to_thread(self._checkpoints.load, key)
-        if self._saved is not None:
-            log.info("source %s resumes after position %s", key, self._saved)
-        reader = asyncio.create_task(self._read(self._saved), name=f"read-{key}")
+        resume_from = await self._start_position()
+        reader = asyncio.create_task(self._read(resume_from), name=f"read-{key}")
         saver = asyncio.create_task(self._save_periodically(), name=f"checkpoint-{key}")
         stopped = asyncio.create_task(stop.wait())
         try:
@@ -100,6 +108,32 @@ class SourcePublisher:
                 task.cancel()
             await asyncio.gather(reader, saver, stopped, return_exceptions=True)
             await asyncio.shield(self._drain())
+
+    async def _start_position(self) -> str | None:
+        """The position to resume after, or ``None`` to start over (logged with its reason)."""
+        key = self.source.checkpoint_key
+        checkpoint = await asyncio.to_thread(self._checkpoints.read, key)
+        if checkpoint is not None and self._ends is not None:
+            ends = self._ends
+
+            def failed(exc: BaseException, delay: float) -> None:
+                log.warning("cannot read where %s stands (%s), so cannot check the checkpoint "
+                            "of %s yet; retrying in %.1f s", ends.topic, exc, key,
+                            delay)  # fmt: skip
+
+            self._ends_seen = await retry(ends.read, retriable=_is_kafka_error,
+                                          backoff=Backoff(self.config.backoff),
+                                          on_retry=failed)  # fmt: skip
+        decision = decide_start(checkpoint, self.config.topic, self._ends_seen,
+                                restart=restarts(self.source))  # fmt: skip
+        if isinstance(decision, Resume):
+            self._saved = decision.position
+            note = f" ({decision.note})" if decision.note else ""
+            log.info("source %s resumes after position %s%s", key, decision.position, note)
+            return decision.position
+        if decision.reason is not None:
+            log.warning("source %s starts over: %s", key, decision.reason)
+        return None
 
     async def _read(self, resume_from: str | None) -> None:
         async for emission in self.source.emissions(resume_from):
@@ -153,7 +187,17 @@ class SourcePublisher:
         position = self._tracker.durable
         if position is None or position == self._saved:
             return
-        await asyncio.to_thread(self._checkpoints.save, self.source.checkpoint_key, position)
+        if self._ends is not None:
+            # Read after the position's events were acknowledged, so the ends include them; if
+            # the broker does not answer, earlier ends are still reached by this topic.
+            with contextlib.suppress(KafkaError, OSError):
+                self._ends_seen = await self._ends.read()
+            if self._ends_seen is None:
+                return  # saved once the broker tells where the topic stands
+        await asyncio.to_thread(
+            functools.partial(self._checkpoints.save, self.source.checkpoint_key, position,
+                              topic=self.config.topic, ends=self._ends_seen)
+        )  # fmt: skip
         self._saved = position
 
     async def _drain(self) -> None:

@@ -2,7 +2,9 @@
 
 Readiness first: every source is entered (bound, connected, or refused with a clear error)
 before anything is published, so a webhook port in use or a refused token fails the run at once.
-The sources then run side by side in a task group: one that fails stops the others. Shutdown:
+Each source then resumes from its checkpoint only if the incoming topic still has the events
+the checkpoint counts (:mod:`.resume`). The sources run side by side in a task group: one that
+fails stops the others. Shutdown:
 each publisher drains and saves its position, then the producer flushes and stops, then the
 sources close.
 """
@@ -22,6 +24,7 @@ from modstream.connectors.base import Source
 from modstream.connectors.checkpoints import CheckpointStore
 from modstream.connectors.metrics import ConnectorMetrics
 from modstream.connectors.publisher import PublisherConfig, SourcePublisher
+from modstream.kafka.ends import TopicEnds
 from modstream.kafka.producers import start_producer
 from modstream.kafka.settings import KafkaSettings
 
@@ -47,7 +50,10 @@ async def run_connectors(
         if producer is None:
             return
         stack.push_async_callback(_stop_producer, producer)
-        publishers = [SourcePublisher(source, producer, checkpoints, config) for source in sources]
+        ends = await stack.enter_async_context(TopicEnds(kafka, config.topic))
+        publishers = [
+            SourcePublisher(source, producer, checkpoints, config, ends) for source in sources
+        ]
         if metrics is not None:
             for publisher in publishers:
                 metrics.track(publisher)

@@ -141,26 +141,46 @@ _DEVICE_FAMILIES: tuple[tuple[_Family, str, str, Callable[[DeviceStatistics], fl
 
 @dataclass(frozen=True, slots=True)
 class WindowSummary:
+    """What the stream did since the previous periodic line: results, and errors by kind."""
+
     seconds: float
-    count: int
+    count: int  # results (flagged, review, safe)
     per_second: float
     p50_s: float
     p99_s: float
+    errors: tuple[tuple[str, int], ...] = ()  # (kind, count), the most frequent first
+    example: str | None = None  # the first message of the most frequent error kind
+
+    @property
+    def error_count(self) -> int:
+        return sum(count for _kind, count in self.errors)
+
+    @property
+    def all_failed(self) -> bool:
+        """Items were handled and every one of them failed."""
+        return self.count == 0 and self.error_count > 0
 
     def describe(self) -> str:
-        return (
-            f"{self.count} results in {self.seconds:.1f} s ({self.per_second:.1f}/s), "
-            f"round trip p50 {self.p50_s * 1000:.0f} ms, p99 {self.p99_s * 1000:.0f} ms"
-        )
+        results = "1 result" if self.count == 1 else f"{self.count} results"
+        errors = "1 error" if self.error_count == 1 else f"{self.error_count} errors"
+        if self.errors:
+            errors += " (" + ", ".join(f"{kind} {count}" for kind, count in self.errors) + ")"
+        rate = (self.count + self.error_count) / self.seconds
+        text = f"{results}, {errors} in {self.seconds:.1f} s ({rate:.1f}/s)"
+        if self.count:
+            text += f", round trip p50 {self.p50_s * 1000:.0f} ms, p99 {self.p99_s * 1000:.0f} ms"
+        return text
 
 
 class LatencyWindow:
-    """Round-trip samples since the last :meth:`roll`, for the periodic log line."""
+    """Round-trip samples and error kinds since the last :meth:`roll`, for the periodic line."""
 
     def __init__(self, max_samples: int = 100_000) -> None:
         self._samples: list[float] = []
         self._max_samples = max_samples
         self._count = 0
+        self._errors: dict[str, int] = {}
+        self._examples: dict[str, str] = {}
         self._started = time.monotonic()
 
     def add(self, seconds: float) -> None:
@@ -168,18 +188,26 @@ class LatencyWindow:
         if len(self._samples) < self._max_samples:
             self._samples.append(seconds)
 
+    def add_error(self, kind: str, message: str) -> None:
+        self._errors[kind] = self._errors.get(kind, 0) + 1
+        self._examples.setdefault(kind, message)
+
     def roll(self) -> WindowSummary:
         now = time.monotonic()
         elapsed = max(now - self._started, 1e-9)
         samples = sorted(self._samples)
+        errors = tuple(sorted(self._errors.items(), key=lambda item: (-item[1], item[0])))
         summary = WindowSummary(
             seconds=elapsed,
             count=self._count,
             per_second=self._count / elapsed,
             p50_s=percentile(samples, 50),
             p99_s=percentile(samples, 99),
+            errors=errors,
+            example=f"{errors[0][0]}: {self._examples[errors[0][0]]}" if errors else None,
         )
         self._samples, self._count, self._started = [], 0, now
+        self._errors, self._examples = {}, {}
         return summary
 
 

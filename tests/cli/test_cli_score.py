@@ -136,23 +136,22 @@ async def image_server() -> AsyncIterator[ImageServer]:
 async def test_directory_with_a_bad_file_gives_one_line_each_and_exit_1(
     tmp_path: Path, cli_cache_dir: Path
 ) -> None:
-    """A directory of PNGs plus garbage x.jpg: one JSON line per file, in order; exit code 1."""
+    """A directory of PNGs plus a truncated x.png: one JSON line per image, in order; exit 1."""
     for name in PICKED:
         shutil.copy(LADDER / name, tmp_path / name)
-    (tmp_path / "x.jpg").write_bytes(imagegen.garbage())
-    (tmp_path / "notes.txt").write_text("not an image suffix: never read")
+    (tmp_path / "x.png").write_bytes(imagegen.truncated_png())
 
     run = await run_score(tmp_path, cache_dir=cli_cache_dir)
 
     assert run.returncode == 1, run.stderr
     lines = run.lines()
-    expected_labels = [str(tmp_path / name) for name in (*sorted(PICKED), "x.jpg")]
+    expected_labels = [str(tmp_path / name) for name in (*sorted(PICKED), "x.png")]
     assert [line["input"] for line in lines] == expected_labels
     for line, name in zip(lines[:-1], sorted(PICKED), strict=True):
         assert_scored_line(line, str(tmp_path / name), REFERENCE[name])
     bad = lines[-1]
     assert set(bad) == {"input", "error"}
-    assert bad["error"]["kind"] == "not_an_image"
+    assert bad["error"]["kind"] == "truncated"
     assert bad["error"]["message"]
 
 
@@ -182,6 +181,33 @@ async def test_a_table_run_prints_only_modstreams_lines_and_an_english_summary(
     assert re.fullmatch(r"1 input in .*: 1 error", one.stderr.strip().splitlines()[-1])
 
 
+async def test_a_directory_is_read_by_the_bytes_of_its_files(
+    tmp_path: Path, cli_cache_dir: Path
+) -> None:
+    """Extensionless hash-named images are scored; an SVG, a text file and garbage named .jpg
+    are not scored but each named on stderr with its reason; the run exits 0."""
+    shutil.copy(LADDER / PICKED[0], tmp_path / "5d41402abc4b2a76")
+    shutil.copy(LADDER / PICKED[1], tmp_path / "7d793037a0760186")
+    (tmp_path / "drawing.svg").write_bytes(imagegen.svg_document())
+    (tmp_path / "notes.txt").write_text("a note")
+    (tmp_path / "x.jpg").write_bytes(imagegen.garbage())
+
+    run = await run_score(tmp_path, cache_dir=cli_cache_dir)
+
+    assert run.returncode == 0, run.stderr
+    lines = run.lines()
+    assert [Path(line["input"]).name for line in lines] == ["5d41402abc4b2a76", "7d793037a0760186"]
+    assert_scored_line(lines[0], str(tmp_path / "5d41402abc4b2a76"), REFERENCE[PICKED[0]])
+    skipped = [line for line in run.stderr.splitlines() if "skipped" in line]
+    assert skipped == [
+        f"modstream score: skipped {tmp_path / 'drawing.svg'}: an SVG drawing: only raster "
+        "images are scored",
+        f"modstream score: skipped {tmp_path / 'notes.txt'}: text, not an image",
+        f"modstream score: skipped {tmp_path / 'x.jpg'}: not an image in a supported format "
+        "(JPEG, PNG, GIF, WebP, BMP, TIFF, AVIF)",
+    ]
+
+
 async def test_all_good_inputs_exit_0(tmp_path: Path, cli_cache_dir: Path) -> None:
     """Files given one by one, all valid: every line has a score and the exit code is 0."""
     paths = []
@@ -200,23 +226,29 @@ async def test_all_good_inputs_exit_0(tmp_path: Path, cli_cache_dir: Path) -> No
 
 @pytest.mark.parametrize(
     "case",
-    ["batch_size_zero", "no_inputs", "empty_directory", "bad_cidr"],
+    ["batch_size_zero", "no_inputs", "empty_directory", "no_images", "bad_cidr"],
 )
 async def test_usage_errors_exit_2_without_output(
     case: str, tmp_path: Path, cli_cache_dir: Path
 ) -> None:
     """Bad options, no inputs, or no image files exit 2 and print nothing on stdout."""
     image = LADDER / PICKED[0]
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "svgs").mkdir()
+    (tmp_path / "svgs" / "logo.svg").write_bytes(imagegen.svg_document())
     args: dict[str, list[str | Path]] = {
         "batch_size_zero": ["--batch-size", "0", image],
         "no_inputs": [],
-        "empty_directory": [tmp_path],
+        "empty_directory": [tmp_path / "empty"],
+        "no_images": [tmp_path / "svgs"],
         "bad_cidr": ["--allow-cidr", "not-a-network", image],
     }
     run = await run_score(*args[case], cache_dir=cli_cache_dir)
     assert run.returncode == 2, (run.stdout, run.stderr)
     assert run.stdout == ""
     assert "modstream score" in run.stderr
+    if case == "no_images":
+        assert "no image files found in the given inputs (1 file skipped)" in run.stderr
 
 
 async def test_loopback_url_scores_when_its_range_is_allowed(

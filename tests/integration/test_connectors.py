@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from replicas.jetstream import JetstreamReplica, images, post
 
 from modstream.connectors.checkpoints import DirectoryCheckpoints, MemoryCheckpoints
 from modstream.connectors.publisher import PublisherConfig
@@ -70,6 +71,10 @@ async def test_the_publisher_waits_for_a_late_broker_and_drops_nothing(tmp_path:
 def _spawn(command: list[str], log_path: Path) -> subprocess.Popen[bytes]:
     with log_path.open("wb") as log:
         return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
+
+
+def _text(log: Path) -> str:
+    return log.read_text()[-3000:]
 
 
 def _key(state: Path) -> Callable[[], str]:
@@ -208,3 +213,53 @@ async def test_a_backfill_is_scored_end_to_end_and_cannot_leave_its_root(
         "gopher://example.com/1": "invalid_url",
         "FILE:///etc/passwd": "blocked_path",
     }
+
+
+async def test_a_jetstream_cursor_is_resumed_on_its_cluster_and_not_on_a_new_one(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    """A connector restarted against the cluster its checkpoint was made on subscribes with a
+    cursor; against a new embedded broker (same state directory) it starts live, saying why."""
+    prefix = f"jsc-{uuid.uuid4().hex[:8]}"
+    state = tmp_path / "state"
+    did = "did:plc:alice4xyzexampleexample"
+    async with JetstreamReplica() as jetstream, EmbeddedBroker() as other:
+
+        def command(servers: str) -> list[str]:
+            return [
+                sys.executable, "-m", "modstream", "run", "--role", "connector",
+                "--source", "jetstream", "--jetstream-url", jetstream.url,
+                "--bootstrap-servers", servers, "--topic-prefix", prefix,
+                "--metrics-port", "0", "--state-dir", str(state),
+            ]  # fmt: skip
+
+        async def run_once(servers: str, log: Path, subscriptions: int) -> str:
+            process = _spawn(command(servers), log)
+            try:
+                async with asyncio.timeout(60):
+                    while len(jetstream.subscriptions) < subscriptions:
+                        assert process.poll() is None, _text(log)
+                        await asyncio.sleep(0.05)
+                    if subscriptions == 1:  # publish one image post, wait for its checkpoint
+                        start = 1_763_900_000_000_000
+                        await jetstream.publish(
+                            post(did, "3kone", start, images((f"bafkrei{'q' * 52}", "")))
+                        )
+                        while DirectoryCheckpoints(state).load(_key(state)()) is None:
+                            assert process.poll() is None, _text(log)
+                            await asyncio.sleep(0.05)
+                process.send_signal(signal.SIGTERM)
+                assert await asyncio.to_thread(process.wait, 40) == 0, _text(log)
+            finally:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+            return _text(log)
+
+        await run_once(broker.bootstrap_servers, tmp_path / "first.log", 1)
+        same = await run_once(broker.bootstrap_servers, tmp_path / "same.log", 2)
+        fresh = await run_once(other.bootstrap_servers, tmp_path / "fresh.log", 3)
+    first, resumed, started = jetstream.subscriptions
+    assert first.cursor is None and resumed.cursor is not None, same
+    assert started.cursor is None, fresh
+    assert "starts over: the checkpoint at 1763900000000000 was saved when partition" in fresh

@@ -250,8 +250,9 @@ async def test_the_policy_file_drives_the_pipelines_decisions(
         ],
     )  # fmt: skip
     try:
+        # page.jpg is HTML: the backfill skips it by its bytes, so it gets no output
         reader = await outputs_of_process(
-            broker.bootstrap_servers, topics, len(evaluated.labels), process
+            broker.bootstrap_servers, topics, len(evaluated.labels) - 1, process
         )
         outputs = list(reader.outputs)
         await reader.__aexit__(None, None, None)

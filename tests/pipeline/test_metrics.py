@@ -34,6 +34,33 @@ def test_window_rolls_over() -> None:
     assert window.roll().count == 0
 
 
+def test_the_window_line_counts_errors_by_kind() -> None:
+    """Results and errors share the line, errors by kind (the most frequent first)."""
+    window = LatencyWindow()
+    window.add(0.040)
+    window.add(0.060)
+    window.add_error("not_an_image", "the body is an HTML page, not an image")
+    for _ in range(3):
+        window.add_error("http_status", "HTTP 404")
+    summary = window.roll()
+    assert not summary.all_failed
+    assert summary.describe().startswith("2 results, 4 errors (http_status 3, not_an_image 1) in ")
+    assert "p50 40 ms, p99 60 ms" in summary.describe()
+    assert window.roll().errors == ()
+
+
+def test_a_window_of_only_errors_says_every_image_failed() -> None:
+    """No result and some errors: ``all_failed``, no latency figures, an example message."""
+    window = LatencyWindow()
+    window.add_error("invalid_url", "file: URLs are refused")
+    summary = window.roll()
+    assert summary.all_failed
+    assert summary.describe().startswith("0 results, 1 error (invalid_url 1) in ")
+    assert "p50" not in summary.describe()
+    assert summary.example == "invalid_url: file: URLs are refused"
+    assert not window.roll().all_failed  # an idle window is not a failed one
+
+
 def test_latency_buckets_resolve_5_to_500_ms() -> None:
     """Between 5 and 500 ms no two neighbouring buckets are more than 50 ms or 1.5x apart."""
     inside = [b for b in LATENCY_BUCKETS if 0.005 <= b <= 0.5]

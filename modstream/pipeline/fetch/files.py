@@ -1,6 +1,7 @@
 """``file:`` URLs, read only below an allowed root: the backfill's way to local storage.
 
-Off unless an operator names a root (``--allow-file-root``). The path is resolved first (every
+Off unless a root is given: ``--allow-file-root``, or the folder of a backfill that runs in the
+scorer's own process (``connectors.backfill.scorer_file_root``). The path is resolved first (every
 symlink and ``..`` followed), and refused unless the result lies below the resolved root, so
 neither ``../`` nor a symlink can lead out of it; the resolved path is then opened with
 ``O_NOFOLLOW``. The body is capped like an HTTP body.
@@ -29,7 +30,7 @@ def resolve_file_url(url: str, root: Path | None) -> Path:
     if root is None:
         raise InvalidUrl(
             "file: URLs are refused: the scorer reads local files only below a root it is given "
-            "(--allow-file-root DIR)"
+            "(--allow-file-root DIR; a folder backfill in the scorer's own process needs none)"
         )
     try:
         parsed = URL(url)

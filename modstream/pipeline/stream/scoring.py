@@ -279,7 +279,11 @@ class ScoringStream:
 
     def _log_window(self) -> None:
         summary = self._window.roll()
-        if summary.count:
+        if summary.all_failed:
+            log.error("every image of the last %.1f s failed: %s; in flight %d; e.g. %s",
+                      summary.seconds, summary.describe(), self._tracker.in_flight,
+                      summary.example)  # fmt: skip
+        elif summary.count or summary.errors:
             log.info("%s; in flight %d", summary.describe(), self._tracker.in_flight)
 
     # -- one record --------------------------------------------------------------------------
@@ -298,12 +302,14 @@ class ScoringStream:
         except ModstreamError as exc:
             if event is None:  # the moderator counts the errors of the images it was given
                 self._metrics.errors.labels(exc.kind).inc()
+            self._window.add_error(exc.kind, str(exc))
             record = error_record(exc, published_at=self._now(), event=event, origin=origin)
             return topics.errors, record
         except Exception as exc:  # a bug must still yield its one output record
             log.exception("unexpected failure on offset %d of %s", origin.offset, origin.topic)
             internal = ModstreamError(f"internal error: {type(exc).__name__}: {exc}")
             self._metrics.errors.labels(internal.kind).inc()
+            self._window.add_error(internal.kind, str(internal))
             record = error_record(internal, published_at=self._now(), event=event, origin=origin)
             return topics.errors, record
         published_at = self._now()

@@ -1,0 +1,46 @@
+"""Image files known by their bytes: signatures, reasons for the rest, the walk's order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import imagegen
+import pytest
+
+from modstream.imagefiles import Skipped, image_format, non_image_reason, walk_images
+
+
+@pytest.mark.parametrize("name", sorted(imagegen.SUPPORTED))
+def test_each_decoded_format_is_known_by_its_signature(name: str) -> None:
+    """The first bytes of every supported sample name the format Pillow reports for it."""
+    sample = imagegen.SUPPORTED[name]()
+    assert image_format(sample.data[:512]) == sample.format
+
+
+@pytest.mark.parametrize(
+    ("head", "reason"),
+    [
+        (imagegen.svg_document(), "an SVG drawing: only raster images are scored"),
+        (imagegen.html_page(), "an HTML page, not an image"),
+        (b"", "an empty file"),
+        (b"just some words", "text, not an image"),
+    ],
+)
+def test_a_file_that_is_not_an_image_has_a_reason(head: bytes, reason: str) -> None:
+    """SVG, HTML, empty and text files are no image format, each with its own reason."""
+    assert image_format(head[:512]) is None
+    assert non_image_reason(head[:512]) == reason
+
+
+def test_the_walk_finds_images_by_bytes_and_reports_the_rest(tmp_path: Path) -> None:
+    """An extensionless PNG is found, a .jpg of garbage is skipped with a reason, in name order."""
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "9f86d081884c7d65").write_bytes(imagegen.png_rgb().data)
+    (tmp_path / "a.jpg").write_bytes(imagegen.garbage())
+    (tmp_path / "c.png").write_bytes(imagegen.png_rgb().data)
+    skipped: list[Skipped] = []
+    found = list(walk_images(tmp_path, skipped.append))
+    assert found == [tmp_path / "b" / "9f86d081884c7d65", tmp_path / "c.png"]
+    assert [(item.path.name, item.reason) for item in skipped] == [
+        ("a.jpg", "not an image in a supported format (JPEG, PNG, GIF, WebP, BMP, TIFF, AVIF)")
+    ]
