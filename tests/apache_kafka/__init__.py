@@ -145,11 +145,21 @@ class ApacheKafka:
     ) -> None:
         self.data_dir = data_dir
         self.classpath = classpath
-        self.port = free_loopback_port()
-        self.ports = {"PLAINTEXT": self.port} | {name: free_loopback_port() for name in listeners}
+        # Distinct ports: a free port is asked for one at a time, and the system may hand the
+        # same one out twice once the probe's socket is closed.
+        taken: set[int] = {controller_port} if controller_port else set()
+
+        def distinct_port() -> int:
+            while (port := free_loopback_port()) in taken:
+                pass
+            taken.add(port)
+            return port
+
+        self.port = distinct_port()
+        self.ports = {"PLAINTEXT": self.port} | {name: distinct_port() for name in listeners}
         self.scram_users = dict(scram_users or {})
         self.node_id = node_id
-        self.controller_port = controller_port or free_loopback_port()
+        self.controller_port = controller_port or distinct_port()
         # A cluster's nodes share the voter list and the cluster id; alone, a node votes for itself.
         self.voters = voters or f"{node_id}@127.0.0.1:{self.controller_port}"
         self.cluster_id = cluster_id or new_cluster_id()

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import orjson
 import pytest
+from PIL import Image
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from modstream.errors import ConfigError
@@ -211,9 +212,10 @@ def test_labels_csv_paths_urls_and_typos(tmp_path: Path) -> None:
 
 def test_label_folders(tmp_path: Path) -> None:
     """safe= and nsfw= folders label every image below them; another name is refused."""
-    for folder, name in (("s", "one.png"), ("s", "two.jpg"), ("n", "three.jpg")):
+    for folder, name, kind in (("s", "one.png", "PNG"), ("s", "two.jpg", "JPEG"),
+                               ("n", "three.jpg", "JPEG")):  # fmt: skip
         (tmp_path / folder).mkdir(exist_ok=True)
-        (tmp_path / folder / name).write_bytes(b"x")
+        Image.new("RGB", (8, 8)).save(tmp_path / folder / name, format=kind)
     items = from_dirs([f"safe={tmp_path / 's'}", f"nsfw={tmp_path / 'n'}"])
     assert sorted((Path(i.input.label).name, i.label) for i in items) == [
         ("one.png", 0), ("three.jpg", 1), ("two.jpg", 0)
