@@ -121,7 +121,12 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         targets = Targets(fnr=args.target_fnr, fpr=args.target_fpr)
-        items = from_csv(args.labels) if args.labels is not None else from_dirs(args.dirs)
+        if args.labels is not None:
+            items = from_csv(args.labels)
+        else:
+            items = from_dirs(
+                args.dirs, lambda item: print(f"modstream eval: skipped {item}", file=sys.stderr)
+            )
         config = scorer_config(args)
         fetch = fetch_config(args, config)
     except (ConfigError, ValueError) as exc:

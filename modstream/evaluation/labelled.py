@@ -9,12 +9,12 @@ file with a typo should stop the run, not quietly shrink the set.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from modstream.errors import ConfigError
-from modstream.imagefiles import walk_images
+from modstream.imagefiles import Skipped, walk_images
 from modstream.inputs import Input, has_scheme
 
 __all__ = ["Labelled", "from_csv", "from_dirs"]
@@ -53,8 +53,11 @@ def from_csv(path: Path) -> list[Labelled]:
     return items
 
 
-def from_dirs(specs: Sequence[str]) -> list[Labelled]:
-    """``safe=DIR`` and ``nsfw=DIR`` (each repeatable)."""
+def from_dirs(
+    specs: Sequence[str], on_skip: Callable[[Skipped], None] | None = None
+) -> list[Labelled]:
+    """``safe=DIR`` and ``nsfw=DIR`` (each repeatable); files that are not images (by their
+    bytes) go to ``on_skip`` with the reason."""
     items: list[Labelled] = []
     for spec in specs:
         name, _, folder = spec.partition("=")
@@ -64,7 +67,8 @@ def from_dirs(specs: Sequence[str]) -> list[Labelled]:
         root = Path(folder)
         if not root.is_dir():
             raise ConfigError(f"--dirs {spec!r}: {root} is not a folder")
-        items += [Labelled(Input(label=str(p), path=p), label) for p in walk_images(root)]
+        found = walk_images(root, on_skip)
+        items += [Labelled(Input(label=str(p), path=p), label) for p in found]
     if not items:
         raise ConfigError("--dirs found no image files")
     return items

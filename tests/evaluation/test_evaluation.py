@@ -18,6 +18,7 @@ from modstream.evaluation.labelled import Labelled, from_csv, from_dirs
 from modstream.evaluation.report import Targets, build_report, fitted_policy, render_text
 from modstream.evaluation.scoring import Scored
 from modstream.evaluation.weak import weak_label_report
+from modstream.imagefiles import Skipped
 from modstream.inputs import Input
 from modstream.pipeline.moderate.policy import Decision, Policy, resolve_policy
 
@@ -300,3 +301,17 @@ def test_without_matplotlib_there_are_no_plots_and_the_page_says_how_to_get_them
     page = html_page(report, None)
     assert "Plots skipped" in page and "pip install &#x27;modstream[eval]&#x27;" in page
     assert "<img" not in page
+
+
+def test_label_folders_name_what_they_skip(tmp_path: Path) -> None:
+    """A file in a label folder that is not an image by its bytes is left out and handed on with
+    its reason (``eval --dirs`` prints it), while an extensionless image is kept."""
+    (tmp_path / "s").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "s" / "5d41402abc4b2a76", format="PNG")
+    (tmp_path / "s" / "notes.txt").write_text("a note")
+    skipped: list[Skipped] = []
+    items = from_dirs([f"safe={tmp_path / 's'}"], skipped.append)
+    assert [Path(item.input.label).name for item in items] == ["5d41402abc4b2a76"]
+    assert [(item.path.name, item.reason) for item in skipped] == [
+        ("notes.txt", "text, not an image")
+    ]
