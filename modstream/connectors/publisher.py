@@ -28,6 +28,7 @@ from modstream.connectors.base import Source
 from modstream.connectors.checkpoints import CheckpointStore
 from modstream.connectors.positions import Completed, PositionTracker
 from modstream.events import ImageEvent
+from modstream.kafka.outage import BrokerWatch
 
 __all__ = ["PublisherConfig", "PublisherStatistics", "SourcePublisher"]
 
@@ -59,6 +60,8 @@ class SourcePublisher:
         producer: AIOKafkaProducer,
         checkpoints: CheckpointStore,
         config: PublisherConfig,
+        *,
+        watch: BrokerWatch | None = None,
     ) -> None:
         self.source = source
         self.config = config
@@ -72,6 +75,9 @@ class SourcePublisher:
         self._failures = 0
         self._healthy = True
         self._saved: str | None = None
+        # While the watch has declared an outage, it tells the retries (counted) and the
+        # outstanding sends (waiting) in its summary, and the sends stop logging their own.
+        self._watch = watch
 
     def statistics(self) -> PublisherStatistics:
         return PublisherStatistics(
@@ -88,6 +94,8 @@ class SourcePublisher:
         self._saved = await asyncio.to_thread(self._checkpoints.load, key)
         if self._saved is not None:
             log.info("source %s resumes after position %s", key, self._saved)
+        outstanding = lambda: len(self._deliveries)  # noqa: E731 - counted while it publishes
+        stop_counting = self._watch.add_backlog(outstanding) if self._watch else lambda: None
         reader = asyncio.create_task(self._read(self._saved), name=f"read-{key}")
         saver = asyncio.create_task(self._save_periodically(), name=f"checkpoint-{key}")
         stopped = asyncio.create_task(stop.wait())
@@ -100,6 +108,7 @@ class SourcePublisher:
                 task.cancel()
             await asyncio.gather(reader, saver, stopped, return_exceptions=True)
             await asyncio.shield(self._drain())
+            stop_counting()
 
     async def _read(self, resume_from: str | None) -> None:
         async for emission in self.source.emissions(resume_from):
@@ -126,6 +135,10 @@ class SourcePublisher:
         def failed(exc: BaseException, delay: float) -> None:
             self._failures += 1
             self._healthy = False
+            if self._watch is not None:
+                self._watch.retried("publish")
+                if self._watch.unreachable:
+                    return
             if backoff.failures == 1 or backoff.failures % 10 == 0:
                 log.warning("publishing %s to %s failed (%s); retrying every %.1f s",
                             event.id, self.config.topic, exc, delay)  # fmt: skip

@@ -22,6 +22,7 @@ from modstream.connectors.base import Source
 from modstream.connectors.checkpoints import CheckpointStore
 from modstream.connectors.metrics import ConnectorMetrics
 from modstream.connectors.publisher import PublisherConfig, SourcePublisher
+from modstream.kafka.outage import broker_watch
 from modstream.kafka.producers import start_producer
 from modstream.kafka.settings import KafkaSettings
 
@@ -43,11 +44,15 @@ async def run_connectors(
     async with contextlib.AsyncExitStack() as stack:
         for source in sources:
             await stack.enter_async_context(source)
+        watch = await stack.enter_async_context(broker_watch(kafka))
         producer = await _start_producer(kafka, stop)
         if producer is None:
             return
         stack.push_async_callback(_stop_producer, producer)
-        publishers = [SourcePublisher(source, producer, checkpoints, config) for source in sources]
+        publishers = [
+            SourcePublisher(source, producer, checkpoints, config, watch=watch)
+            for source in sources
+        ]
         if metrics is not None:
             for publisher in publishers:
                 metrics.track(publisher)

@@ -8,17 +8,24 @@ import re
 import signal
 import subprocess
 import sys
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import pytest
+from apache_kafka import ApacheKafka
+from requirements import unavailable
 
-from .support import unique_group
+from modstream.demo.imageserver import ImageServer
+from modstream.kafka.broker import EmbeddedBroker
+from modstream.pipeline.stream.topics import Topics
+
+from .support import OutputReader, outputs_of_process, unique_group
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-_WINDOW = re.compile(r" results in (\d+\.\d) s")
+_WINDOW = re.compile(r"\bresults in (\d+\.\d) s")
 _LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) (\w+) (\S+) (.*)$")
 
 
@@ -88,3 +95,100 @@ async def test_a_healthy_demo_prints_no_error_line(ov_cache_dir: Path) -> None:
     assert _errors(stderr) == []
     idempotence = [line for line in lines if "idempotent" in line.message]
     assert len(idempotence) == 1, "the refused idempotence is told once per process"
+
+
+async def test_a_healthy_run_prints_no_error_line_and_its_periodic_line(
+    broker: EmbeddedBroker, image_server: ImageServer, ov_cache_dir: Path, tmp_path: Path
+) -> None:
+    """``modstream run --role all`` with a synthetic source, for more than one 10-second window:
+    no line at ERROR, and the scorer's periodic throughput line."""
+    assert image_server.served is not None
+    prefix = f"logs-{uuid.uuid4().hex[:8]}"
+    log = tmp_path / "run.log"
+    urls = image_server.served.image_urls()[:4]
+    command = _run_command(broker.bootstrap_servers, prefix, ov_cache_dir, urls)
+    process = _spawn(command, log)
+    try:
+        reader = await outputs_of_process(broker.bootstrap_servers, Topics.with_prefix(prefix), 1,
+                                          process)  # fmt: skip
+        await reader.wait_until(
+            lambda _outputs: "results in" in _read(log),
+            timeout_s=60,
+            what="the periodic throughput line",
+        )
+        await reader.__aexit__(None, None, None)
+        await _stop(process, log)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert _errors(_read(log)) == []
+
+
+OUTAGE_S = 15.0
+
+
+@pytest.mark.timeout(300)
+async def test_a_broker_outage_is_told_in_a_few_modstream_lines(
+    kafka_jars: str | None, image_server: ImageServer, ov_cache_dir: Path, tmp_path: Path
+) -> None:
+    """Apache Kafka SIGKILLed under ``modstream run`` and back after 15 s: the run's stderr says
+    once that the broker is unreachable and once that it is back (with how long it was away),
+    keeps its periodic throughput line (10-second windows, told during the outage too), and lets
+    through fewer than 30 of the Kafka client's lines (it writes about 100 a second)."""
+    if kafka_jars is None:
+        unavailable("KAFKA", "it needs java and mvn on PATH")
+    assert image_server.served is not None
+    prefix = f"logs-{uuid.uuid4().hex[:8]}"
+    topics = Topics.with_prefix(prefix)
+    log = tmp_path / "run.log"
+    urls = image_server.served.image_urls()[:4]
+    async with ApacheKafka(tmp_path / "kafka", kafka_jars) as kafka:
+        servers = kafka.bootstrap_servers
+        process = _spawn(_run_command(servers, prefix, ov_cache_dir, urls), log)
+        try:
+            reader = await outputs_of_process(servers, topics, 20, process)
+            await reader.__aexit__(None, None, None)
+            killed_at = datetime.now()
+            await kafka.kill()
+            # The outage itself: the broker stays away this long, whatever the scorer does.
+            await asyncio.sleep(OUTAGE_S)
+            assert process.poll() is None, _read(log)[-3000:]
+            await kafka.start()
+            back_at = datetime.now()
+            async with OutputReader(servers, topics.outputs()) as reader:
+                after = len(reader.outputs)
+                await reader.wait_until(
+                    lambda _outputs: " is back after " in _read(log),
+                    timeout_s=90,
+                    what="the line saying that the broker is back",
+                )
+                await reader.wait_until(
+                    lambda outputs: len(outputs) > after + 20,
+                    timeout_s=60,
+                    what="outputs after the outage",
+                )
+            await _stop(process, log)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    text = _read(log)
+    lines = _log_lines(text)
+    during = [line for line in lines if killed_at <= line.at <= back_at]
+    foreign = [line for line in during if line.logger.startswith("aiokafka")]
+    seconds = (back_at - killed_at).total_seconds()
+    print(f"\n[outage] {len(during)} lines in {seconds:.1f} s ({len(during) / seconds:.1f}/s), "
+          f"{len(foreign)} of them aiokafka's")  # fmt: skip
+    ours = [line for line in lines if line.logger.startswith("modstream")]
+    gone = [line for line in ours if " unreachable since " in line.message]
+    back = [line for line in ours if " is back after " in line.message]
+    assert len(gone) == 1, [line.message for line in gone] or text[-3000:]
+    assert servers in gone[0].message
+    assert len(back) == 1 and back[0].at > gone[0].at, [line.message for line in back]
+    # Fewer than 30 for an outage of up to 30 s (the restart itself takes some), never more
+    # than one a second: aiokafka's own rate is about a hundred.
+    assert len(foreign) < max(30.0, seconds), "\n".join(f"{x.logger} {x.message}" for x in foreign)
+    windows = [(line.at, float(m[1])) for line in ours if (m := _WINDOW.search(line.message))]
+    assert max(seconds for _at, seconds in windows) < 11.0, f"the windows (s): {windows}"
+    assert sum(killed_at < at < back_at for at, _seconds in windows) >= 2, "said in the outage"
