@@ -4,11 +4,13 @@ few modstream lines instead of a flood of the Kafka client's."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -18,7 +20,9 @@ from apache_kafka import ApacheKafka
 from requirements import unavailable
 
 from modstream.demo.imageserver import ImageServer
-from modstream.kafka.broker import EmbeddedBroker
+from modstream.kafka.broker import EmbeddedBroker, free_loopback_port
+from modstream.kafka.outage import broker_watch
+from modstream.kafka.settings import KafkaSettings
 from modstream.pipeline.stream.topics import Topics
 
 from .support import OutputReader, outputs_of_process, unique_group
@@ -192,3 +196,31 @@ async def test_a_broker_outage_is_told_in_a_few_modstream_lines(
     windows = [(line.at, float(m[1])) for line in ours if (m := _WINDOW.search(line.message))]
     assert max(seconds for _at, seconds in windows) < 11.0, f"the windows (s): {windows}"
     assert sum(killed_at < at < back_at for at, _seconds in windows) >= 2, "said in the outage"
+
+
+async def test_the_watch_of_a_broker_says_when_it_is_away_and_when_it_answers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A watch started before its broker says once that it is unreachable and, once the broker
+    has started, once that it answers; a second user of the same cluster shares the watch."""
+    port = free_loopback_port()
+    kafka = KafkaSettings(bootstrap_servers=f"127.0.0.1:{port}")
+    caplog.set_level(logging.WARNING, logger="modstream.kafka")
+
+    def said(text: str) -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == "modstream.kafka"
+                and text in r.getMessage()]  # fmt: skip
+
+    async def until(condition: Callable[[], bool]) -> None:
+        async with asyncio.timeout(30):
+            while not condition():  # noqa: ASYNC110 - readable state, no event to wait on
+                await asyncio.sleep(0.05)
+
+    async with broker_watch(kafka) as watch, broker_watch(kafka) as shared:
+        assert shared is watch
+        watch.probe_every_s = 0.1
+        await until(lambda: watch.unreachable)
+        async with EmbeddedBroker(port=port, log_path=tmp_path / "tansu.log"):
+            await until(lambda: not watch.unreachable)
+    assert len(said(" unreachable since ")) == 1, caplog.text
+    assert len(said(" answers after ")) == 1, caplog.text
