@@ -94,8 +94,9 @@ class SourcePublisher:
         self._saved = await asyncio.to_thread(self._checkpoints.load, key)
         if self._saved is not None:
             log.info("source %s resumes after position %s", key, self._saved)
-        outstanding = lambda: len(self._deliveries)  # noqa: E731 - counted while it publishes
-        stop_counting = self._watch.add_backlog(outstanding) if self._watch else lambda: None
+        stop_counting = None
+        if self._watch is not None:  # its outage summary counts the sends not yet acknowledged
+            stop_counting = self._watch.add_backlog(lambda: len(self._deliveries))
         reader = asyncio.create_task(self._read(self._saved), name=f"read-{key}")
         saver = asyncio.create_task(self._save_periodically(), name=f"checkpoint-{key}")
         stopped = asyncio.create_task(stop.wait())
@@ -108,7 +109,8 @@ class SourcePublisher:
                 task.cancel()
             await asyncio.gather(reader, saver, stopped, return_exceptions=True)
             await asyncio.shield(self._drain())
-            stop_counting()
+            if stop_counting is not None:
+                stop_counting()
 
     async def _read(self, resume_from: str | None) -> None:
         async for emission in self.source.emissions(resume_from):
