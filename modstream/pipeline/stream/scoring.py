@@ -297,7 +297,7 @@ class ScoringStream:
         in_flight = self._tracker.in_flight
         if summary.count:
             log.info("%s; in flight %d", summary.describe(), in_flight)
-        elif in_flight:  # stalled, not idle (a broker away, a slow fetch): said, not silent
+        else:  # every window is told: a quiet log cannot mean both idle and stuck
             log.info("0 results in %.1f s; in flight %d", summary.seconds, in_flight)
 
     # -- one record --------------------------------------------------------------------------
