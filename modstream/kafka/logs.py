@@ -1,4 +1,5 @@
-"""The Kafka client's log lines, rate-limited: the first of each kind, then a count of repeats.
+"""The Kafka client's log lines: its retries at WARNING, and rate-limited (the first of each
+kind, then a count of repeats).
 
 While a broker is away, aiokafka logs every failed attempt (connect, metadata, produce,
 coordinator) at its retry interval of 100 ms: about a hundred ERROR and WARNING lines a second,
@@ -10,7 +11,14 @@ first through, count the repeats, and let one through again, with the count, at 
 ``interval_s``; a kind quiet for ``quiet_s`` starts afresh. :class:`RepeatFilter` applies it to
 the records of some loggers (a kind: the logger, the level and the message's template with its
 numbers blanked), and says ``(N similar lines suppressed)`` on the line it lets through.
-:func:`limit_repeats` installs it on a handler, which sees the records of every logger below
+
+aiokafka also logs at ERROR conditions it retries by itself: a group coordinator not available
+yet (every first consumer group on a fresh cluster, while Kafka creates its offsets topic), a
+node it cannot connect to, a fetch or a commit that fails and is sent again. None needs anyone
+to act, so :class:`ClientRetryLevel` logs exactly those messages (by their template) at WARNING;
+every other ERROR of the client stays one.
+
+:func:`limit_repeats` installs both on a handler, which sees the records of every logger below
 the root.
 """
 
@@ -23,9 +31,30 @@ import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
-__all__ = ["KAFKA_CLIENT_LOGGERS", "RepeatFilter", "RepeatLimiter", "limit_repeats"]
+__all__ = [
+    "KAFKA_CLIENT_LOGGERS",
+    "ClientRetryLevel",
+    "RepeatFilter",
+    "RepeatLimiter",
+    "limit_repeats",
+]
 
 KAFKA_CLIENT_LOGGERS = ("aiokafka",)
+# aiokafka's ERROR messages (0.14) for what it retries by itself, by template.
+RETRIED_AT_ERROR = frozenset(
+    {
+        "Unable connect to node with id %s: %s",
+        'Unable connect to "%s:%s": %s',
+        "Unable to update metadata from %s",
+        "Group Coordinator Request failed: %s",
+        "Error sending %s to node %s [%s] -- marking coordinator dead",
+        "Heartbeat session expired - marking coordinator dead",
+        "Heartbeat send request failed: %s. Will retry.",
+        "OffsetCommit failed for group %s due to group error (%s), will rejoin",
+        "Failed fetch messages from %s: %s",
+        "Failed fetch offsets from %s: %s",
+    }
+)
 _NUMBERS = re.compile(r"\d+")
 
 
@@ -99,8 +128,23 @@ class RepeatFilter(logging.Filter):
         return True
 
 
+class ClientRetryLevel(logging.Filter):
+    """Lowers the Kafka client's ERROR records about what it retries to WARNING."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if (
+            record.levelno == logging.ERROR
+            and record.exc_info is None
+            and record.name.startswith(KAFKA_CLIENT_LOGGERS)
+            and record.msg in RETRIED_AT_ERROR
+        ):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 def limit_repeats(handler: logging.Handler) -> RepeatFilter:
-    """Rate-limit the Kafka client's lines on ``handler``."""
+    """Log the Kafka client's retries at WARNING and rate-limit its lines on ``handler``."""
+    handler.addFilter(ClientRetryLevel())
     repeat_filter = RepeatFilter()
     handler.addFilter(repeat_filter)
     return repeat_filter

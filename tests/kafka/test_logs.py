@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from modstream.kafka.logs import RepeatFilter, RepeatLimiter
+from modstream.kafka.logs import ClientRetryLevel, RepeatFilter, RepeatLimiter
 
 
 def test_the_first_line_of_a_kind_passes_and_repeats_are_counted_until_the_interval() -> None:
@@ -62,3 +62,16 @@ def test_the_filter_limits_the_kafka_client_only_and_says_how_many_it_dropped() 
     assert repeat_filter.filter(passed), "a formatted text is a kind (numbers aside) of its own"
     assert passed.getMessage() == "Unable connect to node with id 4: x (1 similar lines suppressed)"
     assert repeat_filter.filter(_record("aiokafka.producer.sender", template, 1, "refused"))
+
+
+def test_the_clients_own_retries_are_warnings_and_its_other_errors_stay_errors() -> None:
+    """A coordinator not available yet (a fresh cluster) is retried by aiokafka: WARNING; an
+    ERROR it does not retry, and modstream's own ERROR lines, keep their level."""
+    level = ClientRetryLevel()
+    coordinator = "aiokafka.consumer.group_coordinator"
+    retried = _record(coordinator, "Group Coordinator Request failed: %s", "not available")
+    fatal = _record(coordinator, "Attempt to join group failed due to fatal error: %s", "x")
+    ours = _record("modstream.stream", "Group Coordinator Request failed: %s", "x")
+    assert all(level.filter(record) for record in (retried, fatal, ours))
+    assert (retried.levelno, retried.levelname) == (logging.WARNING, "WARNING")
+    assert fatal.levelno == ours.levelno == logging.ERROR
