@@ -11,6 +11,12 @@ is bounded by ``max_in_flight``; at the bound the loop pauses the assigned parti
 polling, so the group keeps this member) until the moderator catches up, so memory stays flat
 under overload.
 
+While the broker is away, the process's :class:`~modstream.kafka.outage.BrokerWatch` tells the
+outage in a few lines; the stream reports its publish and commit retries and its in-flight
+records to it, and logs a failed publish itself only outside a declared outage. The periodic
+throughput line runs on a timer of its own, not on the consume loop's tick, which stops while a
+poll waits for the broker.
+
 Shutdown order (:meth:`ScoringStream.run` on ``stop``): stop consuming -> drain in-flight records
 (bounded by ``drain_timeout_s``) -> flush the producer -> commit -> close the consumer and producer.
 """
