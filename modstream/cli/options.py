@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from modstream.kafka.logs import limit_repeats
 from modstream.pipeline.moderate.policy import DEFAULT_POLICY, PRESETS, Policy
 
 if TYPE_CHECKING:
@@ -45,10 +46,12 @@ def add_allow_file_root(parser: argparse.ArgumentParser | argparse._ArgumentGrou
 
 
 def configure_logging(level: int = logging.INFO) -> None:
-    """Log lines on stderr with time, level and logger, as every long-running command does."""
-    logging.basicConfig(
-        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    """Log lines on stderr with time, level and logger, as every long-running command does; the
+    Kafka client's repeated lines rate-limited (:mod:`modstream.kafka.logs`)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    limit_repeats(handler)
+    logging.basicConfig(level=level, handlers=[handler])
 
 
 def positive_int(text: str) -> int:

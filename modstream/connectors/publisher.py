@@ -35,6 +35,7 @@ from modstream.connectors.positions import Completed, PositionTracker
 from modstream.connectors.resume import Resume, decide_start, restarts
 from modstream.events import ImageEvent
 from modstream.kafka.ends import TopicEnds
+from modstream.kafka.outage import BrokerWatch
 
 __all__ = ["PublisherConfig", "PublisherStatistics", "SourcePublisher"]
 
@@ -67,6 +68,8 @@ class SourcePublisher:
         checkpoints: CheckpointStore,
         config: PublisherConfig,
         ends: TopicEnds | None = None,
+        *,
+        watch: BrokerWatch | None = None,
     ) -> None:
         self.source = source
         self._ends = ends
@@ -82,6 +85,9 @@ class SourcePublisher:
         self._failures = 0
         self._healthy = True
         self._saved: str | None = None
+        # While the watch has declared an outage, it tells the retries (counted) and the
+        # outstanding sends (waiting) in its summary, and the sends stop logging their own.
+        self._watch = watch
 
     def statistics(self) -> PublisherStatistics:
         return PublisherStatistics(
@@ -96,6 +102,9 @@ class SourcePublisher:
         """Publish until the source ends or ``stop`` is set; then drain and save the position."""
         key = self.source.checkpoint_key
         resume_from = await self._start_position()
+        stop_counting = None
+        if self._watch is not None:  # its outage summary counts the sends not yet acknowledged
+            stop_counting = self._watch.add_backlog(lambda: len(self._deliveries))
         reader = asyncio.create_task(self._read(resume_from), name=f"read-{key}")
         saver = asyncio.create_task(self._save_periodically(), name=f"checkpoint-{key}")
         stopped = asyncio.create_task(stop.wait())
@@ -108,6 +117,8 @@ class SourcePublisher:
                 task.cancel()
             await asyncio.gather(reader, saver, stopped, return_exceptions=True)
             await asyncio.shield(self._drain())
+            if stop_counting is not None:
+                stop_counting()
 
     async def _start_position(self) -> str | None:
         """The position to resume after, or ``None`` to start over (logged with its reason)."""
@@ -160,6 +171,10 @@ class SourcePublisher:
         def failed(exc: BaseException, delay: float) -> None:
             self._failures += 1
             self._healthy = False
+            if self._watch is not None:
+                self._watch.retried("publish")
+                if self._watch.unreachable:
+                    return
             if backoff.failures == 1 or backoff.failures % 10 == 0:
                 log.warning("publishing %s to %s failed (%s); retrying every %.1f s",
                             event.id, self.config.topic, exc, delay)  # fmt: skip

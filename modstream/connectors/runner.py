@@ -25,6 +25,7 @@ from modstream.connectors.checkpoints import CheckpointStore
 from modstream.connectors.metrics import ConnectorMetrics
 from modstream.connectors.publisher import PublisherConfig, SourcePublisher
 from modstream.kafka.ends import TopicEnds
+from modstream.kafka.outage import broker_watch
 from modstream.kafka.producers import start_producer
 from modstream.kafka.settings import KafkaSettings
 
@@ -46,13 +47,15 @@ async def run_connectors(
     async with contextlib.AsyncExitStack() as stack:
         for source in sources:
             await stack.enter_async_context(source)
+        watch = await stack.enter_async_context(broker_watch(kafka))
         producer = await _start_producer(kafka, stop)
         if producer is None:
             return
         stack.push_async_callback(_stop_producer, producer)
         ends = await stack.enter_async_context(TopicEnds(kafka, config.topic))
         publishers = [
-            SourcePublisher(source, producer, checkpoints, config, ends) for source in sources
+            SourcePublisher(source, producer, checkpoints, config, ends, watch=watch)
+            for source in sources
         ]
         if metrics is not None:
             for publisher in publishers:

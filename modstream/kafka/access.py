@@ -25,7 +25,7 @@ import time
 from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.conn import create_conn
+from aiokafka.conn import AIOKafkaConnection, create_conn
 from aiokafka.errors import (
     AuthenticationFailedError,
     IllegalSaslStateError,
@@ -38,7 +38,7 @@ from aiokafka.protocol.metadata import MetadataRequest
 from modstream.errors import BrokerAuthFailed, BrokerError, BrokerTlsFailed, BrokerUnavailable
 from modstream.kafka.settings import KafkaSettings
 
-__all__ = ["BrokerProbe", "check_access", "start_client"]
+__all__ = ["BrokerProbe", "check_access", "describe_failure", "open_connection", "start_client"]
 
 Client = TypeVar("Client", AIOKafkaConsumer, AIOKafkaProducer)
 
@@ -68,10 +68,7 @@ async def check_access(settings: KafkaSettings, *, timeout_s: float = 10.0) -> N
         where = f"{host}:{port}"
         try:
             async with asyncio.timeout(timeout_s):
-                connection = await create_conn(
-                    host, port, request_timeout_ms=int(timeout_s * 1000),
-                    **_connection_options(settings),
-                )  # fmt: skip
+                connection = await open_connection(settings, host, port, timeout_s=timeout_s)
                 try:  # a listener that wants SASL answers ApiVersions, then hangs up here
                     await connection.send(MetadataRequest([]))
                 finally:
@@ -94,6 +91,21 @@ async def check_access(settings: KafkaSettings, *, timeout_s: float = 10.0) -> N
     raise BrokerUnavailable(
         f"no Kafka broker answered with {settings.security_protocol}: " + "; ".join(failures)
     )
+
+
+async def open_connection(
+    settings: KafkaSettings, host: str, port: int, *, timeout_s: float
+) -> AIOKafkaConnection:
+    """One connection to one server with the real settings (TLS, SASL, API versions)."""
+    connection: AIOKafkaConnection = await create_conn(
+        host, port, request_timeout_ms=int(timeout_s * 1000), **_connection_options(settings)
+    )
+    return connection
+
+
+def describe_failure(exc: BaseException) -> str:
+    """A connection failure in a few words, for a log line."""
+    return _reason(exc)
 
 
 def _connection_options(settings: KafkaSettings) -> dict[str, object]:

@@ -6,12 +6,19 @@ after a lost acknowledgement is stored once. Apache Kafka grants it; the embedde
 broker lists ``InitProducerId`` among its APIs but answers it with an error. So modstream does not
 guess from the broker's name or its API list: :func:`start_producer` starts an idempotent producer
 and, only when the broker refuses the producer id, falls back to a plain one (acks=all either
-way) and says so once in the log. An unreachable broker is not a refusal: that error propagates,
-and the caller retries.
+way) and says so once per process in the log. An unreachable broker is not a refusal: that error
+propagates, and the caller retries.
+
+aiokafka logs the refusal at ERROR before it raises it. That line is the answer to our question,
+not a failure, so a filter drops it, and only it: the record of that one message, logged by the
+task that is asking, while it asks. (The producer's own sender task, which asks again after a
+broker restart, inherits the context variable but is another task: its refusals are logged.)
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import logging
 from dataclasses import dataclass
 
@@ -31,6 +38,26 @@ log = logging.getLogger("modstream.kafka")
 
 # What a broker answers InitProducerId with when it does not grant producer ids.
 _REFUSALS = (UnknownError, UnsupportedVersionError, ClusterAuthorizationFailedError)
+_REFUSAL_LOGGER = "aiokafka.producer.sender"
+_REFUSAL_MESSAGE = "Unexpected error during InitProducerIdRequest"
+
+_asking: contextvars.ContextVar[asyncio.Task[object] | None] = contextvars.ContextVar(
+    "asking_for_a_producer_id", default=None
+)
+_told: set[str] = set()  # the bootstrap servers whose refusal was logged at WARNING
+
+
+class _ProbeRefusalFilter(logging.Filter):
+    """Drops aiokafka's ERROR line about a refused producer id while we are asking for one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        asking = _asking.get()
+        if asking is None or not str(record.msg).startswith(_REFUSAL_MESSAGE):
+            return True
+        return asking is not asyncio.current_task()
+
+
+logging.getLogger(_REFUSAL_LOGGER).addFilter(_ProbeRefusalFilter())
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,14 +69,25 @@ class StartedProducer:
 async def start_producer(kafka: KafkaSettings, *, role: str, linger_ms: int) -> StartedProducer:
     """A started producer with acks=all, idempotent if the broker grants producer ids."""
     try:
-        producer = await _start(kafka, role, linger_ms, idempotent=True)
+        producer = await _ask_for_idempotence(kafka, role, linger_ms)
     except _REFUSALS as exc:
-        log.warning("the broker at %s does not grant idempotent producers (%s): the %s publishes "
-                    "without them, so a retried send may be stored twice", kafka.bootstrap_servers,
-                    exc, role)  # fmt: skip
+        servers = kafka.bootstrap_servers
+        level = logging.DEBUG if servers in _told else logging.WARNING
+        _told.add(servers)
+        log.log(level, "the broker at %s does not grant idempotent producers (%s): modstream "
+                "publishes without them, so a retried send may be stored twice", servers,
+                exc)  # fmt: skip
         producer = await _start(kafka, role, linger_ms, idempotent=False)
         return StartedProducer(producer, idempotent=False)
     return StartedProducer(producer, idempotent=True)
+
+
+async def _ask_for_idempotence(kafka: KafkaSettings, role: str, linger_ms: int) -> AIOKafkaProducer:
+    asking = _asking.set(asyncio.current_task())
+    try:
+        return await _start(kafka, role, linger_ms, idempotent=True)
+    finally:
+        _asking.reset(asking)
 
 
 async def _start(

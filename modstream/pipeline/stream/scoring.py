@@ -11,6 +11,12 @@ is bounded by ``max_in_flight``; at the bound the loop pauses the assigned parti
 polling, so the group keeps this member) until the moderator catches up, so memory stays flat
 under overload.
 
+While the broker is away, the process's :class:`~modstream.kafka.outage.BrokerWatch` tells the
+outage in a few lines; the stream reports its publish and commit retries and its in-flight
+records to it, and logs a failed publish itself only outside a declared outage. The periodic
+throughput line runs on a timer of its own, not on the consume loop's tick, which stops while a
+poll waits for the broker.
+
 Shutdown order (:meth:`ScoringStream.run` on ``stop``): stop consuming -> drain in-flight records
 (bounded by ``drain_timeout_s``) -> flush the producer -> commit -> close the consumer and producer.
 """
@@ -34,6 +40,7 @@ from modstream.errors import ModstreamError
 from modstream.events import ImageEvent
 from modstream.kafka.consume import ConsumeLoop, ConsumerSettings, LoopStatistics
 from modstream.kafka.offsets import OffsetStatistics, OffsetTracker
+from modstream.kafka.outage import BrokerWatch, broker_watch
 from modstream.kafka.producers import start_producer
 from modstream.kafka.settings import KafkaSettings
 from modstream.pipeline.metrics import LatencyWindow, PipelineMetrics
@@ -120,12 +127,12 @@ class ScoringStream:
         self._now = wall_clock
         self._tracker: OffsetTracker[TopicPartition] = OffsetTracker()
         self._window = LatencyWindow()
-        self._next_log = time.monotonic() + config.log_interval_s
         self._lag_labels: set[tuple[str, str]] = set()  # (topic, partition) we report lag for
         self._tasks: dict[asyncio.Task[None], TopicPartition] = {}
         self._loop: ConsumeLoop | None = None
         self.idempotent: bool | None = None  # known once the producer has started
         self._producer: AIOKafkaProducer | None = None
+        self._watch: BrokerWatch | None = None
         self._peak_tasks = 0
         self._revocations = 0
         self._handed_over = 0
@@ -136,6 +143,9 @@ class ScoringStream:
     async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
         """Consume until ``stop`` is set, then shut down in order. Sets ``ready`` once consuming."""
         async with contextlib.AsyncExitStack() as stack:
+            # The outage lines: one when the broker goes, a summary every 10 s, one when back.
+            self._watch = await stack.enter_async_context(broker_watch(self._kafka))
+            stack.callback(self._watch.add_backlog(lambda: len(self._tasks)))
             try:
                 started = await self._retry(
                     "start the producer",
@@ -156,12 +166,17 @@ class ScoringStream:
                 return
             # Runs before the consumer's exit (its last commit): the in-flight records finish.
             stack.push_async_callback(self._drain)
+            # On a timer of its own: the consume loop's tick stops while a poll waits for a
+            # broker that is away, and the line must not stop with it.
+            periodic = asyncio.create_task(self._log_periodically(), name="stream-log")
+            stack.push_async_callback(_cancel, periodic)
             if ready is not None:
                 ready.set()
             await self._loop.run(stop)
 
     async def _retry(self, what: str, attempt: Callable[[], Any], stop: asyncio.Event) -> Any:
         def failed(exc: BaseException, delay: float) -> None:
+            self._retried("start")
             log.warning("cannot %s at %s (%s); retrying in %.1f s",
                         what, self._kafka.bootstrap_servers, exc, delay)  # fmt: skip
 
@@ -213,12 +228,12 @@ class ScoringStream:
         self._metrics.inflight.set(self._tracker.in_flight)
 
     async def tick(self, consumer: AIOKafkaConsumer) -> None:
-        await self._commit(consumer)
+        try:
+            await self._commit(consumer)
+        except KafkaError:
+            self._retried("commit")  # the next tick commits the same positions
+            raise
         await self._update_lag(consumer)
-        now = time.monotonic()
-        if now >= self._next_log:
-            self._next_log = now + self.config.log_interval_s
-            self._log_window()
 
     async def revoked(self, partitions: set[TopicPartition]) -> None:
         """Before ``partitions`` move to another member: let their in-flight records finish (for
@@ -277,14 +292,22 @@ class ScoringStream:
             self._metrics.lag.remove(*labels)
         self._lag_labels &= current
 
+    async def _log_periodically(self) -> None:
+        self._window.roll()  # the first window starts with consumption
+        while True:
+            await asyncio.sleep(self.config.log_interval_s)
+            self._log_window()
+
     def _log_window(self) -> None:
         summary = self._window.roll()
+        in_flight = self._tracker.in_flight
         if summary.all_failed:
             log.error("every image of the last %.1f s failed: %s; in flight %d; e.g. %s",
-                      summary.seconds, summary.describe(), self._tracker.in_flight,
-                      summary.example)  # fmt: skip
+                      summary.seconds, summary.describe(), in_flight, summary.example)  # fmt: skip
         elif summary.count or summary.errors:
-            log.info("%s; in flight %d", summary.describe(), self._tracker.in_flight)
+            log.info("%s; in flight %d", summary.describe(), in_flight)
+        else:  # every window is told: a quiet log cannot mean both idle and stuck
+            log.info("0 results, 0 errors in %.1f s; in flight %d", summary.seconds, in_flight)
 
     # -- one record --------------------------------------------------------------------------
 
@@ -327,7 +350,9 @@ class ScoringStream:
         key = str(record.get("id", "")).encode() or None
 
         def failed(exc: BaseException, delay: float) -> None:
-            log.warning("publishing to %s failed (%s); retrying in %.1f s", topic, exc, delay)
+            self._retried("publish")
+            if self._watch is None or not self._watch.unreachable:  # else its summary says it
+                log.warning("publishing to %s failed (%s); retrying in %.1f s", topic, exc, delay)
 
         await retry(
             lambda: producer.send_and_wait(topic, value=value, key=key),
@@ -336,6 +361,10 @@ class ScoringStream:
             on_retry=failed,
         )
         self.published[topic] = self.published.get(topic, 0) + 1
+
+    def _retried(self, what: str) -> None:
+        if self._watch is not None:
+            self._watch.retried(what)
 
     def statistics(self) -> StreamStatistics:
         return StreamStatistics(
@@ -347,6 +376,11 @@ class ScoringStream:
             offsets=self._tracker.statistics(),
             consumer=None if self._loop is None else self._loop.statistics(),
         )
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.wait([task])
 
 
 def _broker_failure(error: BaseException) -> bool:
