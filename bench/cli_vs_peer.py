@@ -59,6 +59,7 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".
 VARIANTS: dict[str, list[str]] = {
     "fast": [],
     "exact": ["--decode", "exact"],
+    "decisions": ["--confirm", "decisions"],
     "screen-always": ["--screening", "always"],
     "screen-adaptive": ["--screening", "adaptive"],
     "latency": ["--performance-hint", "LATENCY"],

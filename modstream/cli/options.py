@@ -110,6 +110,15 @@ def add_scorer_options(parser: argparse.ArgumentParser) -> None:
         "0 rescores everything, 1 trusts the screen)",
     )
     group.add_argument(
+        "--confirm",
+        choices=["scores", "decisions"],
+        default="scores",
+        help="fast mode with a bf16 screen: 'scores' (default) rescores every screen score from "
+        "--confirm-at up at --precision; 'decisions' rescores those on the exact crop at bf16 "
+        "and at --precision only within 0.05 of a policy threshold, so every decision is the "
+        "reference's but scores away from the thresholds may differ from it by up to about 0.03",
+    )
+    group.add_argument(
         "--screening",
         choices=["auto", "always", "adaptive"],
         default="auto",
@@ -180,6 +189,9 @@ def scorer_config(args: argparse.Namespace, policy: Policy | None = None) -> Sco
         if policy is None
         else policy.confirmation_floor(args.confirm_at),
         screening=args.screening,
+        decision_thresholds=policy.thresholds
+        if policy is not None and getattr(args, "confirm", "scores") == "decisions"
+        else (),
         **({"decode_workers": args.decode_workers} if args.decode_workers else {}),
     )
 

@@ -297,3 +297,29 @@ async def test_loopback_url_is_blocked_by_default(
         "start with --allow-cidr 127.0.0.1/32 (or a wider range)"
     )
     assert image_server.requests[before:] == [], "the guard must refuse before connecting"
+
+
+async def test_confirm_decisions_keeps_every_decision_and_says_how_each_score_was_made(
+    tmp_path: Path, cli_cache_dir: Path
+) -> None:
+    """``--confirm decisions`` on the ladder with a review band (0.3 to 0.8): every decision is
+    the reference's, a score left at bf16 is far (> 0.05) from both thresholds, and each line's
+    precision and preprocessing say which pass made it (bf16 on a CPU that runs it)."""
+    for name in REFERENCE:
+        shutil.copy(LADDER / name, tmp_path / name)
+    run = await run_score(
+        "--confirm", "decisions", "--policy", "flag=0.8,review=0.3", tmp_path,
+        cache_dir=cli_cache_dir,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    lines = run.lines()
+    assert len(lines) == len(REFERENCE)
+
+    def decide(score: float) -> str:
+        return "flagged" if score >= 0.8 else "review" if score >= 0.3 else "safe"
+
+    for line in lines:
+        reference = REFERENCE[Path(line["input"]).name]
+        assert line["decision"] == decide(reference), (line["input"], line["nsfw"], reference)
+        if line["precision"] == "bf16" and line["preprocessing"] == "exact":
+            assert min(abs(line["nsfw"] - t) for t in (0.3, 0.8)) > 0.05, line
