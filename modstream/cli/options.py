@@ -190,7 +190,7 @@ def scorer_config(args: argparse.Namespace, policy: Policy | None = None) -> Sco
         else policy.confirmation_floor(args.confirm_at),
         screening=args.screening,
         decision_thresholds=policy.thresholds
-        if policy is not None and getattr(args, "confirm", "scores") == "decisions"
+        if policy is not None and args.confirm == "decisions"
         else (),
         **({"decode_workers": args.decode_workers} if args.decode_workers else {}),
     )

@@ -70,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
 
     from modstream.pipeline.moderate.cache import CacheConfig
     from modstream.pipeline.moderate.step import ModerationSettings
+    from modstream.process import stop_on_signals
     from modstream.serve.server import ApiListen, ServerSettings, serve
 
     configure_logging()
@@ -88,8 +89,14 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, ValueError) as exc:
         print(f"modstream serve: {exc}", file=sys.stderr)
         return EXIT_USAGE
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        stop_on_signals(stop)  # SIGTERM and SIGINT stop the server gracefully
+        await serve(settings, stop)
+
     try:
-        asyncio.run(serve(settings))
+        asyncio.run(main())
     except ModstreamError as exc:
         print(f"modstream serve: {exc.kind}: {exc}", file=sys.stderr)
         return EXIT_FAILED

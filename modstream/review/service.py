@@ -103,7 +103,6 @@ class ReviewService:
         self._decisions: Counter[str] = Counter()  # label -> decisions since start
         self._today = self._day()
         self.malformed = 0
-        self.consumed = 0  # records taken from the review topics since start
 
     async def __aenter__(self) -> Self:
         settings = self.settings
@@ -141,6 +140,11 @@ class ReviewService:
             raise RuntimeError("the review service is not started")
         return self._loop.joined
 
+    @property
+    def consumed(self) -> int:
+        """Records taken from the review topics since start (the consume loop counts them)."""
+        return 0 if self._loop is None else self._loop.statistics().consumed
+
     def consume_statistics(self) -> LoopStatistics:
         assert self._loop is not None
         return self._loop.statistics()
@@ -158,9 +162,6 @@ class ReviewService:
 
     def room(self) -> int:
         return max(self.settings.max_pending - len(self.queue), 0)
-
-    def take(self, partition: TopicPartition, offset: int, value: bytes | None) -> None:
-        self._take(partition, offset, value)
 
     async def tick(self, consumer: AIOKafkaConsumer) -> None:
         await self._commit(consumer)
@@ -180,8 +181,7 @@ class ReviewService:
     async def assigned(self, partitions: set[TopicPartition]) -> None:
         return None
 
-    def _take(self, partition: TopicPartition, offset: int, value: bytes | None) -> None:
-        self.consumed += 1
+    def take(self, partition: TopicPartition, offset: int, value: bytes | None) -> None:
         self._tracker.start(partition, offset)
         try:
             record = orjson.loads(value or b"")

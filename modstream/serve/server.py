@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -45,16 +44,10 @@ class ServerSettings:
 
 async def serve(
     settings: ServerSettings,
-    stop: asyncio.Event | None = None,
+    stop: asyncio.Event,
     bound: asyncio.Future[int] | None = None,
 ) -> None:
-    """Serve until ``stop`` is set (or SIGTERM/SIGINT when ``stop`` is None); ``bound`` gets
-    the port once listening (useful with port 0)."""
-    if stop is None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
+    """Serve until ``stop`` is set; ``bound`` gets the port once listening (useful with port 0)."""
     metrics = PipelineMetrics()
     async with open_moderator(
         settings.moderation, metrics=metrics, wait_compiled=False

@@ -27,9 +27,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -51,6 +51,7 @@ from modstream.pipeline.stream.topics import Topics
 __all__ = ["ScoringStream", "StreamConfig", "StreamStatistics"]
 
 log = logging.getLogger("modstream.stream")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -174,7 +175,9 @@ class ScoringStream:
                 ready.set()
             await self._loop.run(stop)
 
-    async def _retry(self, what: str, attempt: Callable[[], Any], stop: asyncio.Event) -> Any:
+    async def _retry(
+        self, what: str, attempt: Callable[[], Awaitable[T]], stop: asyncio.Event
+    ) -> T:
         def failed(exc: BaseException, delay: float) -> None:
             self._retried("start")
             log.warning("cannot %s at %s (%s); retrying in %.1f s",
