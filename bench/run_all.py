@@ -52,6 +52,8 @@ def main() -> int:
             "--broker", "both" if shutil.which("java") and shutil.which("mvn") else "tansu"),
         run("HTTP API vs peer server, mixed", str(BENCH / "serve_bench.py"), str(mixed),
             "--rounds", "1", "--limit", "60"),
+        run("hash bank lookups (10 k, 1 M, 10 M hashes)", str(BENCH / "hash_bench.py")),
+        run("PDQ from the scorer's decode, mixed", str(BENCH / "pdq_from_decode.py"), str(mixed)),
     ]  # fmt: skip
     return 0 if all(results) else 1
 

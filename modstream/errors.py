@@ -42,6 +42,7 @@ report for an exception no code mapped.
     │   └── SourceUnauthorized         kind=source_unauthorized
     └── ConfigError                    kind=config_error
         ├── PortInUse                  kind=port_in_use
+        ├── InvalidBank                kind=invalid_bank        (a hash bank file or entry)
         └── BrokerError
             ├── BrokerUnavailable      kind=broker_unavailable  (retriable)
             ├── BrokerAuthFailed       kind=broker_auth_failed
@@ -227,6 +228,13 @@ class SourceUnauthorized(SourceError):
 
 class ConfigError(ModstreamError):
     kind = "config_error"
+
+
+class InvalidBank(ConfigError):
+    """A hash bank cannot be read: the message names the file (or record), the line and what is
+    wrong. At start-up it stops the process; on a reload the last good bank stays in force."""
+
+    kind = "invalid_bank"
 
 
 class PortInUse(ConfigError):

@@ -95,9 +95,7 @@ async def run_pipeline(plan: ProcessPlan, stop: asyncio.Event) -> None:
 async def _scorer(pipeline: Pipeline, api: ApiListen | None, stop: asyncio.Event) -> None:
     """Compile, then the stream and (with ``api``) the HTTP API side by side on one moderator:
     API requests batch with the stream's images, and ``/v1/hash`` finds what the stream scored."""
-    from modstream.pipeline.moderate.step import open_moderator
-
-    async with open_moderator(pipeline.settings.moderation, metrics=pipeline.metrics) as moderator:
+    async with pipeline.moderation() as moderator:
         stream = pipeline.stream_for(moderator)
         joined = asyncio.Event()
         stages: dict[str, Stage] = {"stream": lambda: stream.run(stop, joined)}

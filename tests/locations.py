@@ -9,3 +9,4 @@ REPO = TESTS.parent
 LADDER = TESTS / "fixtures" / "ladder"  # synthetic images with reference scores 0.02-0.98
 SAMPLES = REPO / "modstream" / "samples"
 DEPLOY = REPO / "deploy"
+PDQ = TESTS / "fixtures" / "pdq"  # a photograph with its published reference PDQ hash

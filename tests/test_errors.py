@@ -42,6 +42,7 @@ KINDS = {
     "SourceUnauthorized": "source_unauthorized",
     "ConfigError": "config_error",
     "PortInUse": "port_in_use",
+    "InvalidBank": "invalid_bank",
     "BrokerUnavailable": "broker_unavailable",
     "BrokerAuthFailed": "broker_auth_failed",
     "BrokerTlsFailed": "broker_tls_failed",

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from modstream import __version__
-from modstream.cli import demo, eval, results, review, run, score, serve
+from modstream.cli import bank, demo, eval, hash, results, review, run, score, serve
 from modstream.cli.helptext import PlainTextParser
 
 
@@ -17,11 +17,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"modstream {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     score.add_parser(subparsers)
+    hash.add_parser(subparsers)
     run.add_parser(subparsers)
     results.add_parser(subparsers)
     serve.add_parser(subparsers)
     eval.add_parser(subparsers)
     review.add_parser(subparsers)
+    bank.add_parser(subparsers)
     demo.add_parser(subparsers)
     return parser
 

@@ -18,6 +18,7 @@ from modstream.pipeline.moderate.policy import DEFAULT_POLICY, PRESETS, Policy
 
 if TYPE_CHECKING:
     from modstream.pipeline.fetch.config import FetchConfig
+    from modstream.pipeline.match.banks import BankSettings
     from modstream.pipeline.score.scorer import ScorerConfig
 
 # Every command's exit status: done, failed (one line on stderr says why), a usage error.
@@ -194,6 +195,39 @@ def scorer_config(args: argparse.Namespace, policy: Policy | None = None) -> Sco
         else (),
         **({"decode_workers": args.decode_workers} if args.decode_workers else {}),
     )
+
+
+def add_bank_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("known-content matching (PDQ hash banks)")
+    group.add_argument(
+        "--hash-bank", action="append", default=[], metavar="NAME=PATH",
+        help="a bank of known content: a file of PDQ hashes (64 hex each, optionally ', ID'); "
+        "an image within distance 31 of one (quality >= 50) is decided 'matched'. Repeatable; "
+        "reloaded when the file changes",
+    )  # fmt: skip
+    group.add_argument(
+        "--hash-banks", type=Path, default=None, metavar="FILE.toml",
+        help="banks with their settings: [banks.NAME] path, action (match | safe: known-good "
+        "content that skips review), distance, min_quality, rotations",
+    )  # fmt: skip
+    group.add_argument(
+        "--bank-reload", type=positive_float, default=2.0, metavar="S",
+        help="seconds between checks of the bank files for changes (default 2)",
+    )  # fmt: skip
+
+
+def bank_settings(args: argparse.Namespace) -> tuple[BankSettings, ...]:
+    """``--hash-banks`` then ``--hash-bank``; a name given twice is a usage error."""
+    from modstream.errors import InvalidBank
+    from modstream.pipeline.match.banks import bank_from_flag, banks_from_toml
+
+    banks = list(banks_from_toml(args.hash_banks)) if args.hash_banks else []
+    banks += [bank_from_flag(value) for value in args.hash_bank]
+    names = [bank.name for bank in banks]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise InvalidBank(f"bank {', '.join(twice)} is given more than once")
+    return tuple(banks)
 
 
 def policy_from(args: argparse.Namespace) -> Policy:

@@ -1,12 +1,12 @@
 """``modstream results``: what a pipeline decided, per image, read from a cluster's result topics.
 
-The result topics (``PREFIX.flagged``, ``.review``, ``.safe`` and ``.errors``) are read from their
-beginning with no consumer group, so reading disturbs no one: up to their current end, or with
-``--follow`` on as new results arrive, until Ctrl-C or SIGTERM. Each record is printed as
-``modstream score`` prints an input (score, decision, url), or as the JSON record itself
-(``--json``: what ``modstream eval --results FILE.jsonl`` reads). Exit status: 0 when the topics
-were read, 1 when the cluster could not be (nothing answers), 2 on a usage error (a flag, or a
-topic the cluster does not have).
+The result topics (``PREFIX.flagged``, ``.review``, ``.safe``, ``.matched``, ``.errors``) are
+read from their beginning with no consumer group, so reading disturbs no one: up to their
+current end, or with ``--follow`` on as new results arrive, until Ctrl-C or SIGTERM. Each record
+is printed as ``modstream score`` prints an input (score, decision, url), or as the JSON record
+itself (``--json``: what ``modstream eval --results FILE.jsonl`` reads). Exit status: 0 when the
+topics were read, 1 when the cluster could not be (nothing answers), 2 on a usage error (a flag,
+or a topic the cluster does not have).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from modstream.kafka.settings import KafkaSettings
 
-DECISIONS = ("flagged", "review", "safe", "errors")
+DECISIONS = ("flagged", "review", "safe", "matched", "errors")
 
 
 def add_parser(subparsers: Any) -> None:
@@ -34,10 +34,11 @@ def add_parser(subparsers: Any) -> None:
         "results",
         help="print the per-image results of a pipeline, from its cluster's result topics",
         description="Print what a pipeline decided, per image: the records of its result "
-        "topics (PREFIX.flagged, .review, .safe and .errors), read from their beginning with no "
-        "consumer group, so reading disturbs no one; up to their current end, or with --follow "
-        "on as new results arrive. Each is printed as modstream score prints an input (score, "
-        "decision, url), or as its JSON record (--json, which modstream eval --results reads). "
+        "topics (PREFIX.flagged, .review, .safe, .matched and .errors), read from their "
+        "beginning with no consumer group, so reading disturbs no one; up to their current "
+        "end, or with --follow on as new results arrive. Each is printed as modstream score "
+        "prints an input (score, decision, url), or as its JSON record (--json, which "
+        "modstream eval --results reads). "
         "Exit status: 0 when the topics were read, 1 when the cluster could not be reached, 2 on "
         "a usage error (a flag, or a topic the cluster does not have).",
     )
@@ -53,7 +54,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--topic-prefix", default="images",
         help="the pipeline's --topic-prefix: PREFIX.flagged, PREFIX.review, PREFIX.safe, "
-        "PREFIX.errors (default: images)",
+        "PREFIX.matched, PREFIX.errors (default: images)",
     )  # fmt: skip
     add_kafka_options(
         parser, required=True,

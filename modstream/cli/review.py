@@ -56,6 +56,16 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--lease-s", type=float, default=300.0, help="how long an item shown stays yours (300)"
     )
+    parser.add_argument(
+        "--bank-decisions", default=None, metavar="BANK",
+        help="add the PDQ hash of every image judged nsfw to this bank on --bank-topic, so "
+        "scorers following it (run --bank-topic) match the next copy; a safe decision on a "
+        "matched image (--topics images.matched) is recorded as a dispute",
+    )  # fmt: skip
+    parser.add_argument(
+        "--bank-topic", default="images.banks", metavar="TOPIC",
+        help="the compacted topic of shared banks (default images.banks)",
+    )  # fmt: skip
     add_allow_cidr(parser, "image fetches")
     add_allow_file_root(parser)
     parser.add_argument(
@@ -96,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
             kafka=kafka, topics=topics, reviewed_topic=args.reviewed_topic,
             group_id=args.group_id, lease_s=args.lease_s,
             fetch=fetch_config(args, file_root=args.allow_file_root),
+            bank_decisions=args.bank_decisions, bank_topic=args.bank_topic,
         )  # fmt: skip
     except (ConfigError, ValueError) as exc:
         print(f"modstream review: {exc}", file=sys.stderr)

@@ -19,7 +19,9 @@ from modstream.cli.options import (
     EXIT_USAGE,
     add_allow_cidr,
     add_allow_file_root,
+    add_bank_options,
     add_scorer_options,
+    bank_settings,
     configure_logging,
     fetch_config,
     policy_from,
@@ -154,6 +156,13 @@ def add_parser(subparsers: Any) -> None:
     add_api_options(parser)
     add_pipeline_options(parser)
     add_scorer_options(parser)
+    add_bank_options(parser)
+    parser.add_argument(
+        "--bank-topic", nargs="?", const="images.banks", default=None, metavar="TOPIC",
+        help="also match against the shared banks of this compacted topic (default "
+        "images.banks), read to its end at start and followed: what modstream bank and "
+        "review --bank-decisions write",
+    )  # fmt: skip
     parser.set_defaults(handler=run)
 
 
@@ -232,6 +241,9 @@ def pipeline_settings(
             policy=policy,
             fetch=fetch_config(args, scorer, file_root=file_root or args.allow_file_root),
             cache=CacheConfig(max_entries=args.cache_entries, ttl_s=args.cache_ttl),
+            banks=bank_settings(args),
+            live_banks=args.bank_topic is not None,
+            bank_reload_s=args.bank_reload,
         ),
         stream=StreamConfig(
             topics=Topics.with_prefix(args.topic_prefix),
@@ -242,6 +254,7 @@ def pipeline_settings(
         metrics_host=args.metrics_host,
         session_timeout_s=_seconds(args.session_timeout_ms),
         fetch_max_wait_s=_seconds(args.fetch_max_wait_ms),
+        bank_topic=args.bank_topic,
     )
 
 

@@ -19,7 +19,9 @@ from modstream.cli.options import (
     EXIT_OK,
     EXIT_USAGE,
     add_allow_cidr,
+    add_bank_options,
     add_scorer_options,
+    bank_settings,
     fetch_config,
     policy_from,
     positive_float,
@@ -53,6 +55,7 @@ def add_parser(subparsers: Any) -> None:
         help="seconds an image URL may take, retries included (default 30)",
     )  # fmt: skip
     add_scorer_options(parser)
+    add_bank_options(parser)
     parser.set_defaults(handler=run)
 
 
@@ -70,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
         policy = policy_from(args)
         scorer = scorer_config(args, policy)
         fetch = fetch_config(args, scorer)
+        banks = bank_settings(args)
     except (ConfigError, ValueError) as exc:
         print(f"modstream score: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -87,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         policy=policy,
         fetch=fetch if any(item.url is not None for item in inputs) else None,
         cache=CacheConfig(max_entries=0),  # a batch job reports every input: nothing is cached
+        banks=banks,
     )
     writer = _Writer(sys.stdout, as_json=args.json)
     with tqdm(
@@ -97,7 +102,11 @@ def run(args: argparse.Namespace) -> int:
         dynamic_ncols=True,
     ) as progress:
         started = time.perf_counter()
-        counts = asyncio.run(_score_all(inputs, settings, writer, progress))
+        try:
+            counts = asyncio.run(_score_all(inputs, settings, writer, progress))
+        except ConfigError as exc:  # a bank file that cannot be read
+            print(f"modstream score: {exc}", file=sys.stderr)
+            return EXIT_FAILED
         elapsed = time.perf_counter() - started
     if not args.json:
         print(summary_line(len(inputs), elapsed, counts), file=sys.stderr)
@@ -107,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
 def summary_line(total: int, elapsed_s: float, counts: Mapping[str, int]) -> str:
     """``5 inputs in 1.20 s (4.2/s): 3 safe, 1 flagged, 1 error``: decisions, then errors."""
     rate = total / elapsed_s if elapsed_s > 0 else 0.0
-    order = ("flagged", "review", "safe")
+    order = ("matched", "flagged", "review", "safe")
     parts = [f"{counts[name]} {name}" for name in order if counts.get(name)]
     parts += [f"{n} {name}" for name, n in sorted(counts.items()) if n and name not in order
               and name != "error"]  # fmt: skip
@@ -169,4 +178,7 @@ class _Writer:
             text = f"{'error':>8}  {error['kind']:<18} {line['input']}  ({error['message']})"
         else:
             text = f"{line['nsfw']:8.4f}  {line['decision']:<18} {line['input']}"
+            match = line.get("match")
+            if match is not None:
+                text += f"  ({match['bank']}: {match['id']}, distance {match['distance']})"
         progress.write(text, file=self._stream)

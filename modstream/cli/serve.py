@@ -12,7 +12,9 @@ from modstream.cli.options import (
     EXIT_OK,
     EXIT_USAGE,
     add_allow_cidr,
+    add_bank_options,
     add_scorer_options,
+    bank_settings,
     configure_logging,
     fetch_config,
     policy_from,
@@ -45,6 +47,7 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--cache-ttl", type=float, default=3600.0, help="seconds a result is kept")
     add_scorer_options(parser)
+    add_bank_options(parser)
     parser.set_defaults(handler=run)
 
 
@@ -84,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
             moderation=ModerationSettings(
                 scorer=scorer, policy=policy, fetch=fetch_config(args, scorer),
                 cache=CacheConfig(max_entries=args.cache_entries, ttl_s=args.cache_ttl),
+                banks=bank_settings(args), bank_reload_s=args.bank_reload,
             ),
         )  # fmt: skip
     except (ConfigError, ValueError) as exc:

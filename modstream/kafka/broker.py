@@ -170,6 +170,7 @@ async def wait_for_port(
 class TopicSpec:
     name: str
     partitions: int
+    compacted: bool = False  # cleanup.policy=compact: the last record of each key is kept
 
 
 async def _until_listed(
@@ -213,9 +214,12 @@ async def ensure_topics(
         if not missing:
             return []
         new = [
-            NewTopic(t.name, num_partitions=t.partitions, replication_factor=replication_factor)
+            NewTopic(
+                t.name, num_partitions=t.partitions, replication_factor=replication_factor,
+                topic_configs={"cleanup.policy": "compact"} if t.compacted else {},
+            )
             for t in missing
-        ]
+        ]  # fmt: skip
         with contextlib.suppress(TopicAlreadyExistsError):  # another process was first
             await admin.create_topics(new)
         await _until_listed(admin, {topic.name for topic in missing})

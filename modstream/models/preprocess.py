@@ -34,6 +34,7 @@ from PIL import Image
 
 from modstream.models.decode import DecodeLimits, load_pixels, open_image
 from modstream.models.jpeg_scans import coarse_progressive
+from modstream.models.pdq import PdqHash, PdqHashing, hash_pixels, hash_source
 
 RESIZE = 256
 CROP = 224
@@ -61,10 +62,73 @@ class PreparedImage:
     height: int
     format: str
     approximate: bool = False  # a fast-mode shortcut changed the pixels
+    pdq: PdqHash | None = None  # when asked for: from the decoded pixels, before the model's resize
 
 
-def prepare(data: bytes, mode: Preprocessing, limits: DecodeLimits) -> PreparedImage:
-    """Decode ``data`` into the model's input crop; raises :class:`~modstream.errors.ImageError`."""
+def prepare(
+    data: bytes,
+    mode: Preprocessing,
+    limits: DecodeLimits,
+    hashing: PdqHashing = PdqHashing.OFF,
+) -> PreparedImage:
+    """Decode ``data`` into the model's input crop; raises :class:`~modstream.errors.ImageError`.
+
+    ``hashing``: also compute the PDQ hash, from the same decoded pixels (:mod:`.pdq`).
+    """
+    decoded = _decode_rgb(data, mode, limits)
+    rgb = decoded.rgb
+    pdq = None
+    if hashing is not PdqHashing.OFF:
+        pdq = hash_pixels(hash_source(rgb), dihedral=hashing is PdqHashing.DIHEDRAL)
+    approximate = decoded.approximate
+    if mode is Preprocessing.FAST:
+        # The test PIL applies before it box-reduces.
+        approximate |= any(int(side / RESIZE / _FAST_REDUCING_GAP) > 1 for side in rgb.size)
+        resized = rgb.resize(
+            (RESIZE, RESIZE), Image.Resampling.BILINEAR, reducing_gap=_FAST_REDUCING_GAP
+        )
+    else:
+        resized = rgb.resize((RESIZE, RESIZE), Image.Resampling.BILINEAR)
+    crop = _jpeg_round_trip(resized.crop(_CROP_BOX))
+    return PreparedImage(
+        pixels=crop, width=decoded.width, height=decoded.height, format=decoded.format,
+        approximate=approximate, pdq=pdq,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class HashedImage:
+    pdq: PdqHash
+    width: int
+    height: int
+    format: str
+
+
+def hash_image(
+    data: bytes, limits: DecodeLimits, *, reference: bool = False, dihedral: bool = False
+) -> HashedImage:
+    """The PDQ hash of an image, decoded as fast mode's first pass decodes it (the hash the
+    stream computes), or, with ``reference``, from every pixel of the full image, as the C++
+    reference hashes a file (for banks other systems will read)."""
+    decoded = _decode_rgb(data, Preprocessing.EXACT if reference else Preprocessing.FAST, limits)
+    pixels = np.asarray(decoded.rgb) if reference else hash_source(decoded.rgb)
+    return HashedImage(
+        pdq=hash_pixels(pixels, dihedral=dihedral), width=decoded.width, height=decoded.height,
+        format=decoded.format,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class _DecodedRgb:
+    rgb: Image.Image
+    width: int  # of the source image, whatever size it was decoded at
+    height: int
+    format: str
+    approximate: bool
+
+
+def _decode_rgb(data: bytes, mode: Preprocessing, limits: DecodeLimits) -> _DecodedRgb:
+    """Decode to RGB; in fast mode JPEGs are DCT-downscaled to at least the model's resize."""
     image = open_image(data, limits)
     width, height = image.size
     source_format = image.format or "unknown"
@@ -77,19 +141,7 @@ def prepare(data: bytes, mode: Preprocessing, limits: DecodeLimits) -> PreparedI
         image.draft("RGB", (RESIZE, RESIZE))
         approximate |= image.size != (width, height)
     load_pixels(image)
-    rgb = _to_rgb(image)
-    if mode is Preprocessing.FAST:
-        # The test PIL applies before it box-reduces.
-        approximate |= any(int(side / RESIZE / _FAST_REDUCING_GAP) > 1 for side in rgb.size)
-        resized = rgb.resize(
-            (RESIZE, RESIZE), Image.Resampling.BILINEAR, reducing_gap=_FAST_REDUCING_GAP
-        )
-    else:
-        resized = rgb.resize((RESIZE, RESIZE), Image.Resampling.BILINEAR)
-    crop = _jpeg_round_trip(resized.crop(_CROP_BOX))
-    return PreparedImage(
-        pixels=crop, width=width, height=height, format=source_format, approximate=approximate
-    )
+    return _DecodedRgb(_to_rgb(image), width, height, source_format, approximate)
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

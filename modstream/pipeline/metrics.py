@@ -29,6 +29,9 @@ LATENCY_BUCKETS = (
 )  # fmt: skip
 BATCH_BUCKETS = (1, 2, 3, 4, 5, 6, 8, 12, 16, 24, 32, 48, 64)
 ATTEMPT_BUCKETS = (1, 2, 3, 4, 6, 8)
+LOOKUP_BUCKETS = (
+    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05,
+)  # fmt: skip
 
 
 class PipelineMetrics:
@@ -74,8 +77,20 @@ class PipelineMetrics:
             ["topic", "partition"],
             registry=r,
         )
+        self.hash_lookups = Counter(
+            "modstream_hash_lookups_total", "Image hashes looked up in the hash banks.", registry=r
+        )
+        self.hash_matches = Counter(
+            "modstream_hash_matches_total", "Images matched in a hash bank, by bank.", ["bank"],
+            registry=r,
+        )  # fmt: skip
+        self.hash_lookup = Histogram(
+            "modstream_hash_lookup_seconds", "Time to look one image hash up in every bank.",
+            buckets=LOOKUP_BUCKETS, registry=r,
+        )  # fmt: skip
 
         self.devices = DeviceMetrics(r)
+        self.banks = BankMetrics(r)
 
     def serve(self, port: int, host: str = "127.0.0.1") -> tuple[WSGIServer, Thread]:
         server, thread = start_http_server(port, addr=host, registry=self.registry)
@@ -83,6 +98,27 @@ class PipelineMetrics:
 
 
 DeviceReader = Callable[[], Sequence["DeviceStatistics"]]
+BankReader = Callable[[], dict[str, int]]
+
+
+class BankMetrics(Collector):
+    """``modstream_hash_bank_hashes``: hashes in each bank (``bank``), read at every scrape."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._readers: list[BankReader] = []
+        registry.register(self)
+
+    def track(self, read: BankReader) -> None:
+        self._readers.append(read)
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "modstream_hash_bank_hashes", "Hashes in each hash bank.", labels=["bank"]
+        )
+        for read in self._readers:
+            for bank, size in read().items():
+                family.add_metric([bank], size)
+        yield family
 
 
 class DeviceMetrics(Collector):

@@ -36,18 +36,30 @@ from modstream.kafka.consume import ConsumeLoop, ConsumerSettings, LoopStatistic
 from modstream.kafka.offsets import OffsetTracker
 from modstream.kafka.producers import start_producer
 from modstream.kafka.settings import KafkaSettings
+from modstream.models.pdq import parse_hex
 from modstream.pipeline.fetch.config import FetchConfig
 from modstream.pipeline.fetch.fetcher import Fetcher
 from modstream.pipeline.moderate.cache import CacheConfig, TTLCache
+from modstream.pipeline.stream.banks import bank_record, ensure_bank_topic
 from modstream.review.export import decided_ids
 from modstream.review.queue import Item, ReviewQueue
 
 __all__ = ["LABELS", "ReviewService", "ReviewSettings"]
 
+
+def _dispute(record: dict[str, Any], label: str) -> dict[str, Any] | None:
+    """A ``safe`` decision on an image a bank matched disputes that bank's entry (for its
+    curators to look at; the entry stays until they remove it)."""
+    match = record.get("match")
+    if label != "safe" or record.get("decision") != "matched" or not isinstance(match, dict):
+        return None
+    return {"bank": match.get("bank"), "id": match.get("id")}
+
+
 log = logging.getLogger("modstream.review")
 LABELS = ("nsfw", "safe", "skip")
 _ITEM_FIELDS = ("id", "url", "nsfw", "decision", "policy", "source", "meta", "observed_at",
-                "model", "width", "height", "sha256")  # fmt: skip
+                "model", "width", "height", "sha256", "pdq", "pdq_quality", "match")  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -63,6 +75,10 @@ class ReviewSettings:
     session_timeout_s: float = 10.0
     fetch_max_wait_s: float = 0.5
     max_poll_interval_s: float = 300.0
+    # --bank-decisions: the hash of every image judged nsfw goes to this bank on bank_topic, so
+    # the scorers following it match the next copy; None: decisions are not banked.
+    bank_decisions: str | None = None
+    bank_topic: str = "images.banks"
 
     def consumer(self) -> ConsumerSettings:
         return ConsumerSettings(
@@ -113,6 +129,8 @@ class ReviewService:
             )  # fmt: skip
             if created:
                 log.info("created topics: %s", ", ".join(created))
+            if settings.bank_decisions is not None:
+                await ensure_bank_topic(settings.kafka, settings.bank_topic)
             # Decisions whose offsets could not be committed yet (an undecided item before them)
             # come back after a restart: knowing them, the console does not ask twice.
             self.queue.remember(
@@ -220,8 +238,14 @@ class ReviewService:
         decided = {**item.record, "label": label, "reviewer": reviewer, "decided_at": now}
         if note:
             decided["note"] = note
+        dispute = _dispute(item.record, label)
+        if dispute is not None:
+            decided["dispute"] = dispute
         assert self._producer is not None
         try:
+            banked = await self._bank(item_id, item.record, label, reviewer)
+            if banked is not None:
+                decided["banked"] = banked
             await self._producer.send_and_wait(
                 self.settings.reviewed_topic, orjson.dumps(decided), key=item_id.encode()
             )
@@ -236,6 +260,24 @@ class ReviewService:
         self._count_decision(reviewer)
         self._decisions[label] += 1
         return decided
+
+    async def _bank(
+        self, item_id: str, record: dict[str, Any], label: str, reviewer: str
+    ) -> dict[str, str] | None:
+        """An nsfw decision's image hash, added to the decisions' bank before the decision is
+        stored (a retried decision sends the same key again: compaction keeps one)."""
+        bank, pdq = self.settings.bank_decisions, record.get("pdq")
+        if bank is None or label != "nsfw" or not isinstance(pdq, str):
+            return None
+        try:
+            bits = parse_hex(pdq)
+        except ValueError:
+            return None
+        assert self._producer is not None
+        source = f"review by {reviewer}"
+        key, value = bank_record(bank, bits, str(record.get("sha256") or item_id), source)
+        await self._producer.send_and_wait(self.settings.bank_topic, value, key=key)
+        return {"bank": bank, "pdq": pdq}
 
     async def image(self, item_id: str) -> Image:
         cached = self._images.get(item_id)

@@ -1,6 +1,7 @@
 """``modstream serve``: the HTTP front door to the moderation step (aiohttp).
 
     POST /v1/score          raw image bytes, multipart field ``image``, or JSON ``{"url": ...}``
+    POST /v1/hash           an image's PDQ hash and its match in the hash banks (not scored)
     GET  /v1/hash/{sha256}  a result already known for that content, or 404
     GET  /healthz           the process is up
     GET  /readyz            ready to score: the network is compiled and, when the API runs in a
@@ -67,6 +68,7 @@ def build_app(
         middlewares=[api.errors, api.authenticate], client_max_size=config.max_body_bytes + 1
     )
     app.router.add_post("/v1/score", api.score)
+    app.router.add_post("/v1/hash", api.hash)
     app.router.add_get("/v1/hash/{sha256}", api.by_hash)
     app.router.add_get("/healthz", api.healthz)
     app.router.add_get("/readyz", api.readyz)
@@ -130,6 +132,10 @@ class _Api:
             body = await self._image_of(request)
             moderated = await self._moderator.moderate_bytes(body, deadline=deadline)
         return json_response(result_fields(moderated))
+
+    async def hash(self, request: web.Request) -> web.Response:
+        hashed = await self._moderator.hash_bytes(await self._image_of(request))
+        return json_response(hashed.fields)
 
     async def by_hash(self, request: web.Request) -> web.Response:
         digest = request.match_info["sha256"].lower()

@@ -35,12 +35,40 @@ ERROR_KINDS: dict[str, tuple[int, str]] = {
     "internal": (500, "a failure no code expected (a bug, which the server logs)"),
 }
 
+_MATCH = {
+    "type": "object",
+    "description": "the image's hash matched a bank (decision 'matched'; 'safe' for a safe bank)",
+    "required": ["bank", "id", "distance", "quality", "action"],
+    "properties": {
+        "bank": {"type": "string"},
+        "id": {"type": "string"},
+        "distance": {"type": "integer", "minimum": 0, "maximum": 256},
+        "quality": {"type": "integer", "minimum": 0, "maximum": 100},
+        "action": {"enum": ["match", "safe"]},
+        "variant": {"type": "string", "description": "the rotation or mirror that matched"},
+    },
+}
+_HASH_PROPERTIES: dict[str, Any] = {
+    "pdq": {"type": ["string", "null"], "pattern": "^[0-9a-f]{64}$"},
+    "pdq_quality": {"type": ["integer", "null"], "minimum": 0, "maximum": 100},
+    "match": _MATCH,
+}
+_HASHED = {
+    "type": "object",
+    "required": ["sha256", "width", "height", "pdq", "pdq_quality"],
+    "properties": {
+        "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+        "width": {"type": "integer"},
+        "height": {"type": "integer"},
+        **_HASH_PROPERTIES,
+    },
+}
 _RESULT = {
     "type": "object",
     "required": ["nsfw", "decision", "policy", "model", "sha256", "width", "height", "timings"],
     "properties": {
         "nsfw": {"type": "number", "minimum": 0, "maximum": 1},
-        "decision": {"enum": ["flagged", "review", "safe"]},
+        "decision": {"enum": ["flagged", "review", "safe", "matched"]},
         "policy": {"type": "string"},
         "model": {"type": "string", "examples": ["open_nsfw@864bb37b"]},
         "device": {"type": "string"},
@@ -51,6 +79,7 @@ _RESULT = {
         "height": {"type": "integer"},
         "cached": {"type": "boolean"},
         "timings": {"type": "object", "description": "milliseconds per stage, and batch_size"},
+        **_HASH_PROPERTIES,
     },
 }
 _ERROR = {
@@ -88,7 +117,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
 
 def openapi_document(max_body_bytes: int, keys_required: bool) -> dict[str, Any]:
     result = {"application/json": {"schema": {"$ref": "#/components/schemas/Result"}}}
-    score = {
+    score: dict[str, Any] = {
         "summary": "Score one image: its bytes, a multipart 'image' field, or a URL to fetch",
         "requestBody": {
             "required": True,
@@ -117,11 +146,25 @@ def openapi_document(max_body_bytes: int, keys_required: bool) -> dict[str, Any]
         },
     }
     plain = {"200": {"description": "JSON status"}}
+    content = score["requestBody"]["content"]
+    uploads = {kind: schema for kind, schema in content.items() if kind != "application/json"}
+    hashed = {"application/json": {"schema": _HASHED}}
     document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": "modstream", "version": "1"},
         "paths": {
             "/v1/score": {"post": score},
+            "/v1/hash": {
+                "post": {
+                    "summary": "The PDQ hash of an uploaded image and its match in the hash "
+                    "banks, without scoring it",
+                    "requestBody": {"required": True, "content": uploads},
+                    "responses": {
+                        "200": {"description": "the hash and its match", "content": hashed},
+                        **_errors(400, 401, 413, 415, 422),
+                    },
+                }
+            },
             "/v1/hash/{sha256}": {
                 "get": {
                     "summary": "A result already known for content with this sha256",

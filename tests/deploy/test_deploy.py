@@ -34,9 +34,14 @@ def test_topics_are_created_before_scorers_start_and_serve_is_exposed() -> None:
     """A one-shot topic step runs first; scorers wait for it; the API is published on 8080."""
     services = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())["services"]
     script = services["topics"]["command"][0]
-    for topic in ("images.incoming", "images.flagged", "images.review", "images.safe"):
+    for topic in ("images.incoming", "images.flagged", "images.review", "images.safe",
+                  "images.matched"):  # fmt: skip
         assert topic in script
     assert "--partitions 8" in script and "--if-not-exists" in script
+    # The bank topic every scorer follows is compacted, one partition.
+    assert "--topic images.banks --partitions 1" in script
+    assert "--config cleanup.policy=compact" in script
+    assert "--bank-topic=images.banks" in services["scorer"]["command"]
     condition = services["scorer"]["depends_on"]["topics"]["condition"]
     assert condition == "service_completed_successfully"
     assert services["scorer"]["deploy"]["replicas"] >= 2

@@ -137,7 +137,8 @@ async def test_the_table_shows_score_decision_and_url_and_counts_them(running: R
     assert re.fullmatch(r" +0\.0\d{3}  safe {15}\S+/syn_14_0\.png\?n=2", lines[2]), lines
     assert re.fullmatch(r"   error  not_an_image {7}\S+/bad/html\?n=3  \(.+\)", lines[3]), lines
     assert done.stderr == (
-        "4 results: 1 on images.flagged, 1 on images.review, 1 on images.safe, 1 on images.errors\n"
+        "4 results: 1 on images.flagged, 1 on images.review, 1 on images.safe, "
+        "0 on images.matched, 1 on images.errors\n"
     )
 
 
@@ -249,7 +250,8 @@ async def test_a_missing_topic_and_an_absent_broker_are_one_line(running: Runnin
     )
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr == (
-        "modstream results: topic nothing.flagged, nothing.review, nothing.safe, nothing.errors "
+        "modstream results: topic nothing.flagged, nothing.review, nothing.safe, nothing.matched, "
+        "nothing.errors "
         f"do not exist on {running.servers}; is --topic-prefix the pipeline's?\n"
     )
     nowhere = f"127.0.0.1:{free_loopback_port()}"

@@ -33,6 +33,7 @@ from PIL import Image
 from modstream.demo.imageserver import ImageServer, sample_images
 from modstream.pipeline.fetch.addresses import parse_cidrs
 from modstream.pipeline.fetch.config import FetchConfig
+from modstream.pipeline.match.banks import BankSettings
 from modstream.pipeline.metrics import PipelineMetrics
 from modstream.pipeline.moderate.moderator import Moderator
 from modstream.pipeline.moderate.policy import PRESETS
@@ -289,7 +290,7 @@ async def test_the_openapi_document_names_every_route_and_error_kind(api: Api) -
     async with aiohttp.ClientSession() as session, session.get(f"{api.url}/openapi.json") as got:
         document = orjson.loads(await got.read())
     assert set(document["paths"]) == {
-        "/v1/score", "/v1/hash/{sha256}", "/healthz", "/readyz", "/metrics",
+        "/v1/score", "/v1/hash", "/v1/hash/{sha256}", "/healthz", "/readyz", "/metrics",
     }  # fmt: skip
     responses = document["paths"]["/v1/score"]["post"]["responses"]
     documented = {
@@ -415,3 +416,31 @@ async def test_a_failure_no_code_mapped_is_a_json_internal_error(
         "message": "GET /v1/score: Method Not Allowed (this route takes POST)",
     }})  # fmt: skip
     assert allow == "POST"
+
+
+async def test_post_hash_answers_the_hash_and_its_bank_match_and_score_carries_them(
+    scorer_settings: ScorerConfig, tmp_path: Path
+) -> None:
+    """POST /v1/hash returns an upload's PDQ hash and its match in the server's banks without
+    scoring it; /v1/score's result carries the same match and decides 'matched'; a body that is
+    not an image is a typed 415, and the server goes on."""
+    photo = (locations.PDQ / "bridge.jpg").read_bytes()
+    bank = tmp_path / "known.txt"
+    bank.write_text("f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22 case-7\n")
+    settings = _settings(scorer_settings)
+    settings = dataclasses.replace(settings, moderation=dataclasses.replace(
+        settings.moderation, banks=(BankSettings(name="known", path=bank),)))  # fmt: skip
+    async with _running(settings) as url, aiohttp.ClientSession() as session:
+        async with session.post(f"{url}/v1/hash", data=photo) as response:
+            assert response.status == 200
+            hashed = orjson.loads(await response.read())
+        assert hashed["pdq_quality"] == 100 and len(hashed["pdq"]) == 64
+        assert hashed["match"]["bank"] == "known" and hashed["match"]["id"] == "case-7"
+        assert hashed["match"]["distance"] <= 10 and (hashed["width"], hashed["height"]) == (
+            1600, 1004)  # fmt: skip
+        status, scored, _headers = await _post(session, url, data=photo)
+        assert status == 200 and scored["decision"] == "matched"
+        assert (scored["pdq"], scored["match"]) == (hashed["pdq"], hashed["match"])
+        async with session.post(f"{url}/v1/hash", data=b"<html>no</html>") as response:
+            assert response.status == 415
+            assert orjson.loads(await response.read())["error"]["kind"] == "not_an_image"

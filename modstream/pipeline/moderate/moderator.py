@@ -1,12 +1,18 @@
 """One image through moderation, with no Kafka in sight: the step every front door shares.
 
-    cache by URL -> guarded fetch -> sha256 -> cache by content -> score -> decide -> metrics
+    cache by URL -> guarded fetch -> sha256 -> cache by content -> score (and PDQ hash)
+        -> hash banks -> decide -> metrics
 
 The Kafka stream (``modstream run``), ``modstream score`` and the HTTP API (``modstream serve``)
 all call :class:`Moderator`, and all turn its :class:`Moderated` outcome into fields with
 :func:`result_fields`, so the three can never disagree on a field or a decision. Failures are
 :class:`~modstream.errors.ModstreamError` subclasses, raised for the caller to report (an error
 record, a JSON line, a 4xx); the moderator has already counted them.
+
+The hash banks are looked up on every outcome, cached ones included: a bank that gained a hash
+since an image was scored matches its next copy. :func:`decide` is the rule: a match in a
+``match`` bank decides ``matched`` whatever the score; a match in a ``safe`` bank turns
+``review`` into ``safe`` (known-good content skips people) and leaves ``flagged`` alone.
 """
 
 from __future__ import annotations
@@ -15,11 +21,16 @@ import asyncio
 import dataclasses
 import hashlib
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modstream.errors import FetchError, ModstreamError
+from modstream.models.pdq import PdqHash
+from modstream.models.preprocess import hash_image
+from modstream.pipeline.match.banks import BankAction
+from modstream.pipeline.match.matcher import Match, Matcher
 from modstream.pipeline.metrics import PipelineMetrics
 from modstream.pipeline.moderate.cache import CacheConfig, CacheStatistics, TTLCache
 from modstream.pipeline.moderate.policy import Decision, Policy
@@ -29,7 +40,7 @@ from modstream.pipeline.score.scorer import Scorer
 if TYPE_CHECKING:  # aiohttp is imported only where URLs are fetched
     from modstream.pipeline.fetch.fetcher import Fetcher
 
-__all__ = ["Moderated", "Moderator", "ModeratorStatistics", "result_fields"]
+__all__ = ["Hashed", "Moderated", "Moderator", "ModeratorStatistics", "decide", "result_fields"]
 
 log = logging.getLogger("modstream.policy")
 
@@ -45,6 +56,32 @@ class Moderated:
     fetch_s: float | None = None  # fetched from a URL
     fetch_attempts: int | None = None  # requests it took (above 1: retried)
     read_s: float | None = None  # read from a file
+    match: Match | None = None  # the image's hash matched a bank
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Hashed:
+    """An image hashed and looked up, not scored (``POST /v1/hash``)."""
+
+    fields: dict[str, Any]
+    match: Match | None
+
+
+def decide(policy: Policy, nsfw: float, match: Match | None) -> Decision:
+    """The decision for a score and what the hash banks said of the image."""
+    if match is not None and match.action is BankAction.MATCH:
+        return Decision.MATCHED
+    decision = policy.decide(nsfw)
+    if match is not None and decision is Decision.REVIEW:
+        return Decision.SAFE
+    return decision
+
+
+def hash_fields(pdq_hex: str | None, quality: int | None, match: Match | None) -> dict[str, Any]:
+    fields: dict[str, Any] = {"pdq": pdq_hex, "pdq_quality": quality}
+    if match is not None:
+        fields["match"] = match.fields()
+    return fields
 
 
 def result_fields(moderated: Moderated) -> dict[str, Any]:
@@ -70,6 +107,11 @@ def result_fields(moderated: Moderated) -> dict[str, Any]:
         "sha256": result.sha256,
         "width": result.width,
         "height": result.height,
+        **hash_fields(
+            None if result.pdq is None else result.pdq.hex,
+            None if result.pdq is None else result.pdq.quality,
+            moderated.match,
+        ),
         "cached": moderated.cached,
         **fetched,
         "timings": timings,
@@ -93,9 +135,11 @@ class Moderator:
         fetcher: Fetcher | None = None,
         cache: CacheConfig | None = None,
         metrics: PipelineMetrics | None = None,
+        matcher: Matcher | None = None,
     ) -> None:
         self.scorer = scorer
         self.policy = policy
+        self.matcher = matcher
         self._fetcher = fetcher
         self._metrics = metrics or PipelineMetrics()
         self._by_url: TTLCache[ScoreResult] = TTLCache(cache or CacheConfig())
@@ -142,6 +186,24 @@ class Moderator:
             self._metrics.errors.labels(exc.kind).inc()
             raise
         return self._counted(moderated)
+
+    async def hash_bytes(self, body: bytes) -> Hashed:
+        """Hash an image (decoded as the stream's first pass decodes it) and look it up, without
+        scoring it; on a thread, as every decode."""
+        limits = self.scorer.config.limits
+        dihedral = self.matcher is not None and self.matcher.rotations
+        try:
+            hashed = await asyncio.to_thread(hash_image, body, limits, dihedral=dihedral)
+        except ModstreamError as exc:
+            self._metrics.errors.labels(exc.kind).inc()
+            raise
+        match = self._match(hashed.pdq)
+        digest = await asyncio.to_thread(_sha256, body)
+        fields = {
+            "sha256": digest, "width": hashed.width, "height": hashed.height,
+            **hash_fields(hashed.pdq.hex, hashed.pdq.quality, match),
+        }  # fmt: skip
+        return Hashed(fields=fields, match=match)
 
     def known(self, sha256: str) -> Moderated | None:
         """The cached outcome for content with this sha256 (lower-case hex), if any."""
@@ -201,10 +263,22 @@ class Moderator:
         fetch_s: float | None = None,
         read_s: float | None = None,
     ) -> Moderated:
+        match = self._match(result.pdq)
         return Moderated(
-            result=result, decision=self.policy.decide(result.nsfw), policy=self.policy.name,
-            cached=cached, fetch_s=fetch_s, read_s=read_s,
+            result=result, decision=decide(self.policy, result.nsfw, match),
+            policy=self.policy.name, cached=cached, fetch_s=fetch_s, read_s=read_s, match=match,
         )  # fmt: skip
+
+    def _match(self, pdq: PdqHash | None) -> Match | None:
+        if self.matcher is None or pdq is None:
+            return None
+        started = time.perf_counter()
+        match = self.matcher.lookup(pdq)
+        self._metrics.hash_lookup.observe(time.perf_counter() - started)
+        self._metrics.hash_lookups.inc()
+        if match is not None:
+            self._metrics.hash_matches.labels(match.bank).inc()
+        return match
 
 
 def _sha256(body: bytes) -> str:

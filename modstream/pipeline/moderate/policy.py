@@ -34,6 +34,7 @@ class Decision(enum.StrEnum):
     FLAGGED = "flagged"
     REVIEW = "review"
     SAFE = "safe"
+    MATCHED = "matched"  # its hash matched a bank of known content (pipeline/match)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -1,21 +1,30 @@
 """The one way to build the moderation step: ``async with open_moderator(settings) as moderator``.
 
-    scorer (compiling on a thread) + guarded fetcher + policy + caches -> Moderator
+    scorer (compiling on a thread) + guarded fetcher + policy + caches + hash banks -> Moderator
 
 Every front door builds it here — the stream (``modstream run`` and the demo), the HTTP API
 (``modstream serve``, and ``run --serve-port`` on the stream's own moderator), ``modstream
 score`` and ``modstream eval`` — so none can assemble it differently. Shutdown runs the other
-way round: the fetcher closes, then the scorer drains and releases its devices.
+way round: the bank file watch stops, the fetcher closes, then the scorer drains and releases
+its devices. Hash banks are read and indexed before the moderator is handed out: a bad bank file
+stops start-up (:class:`~modstream.errors.InvalidBank`), and with a bank that tries rotations the
+scorer hashes every image's 7 rotations and mirrors too.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+from modstream.models.pdq import PdqHashing
 from modstream.pipeline.fetch.config import FetchConfig
+from modstream.pipeline.match.banks import BankSettings
+from modstream.pipeline.match.files import BankFileWatch, load_bank_files
+from modstream.pipeline.match.matcher import Matcher
 from modstream.pipeline.metrics import PipelineMetrics
 from modstream.pipeline.moderate.cache import CacheConfig
 from modstream.pipeline.moderate.moderator import Moderator
@@ -34,6 +43,11 @@ class ModerationSettings:
     fetch: FetchConfig | None = field(default_factory=FetchConfig)
     policy: Policy = field(default_factory=lambda: PRESETS["balanced"])
     cache: CacheConfig = field(default_factory=CacheConfig)
+    # Hash banks (pipeline/match): files read now and reloaded when they change, and/or banks
+    # whose entries arrive while running (the stream's bank topic: live_banks).
+    banks: tuple[BankSettings, ...] = ()
+    live_banks: bool = False
+    bank_reload_s: float = 2.0
 
 
 @contextlib.asynccontextmanager
@@ -50,8 +64,18 @@ async def open_moderator(
     binds its port first and says 503 on ``/readyz`` until :attr:`Scorer.compiled`).
     """
     async with contextlib.AsyncExitStack() as stack:
+        matcher = None
+        scorer_config = settings.scorer
+        if settings.banks or settings.live_banks:
+            matcher = Matcher(settings.banks)
+            states = await load_bank_files(matcher)
+            if matcher.rotations and scorer_config.pdq is PdqHashing.PLAIN:
+                scorer_config = dataclasses.replace(scorer_config, pdq=PdqHashing.DIHEDRAL)
+            watch = BankFileWatch(matcher, states, interval_s=settings.bank_reload_s)
+            task = asyncio.create_task(watch.run(), name="modstream-bank-files")
+            stack.push_async_callback(_cancelled, task)
         scorer = await stack.enter_async_context(
-            await Scorer.start(settings.scorer, wait=wait_compiled)
+            await Scorer.start(scorer_config, wait=wait_compiled)
         )
         if wait_compiled:
             log.info("model %s compiled for %s", scorer.model_id, ", ".join(scorer.devices))
@@ -62,6 +86,15 @@ async def open_moderator(
             fetcher = await stack.enter_async_context(Fetcher(settings.fetch))
         if metrics is not None:
             metrics.devices.track(scorer.device_statistics)
+            if matcher is not None:
+                metrics.banks.track(lambda: matcher.statistics().sizes)
         yield Moderator(
-            scorer, settings.policy, fetcher=fetcher, cache=settings.cache, metrics=metrics
-        )
+            scorer, settings.policy, fetcher=fetcher, cache=settings.cache, metrics=metrics,
+            matcher=matcher,
+        )  # fmt: skip
+
+
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from modstream.models.decode import DecodeLimits
 from modstream.models.device_spec import DeviceSpec, default_cache_dir
+from modstream.models.pdq import PdqHashing
 from modstream.models.preprocess import Preprocessing
 from modstream.pipeline.score.batcher import BatchPolicy
 
@@ -55,6 +56,9 @@ class ScorerConfig:
     # device's own precision (f32 by default). bf16 halves CPU inference time on CPUs that have it
     # and moves screen scores by well under the confirmation floor.
     screen_precision: str | None = "bf16"
+    # The PDQ hash of every image, from its first decode (``dihedral``: and of its 7 rotations
+    # and mirrors, for hash banks that match those); "off" where nothing reads it (eval).
+    pdq: PdqHashing = PdqHashing.PLAIN
     # One more decode thread than cores: a thread waiting on file or socket I/O leaves a core idle.
     decode_workers: int = field(default_factory=lambda: (os.cpu_count() or 2) + 1)
     max_pending: int = 64

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from modstream.errors import DecodeFailed, ImageError
 from modstream.models.decode import DecodeLimits, read_limited
+from modstream.models.pdq import PdqHashing
 from modstream.models.preprocess import PreparedImage, Preprocessing, prepare
 
 __all__ = ["DecodePool", "Decoded", "decode_job"]
@@ -33,14 +34,19 @@ class Decoded:
 
 
 def decode_job(
-    source: bytes | Path, mode: Preprocessing, limits: DecodeLimits, digest: str | None
+    source: bytes | Path,
+    mode: Preprocessing,
+    limits: DecodeLimits,
+    digest: str | None,
+    hashing: PdqHashing = PdqHashing.OFF,
 ) -> Decoded:
-    """Runs on the decode pool: read (for a path), hash the bytes, prepare the model input."""
+    """Runs on the decode pool: read (for a path), hash the bytes, prepare the model input
+    (with its PDQ hash when ``hashing`` asks for it)."""
     started = time.perf_counter()
     data = read_limited(source, limits) if isinstance(source, Path) else source
     read_s = time.perf_counter() - started
     try:
-        image = prepare(data, mode, limits)
+        image = prepare(data, mode, limits, hashing)
     except ImageError:
         raise
     except Exception as exc:
@@ -60,11 +66,15 @@ class DecodePool:
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="modstream-decode")
 
     async def decode(
-        self, source: bytes | Path, mode: Preprocessing, digest: str | None
+        self,
+        source: bytes | Path,
+        mode: Preprocessing,
+        digest: str | None,
+        hashing: PdqHashing = PdqHashing.OFF,
     ) -> Decoded:
         """``digest``: the hex sha256 of ``source`` when the caller has it (saves hashing)."""
         return await self._loop.run_in_executor(
-            self._pool, decode_job, source, mode, self._limits, digest
+            self._pool, decode_job, source, mode, self._limits, digest, hashing
         )
 
     def shutdown(self) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from modstream.models.pdq import PdqHash
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Timings:
@@ -38,3 +40,4 @@ class ScoreResult:
     height: int
     format: str
     timings: Timings
+    pdq: PdqHash | None = None  # unless the scorer was asked not to hash

@@ -225,7 +225,8 @@ class Scorer:
         self._active += 1
         try:
             mode = await self._first_pass()
-            decoded = await self._decoder.decode(data, mode, sha256)
+            decoded = await self._decoder.decode(data, mode, sha256, self.config.pdq)
+            pdq = decoded.image.pdq  # from the first decode: a confirmation does not hash again
             await self.ready()
             lane = self._plan.lane(mode)
             scored = await self._infer(decoded.image.pixels, deadline, lane)
@@ -279,6 +280,7 @@ class Scorer:
             width=decoded.image.width,
             height=decoded.image.height,
             format=decoded.image.format,
+            pdq=pdq,
             timings=Timings(
                 decode_s=decode_s,
                 queue_s=queue_s,

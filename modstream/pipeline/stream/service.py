@@ -2,8 +2,9 @@
 
 ``modstream run`` and ``modstream demo`` both build on :class:`Pipeline`. Start-up order is the
 readiness handshake: broker reachable and our credentials accepted -> topics exist -> model
-compiled (:func:`~modstream.pipeline.moderate.step.open_moderator`) -> producer up -> consumer
-joins the group. Shutdown runs the other way round (:class:`contextlib.AsyncExitStack`).
+compiled (:func:`~modstream.pipeline.moderate.step.open_moderator`) -> the bank topic read to
+its end (with ``bank_topic``) -> producer up -> consumer joins the group. Shutdown runs the other
+way round (:class:`contextlib.AsyncExitStack`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import contextlib
 import dataclasses
 import errno
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from threading import Thread
 from typing import Self
@@ -25,6 +27,7 @@ from modstream.kafka.settings import KafkaSettings
 from modstream.pipeline.metrics import PipelineMetrics
 from modstream.pipeline.moderate.moderator import Moderator
 from modstream.pipeline.moderate.step import ModerationSettings, open_moderator
+from modstream.pipeline.stream.banks import following_banks
 from modstream.pipeline.stream.scoring import ScoringStream, StreamConfig
 from modstream.pipeline.stream.topics import Topics
 
@@ -52,6 +55,13 @@ class PipelineSettings:
     # None: chosen for the broker (KAFKA_* or EMBEDDED_* above).
     session_timeout_s: float | None = None
     fetch_max_wait_s: float | None = None
+    # The compacted topic of shared hash banks, read to its end before the first image and
+    # followed afterwards (pipeline/stream/banks.py); None: banks come from files only.
+    bank_topic: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.bank_topic is not None and not self.moderation.live_banks:
+            raise ValueError("a bank topic needs moderation settings with live_banks=True")
 
     @property
     def topics(self) -> Topics:
@@ -133,6 +143,8 @@ class Pipeline:
         topics = self.settings.topics
         specs = [TopicSpec(topics.incoming, self.settings.partitions)]
         specs += [TopicSpec(name, self.settings.partitions) for name in topics.outputs()]
+        if self.settings.bank_topic is not None:
+            specs.append(TopicSpec(self.settings.bank_topic, 1, compacted=True))
         created = await ensure_topics(
             self.kafka, specs, replication_factor=self.settings.replication_factor
         )
@@ -157,7 +169,19 @@ class Pipeline:
         self.stream = ScoringStream(self.stream_config(), self.kafka, moderator, self.metrics)
         return self.stream
 
+    @contextlib.asynccontextmanager
+    async def moderation(self) -> AsyncIterator[Moderator]:
+        """The moderation step of this pipeline, with the bank topic read into its matcher."""
+        async with open_moderator(self.settings.moderation, metrics=self.metrics) as moderator:
+            topic = self.settings.bank_topic
+            if topic is None:
+                yield moderator
+                return
+            assert moderator.matcher is not None  # live_banks (checked in the settings)
+            async with following_banks(self.kafka, topic, moderator.matcher):
+                yield moderator
+
     async def run_scorer(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
         """Compile the model, then consume and score until ``stop`` is set."""
-        async with open_moderator(self.settings.moderation, metrics=self.metrics) as moderator:
+        async with self.moderation() as moderator:
             await self.stream_for(moderator).run(stop, ready)

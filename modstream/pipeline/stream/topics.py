@@ -1,4 +1,9 @@
-"""The stream's topic names: one incoming, one per decision, one for errors."""
+"""The stream's topic names: one incoming, one per decision, one for errors.
+
+``matched`` holds images whose hash matched a bank of known content: often the most sensitive
+records a deployment has (known abuse material), so it is its own topic, readable only by those
+who must act on it (Kafka ACLs: README, "Known-content matching").
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ class Topics:
     flagged: str = "images.flagged"
     review: str = "images.review"
     safe: str = "images.safe"
+    matched: str = "images.matched"
     errors: str = "images.errors"
 
     @classmethod
@@ -25,13 +31,16 @@ class Topics:
             flagged=f"{prefix}.flagged",
             review=f"{prefix}.review",
             safe=f"{prefix}.safe",
+            matched=f"{prefix}.matched",
             errors=f"{prefix}.errors",
         )
 
     def for_decision(self, decision: Decision) -> str:
-        return {Decision.FLAGGED: self.flagged, Decision.REVIEW: self.review}.get(
-            decision, self.safe
-        )
+        return {
+            Decision.FLAGGED: self.flagged,
+            Decision.REVIEW: self.review,
+            Decision.MATCHED: self.matched,
+        }.get(decision, self.safe)
 
     def outputs(self) -> tuple[str, ...]:
-        return (self.flagged, self.review, self.safe, self.errors)
+        return (self.flagged, self.review, self.safe, self.matched, self.errors)

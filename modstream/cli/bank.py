@@ -1,0 +1,135 @@
+"""``modstream bank``: edit the shared hash banks of a cluster's bank topic.
+
+    modstream bank add NAME PDQHEX ID       add one hash (ID: what a match reports)
+    modstream bank remove NAME PDQHEX       remove it (a tombstone: compaction forgets it)
+    modstream bank import NAME FILE         add every line of a bank file (FILE - : stdin)
+    modstream bank export [NAME]            print the banks as bank-file lines (NAME PDQHEX ID)
+
+Every scorer started with ``--bank-topic`` applies a change within about a second. Exit status:
+0 done, 1 the cluster could not be reached, 2 on a usage error (a malformed hash or bank file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from modstream.cli.kafka_options import add_kafka_options, kafka_settings
+from modstream.cli.options import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from modstream.errors import BrokerError, ConfigError, ModstreamError
+
+if TYPE_CHECKING:
+    from modstream.kafka.settings import KafkaSettings
+
+
+def add_parser(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "bank",
+        help="add, remove, import or export the shared hash banks of a bank topic",
+        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+    )
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = actions.add_parser("add", help="add a PDQ hash to a bank")
+    add.add_argument("name")
+    add.add_argument("pdq", metavar="PDQHEX")
+    add.add_argument("id")
+    remove = actions.add_parser("remove", help="remove a PDQ hash from a bank")
+    remove.add_argument("name")
+    remove.add_argument("pdq", metavar="PDQHEX")
+    load = actions.add_parser("import", help="add every hash of a bank file")
+    load.add_argument("name")
+    load.add_argument("file", metavar="FILE")
+    export = actions.add_parser("export", help="print the banks' entries")
+    export.add_argument("name", nargs="?", default=None)
+    for action in (add, remove, load, export):
+        action.add_argument(
+            "--bank-topic", default="images.banks", metavar="TOPIC",
+            help="the compacted topic the scorers follow (default images.banks)",
+        )  # fmt: skip
+        add_kafka_options(
+            action, required=True, without="required: the banks live on a cluster's topic"
+        )
+        action.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    try:
+        kafka = kafka_settings(args)
+        assert kafka is not None  # --bootstrap-servers is required
+        records = _records(args)
+    except (ConfigError, ValueError) as exc:
+        print(f"modstream bank: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        if args.action == "export":
+            asyncio.run(_export(kafka, args.bank_topic, args.name))
+        else:
+            sent = asyncio.run(_send(kafka, args.bank_topic, records))
+            print(f"modstream bank: {sent} change{'' if sent == 1 else 's'} sent to "
+                  f"{args.bank_topic}", file=sys.stderr)  # fmt: skip
+    except BrokerError as exc:
+        print(f"modstream bank: {exc}", file=sys.stderr)
+        return EXIT_FAILED if exc.retriable else EXIT_USAGE
+    except ModstreamError as exc:
+        print(f"modstream bank: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+def _records(args: argparse.Namespace) -> list[tuple[bytes, bytes | None]]:
+    from modstream.errors import InvalidBank
+    from modstream.models.pdq import parse_hex
+    from modstream.pipeline.match.banks import parse_bank, read_bank
+    from modstream.pipeline.stream.banks import bank_record, removal_record
+
+    if args.action in ("add", "remove"):
+        try:
+            bits = parse_hex(args.pdq)
+        except ValueError as exc:
+            raise InvalidBank(f"{args.pdq[:80]!r}: {exc}") from None
+        if args.action == "remove":
+            return [removal_record(args.name, bits)]
+        return [bank_record(args.name, bits, args.id, source="modstream bank add")]
+    if args.action == "import":
+        source = "modstream bank import"
+        if args.file == "-":
+            entries = parse_bank(sys.stdin.read(), "standard input")
+        else:
+            entries = read_bank(Path(args.file))
+        return [
+            bank_record(args.name, bytes(row), entry_id, source)
+            for row, entry_id in zip(entries.hashes, entries.ids, strict=True)
+        ]
+    return []
+
+
+async def _send(kafka: KafkaSettings, topic: str, records: list[tuple[bytes, bytes | None]]) -> int:
+    from modstream.kafka.access import check_access
+    from modstream.kafka.producers import start_producer
+    from modstream.pipeline.stream.banks import ensure_bank_topic, send_bank_records
+
+    await check_access(kafka)
+    await ensure_bank_topic(kafka, topic)
+    started = await start_producer(kafka, role="bank", linger_ms=5)
+    try:
+        return await send_bank_records(started.producer, topic, records)
+    finally:
+        await started.producer.stop()
+
+
+async def _export(kafka: KafkaSettings, topic: str, name: str | None) -> None:
+    from modstream.kafka.access import check_access
+    from modstream.kafka.changes import changes
+    from modstream.pipeline.stream.banks import BankTopicState
+
+    await check_access(kafka)
+    state = BankTopicState()
+    async with changes(kafka, topic, role="bank") as reader:
+        state.apply(await reader.to_end())
+    for bank in [name] if name is not None else state.names():
+        for bits, entry_id in state.items(bank):
+            print(f"{bank} {bits.hex()} {entry_id}")
