@@ -88,6 +88,10 @@ class BankEntries:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def describe(self) -> str:
+        """``1 hash``, ``12 hashes``: for log lines."""
+        return f"{len(self)} hash{'' if len(self) == 1 else 'es'}"
+
     @classmethod
     def of(cls, entries: dict[bytes, str]) -> BankEntries:
         """From hash bytes -> id (the bank topic's state)."""

@@ -57,7 +57,7 @@ async def load_bank_files(matcher: Matcher) -> dict[str, FileState | None]:
         if not len(loaded.entries):
             log.warning("hash bank %s (%s) is empty: it matches nothing", bank.name, bank.path)
         matcher.install(bank.name, BankPart.FILE, loaded)
-        log.info("hash bank %s: %d hashes from %s", bank.name, len(loaded.entries), bank.path)
+        log.info("hash bank %s: %s from %s", bank.name, loaded.entries.describe(), bank.path)
     return states
 
 
@@ -100,7 +100,7 @@ class BankFileWatch:
         self.states[bank.name] = state
         self._reported.pop(bank.name, None)
         self.reloads += 1
-        log.info("hash bank %s reloaded: %d hashes", bank.name, len(loaded.entries))
+        log.info("hash bank %s reloaded: %s", bank.name, loaded.entries.describe())
 
     def _report_once(self, bank: BankSettings, state: FileState | None, message: str) -> None:
         if bank.name in self._reported and self._reported[bank.name] == state:

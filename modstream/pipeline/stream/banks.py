@@ -139,7 +139,7 @@ async def _install(state: BankTopicState, banks: set[str], matcher: Matcher) -> 
     for bank in sorted(banks):
         loaded = await asyncio.to_thread(LoadedBank.build, state.entries(bank))
         matcher.install(bank, BankPart.TOPIC, loaded)
-        log.info("hash bank %s: %d hashes from the bank topic", bank, len(loaded.entries))
+        log.info("hash bank %s: %s from the bank topic", bank, loaded.entries.describe())
 
 
 @contextlib.asynccontextmanager
