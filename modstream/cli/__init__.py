@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from modstream import __version__
-from modstream.cli import bank, demo, eval, hash, results, review, run, score, serve
+from modstream.cli import bank, demo, eval, hash, labeler, results, review, run, score, serve
 from modstream.cli.helptext import PlainTextParser
 
 
@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     eval.add_parser(subparsers)
     review.add_parser(subparsers)
     bank.add_parser(subparsers)
+    labeler.add_parser(subparsers)
     demo.add_parser(subparsers)
     return parser
 

@@ -12,7 +12,7 @@ import pytest
 from modstream.cli import build_parser
 from modstream.cli.helptext import plain_text
 
-COMMANDS = ("score", "run", "serve", "eval", "review", "demo")
+COMMANDS = ("score", "run", "serve", "eval", "review", "demo", "hash")
 MARKUP = re.compile(r"``|:(?:mod|func|class|meth|data|attr):`")
 
 

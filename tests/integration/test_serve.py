@@ -444,3 +444,10 @@ async def test_post_hash_answers_the_hash_and_its_bank_match_and_score_carries_t
         async with session.post(f"{url}/v1/hash", data=b"<html>no</html>") as response:
             assert response.status == 415
             assert orjson.loads(await response.read())["error"]["kind"] == "not_an_image"
+        async with session.get(f"{url}/metrics") as response:
+            metrics = await response.text()
+    # Both lookups counted and matched in bank "known", which holds one hash.
+    assert re.search(r"^modstream_hash_lookups_total 2\.0$", metrics, re.M), metrics
+    assert re.search(r'^modstream_hash_matches_total\{bank="known"\} 2\.0$', metrics, re.M)
+    assert re.search(r'^modstream_hash_bank_hashes\{bank="known"\} 1\.0$', metrics, re.M)
+    assert re.search(r"^modstream_hash_lookup_seconds_count 2\.0$", metrics, re.M)
