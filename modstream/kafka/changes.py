@@ -20,7 +20,7 @@ from modstream.errors import ConfigError
 from modstream.kafka.access import start_client
 from modstream.kafka.settings import KafkaSettings
 
-__all__ = ["Change", "Changes", "changes"]
+__all__ = ["Change", "Changes", "changes", "read_log"]
 
 Change = tuple[bytes, bytes | None]  # (key, value; None: removed)
 
@@ -72,6 +72,29 @@ async def changes(kafka: KafkaSettings, topic: str, *, role: str) -> AsyncIterat
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         yield Changes(consumer, partitions)
+    finally:
+        with contextlib.suppress(KafkaError, OSError):
+            await asyncio.shield(consumer.stop())
+
+
+async def read_log(kafka: KafkaSettings, topic: str, *, role: str) -> list[tuple[int, bytes]]:
+    """(offset, value) of every record of a one-partition log topic, up to its end now: what
+    a single writer (the labeler) reads back at start to continue its sequence."""
+    consumer = AIOKafkaConsumer(
+        **kafka.client_options(role), group_id=None, enable_auto_commit=False,
+        auto_offset_reset="earliest", fetch_max_wait_ms=100,
+    )  # fmt: skip
+    await start_client(consumer)
+    try:
+        partition = TopicPartition(topic, 0)
+        consumer.assign([partition])
+        await consumer.seek_to_beginning(partition)
+        end = (await consumer.end_offsets([partition]))[partition]
+        read: list[tuple[int, bytes]] = []
+        while await consumer.position(partition) < end:
+            for messages in (await consumer.getmany(timeout_ms=500)).values():
+                read += [(m.offset, m.value) for m in messages if m.value is not None]
+        return read
     finally:
         with contextlib.suppress(KafkaError, OSError):
             await asyncio.shield(consumer.stop())

@@ -58,6 +58,7 @@ def test_an_images_post_yields_each_image_with_its_uri_alt_and_self_labels() -> 
     assert events[0]["meta"] == {
         "post": uri, "did": DID, "index": 0, "embed": "images", "alt": "a cat",
         "self_labels": ["nudity", "porn"], "time_us": 1_700_000_000_000_001,
+        "post_cid": "bafyreipost3kabc",  # the post record's version, which a label pins
     }  # fmt: skip
 
 

@@ -99,13 +99,23 @@ def read_frame(raw: str | bytes, links: ImageLinks, *, observed_at: float) -> Fr
     unreadable = _collect(record.get("embed"), did, links, found)
     uri = f"at://{did}/{POST_COLLECTION}/{rkey}"
     labels = _self_labels(record)
+    # The post record's cid pins a label to this version of the post (a label carries it).
+    post_cid = commit.get("cid") if _matches(_CID, commit.get("cid")) else None
     events = tuple(
         ImageEvent(
             id=f"{uri}#{index}",
             url=image.url,
             source="jetstream",
             observed_at=observed_at,
-            meta=_meta(image, uri=uri, did=did, time_us=time_us, index=index, labels=labels),
+            meta=_meta(
+                image,
+                uri=uri,
+                did=did,
+                time_us=time_us,
+                index=index,
+                labels=labels,
+                post_cid=post_cid,
+            ),
         )
         for index, image in enumerate(found)
     )
@@ -113,8 +123,9 @@ def read_frame(raw: str | bytes, links: ImageLinks, *, observed_at: float) -> Fr
 
 
 def _meta(
-    image: _Found, *, uri: str, did: str, time_us: int, index: int, labels: list[str]
-) -> dict[str, Any]:
+    image: _Found, *, uri: str, did: str, time_us: int, index: int, labels: list[str],
+    post_cid: str | None,
+) -> dict[str, Any]:  # fmt: skip
     meta: dict[str, Any] = {
         "post": uri,
         "did": did,
@@ -126,6 +137,8 @@ def _meta(
     }
     if image.link is not None:
         meta["link"] = image.link
+    if post_cid is not None:
+        meta["post_cid"] = post_cid
     return meta
 
 

@@ -1,0 +1,241 @@
+"""The labeler's Kafka side: decisions in, signed labels stored in order, offsets committed after.
+
+    images.flagged, images.matched, images.reviewed  (its own consumer group)
+        -> LabelBook (pure: which labels a decision adds)  -> sign
+        -> the label topic (one partition, acks=all; seq = offset + 1)  -> LabelLog (served)
+        -> the decision's offset may be committed
+
+Start-up reads the label topic back (:func:`~modstream.kafka.changes.read_log`): the log and the
+book continue where they stopped, so a restart serves the same labels with the same signatures
+and publishes none twice. Labels are written by one task, one after another, so seqs follow the
+order decisions were taken; a decision's offset is committed only once all its labels are stored
+(a crash in between replays the decision, and the book, rebuilt from the log, adds nothing
+twice). Run one labeler per label topic: it is the topic's only writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any, Self
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from modstream.kafka.broker import TopicSpec, ensure_topics
+from modstream.kafka.changes import read_log
+from modstream.kafka.consume import ConsumeLoop, ConsumerSettings
+from modstream.kafka.offsets import OffsetTracker
+from modstream.kafka.producers import start_producer
+from modstream.kafka.settings import KafkaSettings
+from modstream.labeler.book import LabelBook, Pending
+from modstream.labeler.keys import SigningKey
+from modstream.labeler.labels import Label, now_cts
+from modstream.labeler.log import LabelLog
+from modstream.labeler.metrics import LabelerMetrics
+from modstream.labeler.policy import LABEL_PRESETS, LabelPolicy
+
+__all__ = ["LabelerService", "LabelerSettings", "decode_stored", "encode_stored"]
+
+log = logging.getLogger("modstream.labeler")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LabelerSettings:
+    kafka: KafkaSettings
+    labeler_did: str
+    result_topics: tuple[str, ...] = ("images.flagged", "images.matched")
+    reviewed_topic: str = "images.reviewed"
+    label_topic: str = "images.labels"
+    group_id: str = "modstream-labeler"
+    policy: LabelPolicy = LABEL_PRESETS["porn"]
+    max_pending: int = 1000
+    session_timeout_s: float = 10.0
+    fetch_max_wait_s: float = 0.5
+    commit_interval_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.labeler_did.startswith("did:"):
+            raise ValueError(f"the labeler's DID must start with did:, not {self.labeler_did!r}")
+
+    def consumer(self) -> ConsumerSettings:
+        return ConsumerSettings(
+            topics=(*self.result_topics, self.reviewed_topic), group_id=self.group_id,
+            role="labeler", session_timeout_s=self.session_timeout_s,
+            fetch_max_wait_s=self.fetch_max_wait_s, commit_interval_s=self.commit_interval_s,
+            poll_s=0.05,
+        )  # fmt: skip
+
+
+def encode_stored(label: Label) -> bytes:
+    """A signed label as the label topic stores it: its JSON form (``sig`` as ``$bytes``)."""
+    return orjson.dumps(label.json_fields())
+
+
+def decode_stored(value: bytes) -> Label:
+    fields = orjson.loads(value)
+    encoded = fields["sig"]["$bytes"]
+    sig = base64.b64decode(encoded + "=" * (-len(encoded) % 4))
+    return Label(
+        src=fields["src"], uri=fields["uri"], val=fields["val"], cts=fields["cts"],
+        cid=fields.get("cid"), neg=bool(fields.get("neg", False)), exp=fields.get("exp"), sig=sig,
+    )  # fmt: skip
+
+
+@dataclass(slots=True)
+class _Work:
+    pending: list[Pending]
+    partition: TopicPartition
+    offset: int
+
+
+class LabelerService:
+    """The consume loop's sink: decisions in, labels out (``log``, ``book``)."""
+
+    def __init__(
+        self, settings: LabelerSettings, key: SigningKey, metrics: LabelerMetrics | None = None
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics or LabelerMetrics()
+        self.log = LabelLog()
+        self.book = LabelBook(settings.policy)
+        self.malformed = 0
+        self._key = key
+        self._tracker: OffsetTracker[TopicPartition] = OffsetTracker()
+        self._work: asyncio.Queue[_Work] = asyncio.Queue(settings.max_pending)
+        self._stack = contextlib.AsyncExitStack()
+        self._loop: ConsumeLoop | None = None
+        self._producer: AIOKafkaProducer | None = None
+
+    async def __aenter__(self) -> Self:
+        settings = self.settings
+        try:
+            topics = [TopicSpec(settings.label_topic, 1)]
+            topics += [TopicSpec(name, 4) for name in (*settings.result_topics,
+                                                        settings.reviewed_topic)]  # fmt: skip
+            await ensure_topics(settings.kafka, topics)
+            for offset, value in await read_log(settings.kafka, settings.label_topic,
+                                                role="labeler"):  # fmt: skip
+                label = decode_stored(value)
+                self.log.append(offset + 1, label)
+                self.book.replay(label)
+            self.metrics.seq.set(self.log.head)
+            log.info("label log %s: %d labels, seq %d", settings.label_topic, len(self.log),
+                     self.log.head)  # fmt: skip
+            started = await start_producer(settings.kafka, role="labeler", linger_ms=0)
+            self._producer = started.producer
+            self._stack.push_async_callback(self._producer.stop)
+            self._stack.callback(self.log.close)
+            self._loop = await self._stack.enter_async_context(
+                ConsumeLoop(settings.kafka, settings.consumer(), self)
+            )
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._stack.aclose()
+
+    @property
+    def joined(self) -> asyncio.Event:
+        assert self._loop is not None
+        return self._loop.joined
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume and label until ``stop``; the writer stores labels in decision order."""
+        assert self._loop is not None
+        writer = asyncio.create_task(self._write(), name="modstream-label-writer")
+        try:
+            await self._loop.run(stop)
+        finally:
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+
+    # -- the consume loop's sink -----------------------------------------------------------------
+
+    @property
+    def capacity(self) -> int:
+        return self.settings.max_pending
+
+    def room(self) -> int:
+        return self._work.maxsize - self._work.qsize()
+
+    def take(self, partition: TopicPartition, offset: int, value: bytes | None) -> None:
+        self._tracker.start(partition, offset)
+        record = _record(value)
+        if record is None:
+            self.malformed += 1
+            self._tracker.finish(partition, offset)
+            return
+        if partition.topic == self.settings.reviewed_topic:
+            pending = self.book.on_review(record)
+        else:
+            pending = self.book.on_result(record)
+        if not pending:
+            self._tracker.finish(partition, offset)
+            return
+        self._work.put_nowait(_Work(pending, partition, offset))  # room() keeps it bounded
+
+    async def tick(self, consumer: AIOKafkaConsumer) -> None:
+        positions = self._tracker.committable()
+        if positions:
+            await consumer.commit(positions)
+            self._tracker.mark_committed(positions)
+
+    async def revoked(self, partitions: set[TopicPartition]) -> None:
+        if not partitions:
+            return
+        # Store what was decided before the partitions leave, so its offsets can be committed.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.settings.session_timeout_s / 2):
+                await self._work.join()
+        if self._loop is not None:
+            with contextlib.suppress(KafkaError):
+                await self.tick(self._loop.consumer)
+        self._tracker.forget(partitions)
+
+    async def assigned(self, partitions: set[TopicPartition]) -> None:
+        return None
+
+    # -- storing -----------------------------------------------------------------------------------
+
+    async def _write(self) -> None:
+        while True:
+            work = await self._work.get()
+            for pending in work.pending:
+                await self._store(pending)
+            self._tracker.finish(work.partition, work.offset)
+            self._work.task_done()
+
+    async def _store(self, pending: Pending) -> None:
+        label = Label(
+            src=self.settings.labeler_did, uri=pending.uri, val=pending.val, cid=pending.cid,
+            neg=pending.neg, cts=now_cts(),
+        ).signed(self._key)  # fmt: skip
+        assert self._producer is not None
+        while True:
+            try:
+                stored = await self._producer.send_and_wait(
+                    self.settings.label_topic, encode_stored(label), partition=0
+                )
+                break
+            except (KafkaError, OSError) as exc:  # the broker is away: keep the order, retry
+                log.warning("storing a label failed (%s); retrying", exc)
+                await asyncio.sleep(1.0)
+        self.log.append(stored.offset + 1, label)
+        self.metrics.labels.labels(label.val, "true" if label.neg else "false").inc()
+        self.metrics.seq.set(self.log.head)
+
+
+def _record(value: bytes | None) -> dict[str, Any] | None:
+    try:
+        record = orjson.loads(value or b"")
+    except orjson.JSONDecodeError:
+        return None
+    return record if isinstance(record, dict) else None
