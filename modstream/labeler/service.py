@@ -104,6 +104,9 @@ class LabelerService:
         self.log = LabelLog()
         self.book = LabelBook(settings.policy)
         self.malformed = 0
+        for value in settings.policy.values:  # every series exists from the start, at 0
+            for neg in ("false", "true"):
+                self.metrics.labels.labels(value, neg)
         self._key = key
         self._tracker: OffsetTracker[TopicPartition] = OffsetTracker()
         self._work: asyncio.Queue[_Work] = asyncio.Queue(settings.max_pending)

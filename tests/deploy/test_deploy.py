@@ -113,7 +113,7 @@ def test_compose_runs_kafka_topics_connector_scorers_serve_prometheus_and_grafan
     built = [s for s in services.values() if "build" in s]
     assert {s["build"]["dockerfile"] for s in built} == {"deploy/Dockerfile"}
     # Each modstream service tells the image's health check where it answers.
-    ports = {"connector": "9109/metrics", "serve": "8080/readyz"}
+    ports = {"connector": "9109/metrics", "serve": "8080/readyz", "labeler": "8071/xrpc/_health"}
     for name, port in ports.items():
         assert services[name]["environment"]["MODSTREAM_HEALTH_URL"].endswith(port), name
 
@@ -125,10 +125,13 @@ def test_prometheus_scrapes_every_modstream_service_on_its_port() -> None:
         job["job_name"]: job
         for job in yaml.safe_load((DEPLOY / "prometheus.yml").read_text())["scrape_configs"]
     }
-    assert set(jobs) == {"modstream", "modstream-connector", "modstream-serve", "modstream-review"}
-    review = jobs["modstream-review"]["dns_sd_configs"][0]  # no target unless its profile runs
-    assert review["names"] == ["review"] and review["port"] == 8070
-    assert "--port=8070" in services["review"]["command"]
+    assert set(jobs) == {"modstream", "modstream-connector", "modstream-serve", "modstream-review",
+                         "modstream-labeler"}  # fmt: skip
+    for name, port in (("review", 8070), ("labeler", 8071)):
+        found = jobs[f"modstream-{name}"]["dns_sd_configs"][0]  # no target unless its profile runs
+        assert found["names"] == [name] and found["port"] == port
+        assert f"--port={port}" in services[name]["command"]
+        assert services[name]["profiles"] == [name]
     assert jobs["modstream-connector"]["static_configs"][0]["targets"] == ["connector:9109"]
     assert "--metrics-port=9109" in services["connector"]["command"]
     assert jobs["modstream-serve"]["static_configs"][0]["targets"] == ["serve:8080"]
@@ -234,7 +237,7 @@ def test_every_listener_a_container_opens_binds_all_interfaces_explicitly() -> N
             if port_flag in flags:
                 assert flags.get(host_flag) == "0.0.0.0", (name, host_flag)
                 checked += 1
-    assert checked == 4  # scorer and connector metrics, serve, review
+    assert checked == 5  # scorer and connector metrics, serve, review, labeler
     dockerfile = (DEPLOY / "Dockerfile").read_text()
     (cmd,) = [line for line in dockerfile.splitlines() if line.startswith("CMD ")]
     argv = json.loads(cmd.removeprefix("CMD "))

@@ -2,11 +2,12 @@
 every query of the Grafana dashboard and of the alert rules returns data from a running pipeline.
 
 The processes are the compose file's, on loopback: a connector (the synthetic source, with a share
-of HTML-served-as-images so errors flow), a scorer (with a review band), ``modstream serve`` and
-the review console. Prometheus gets ``deploy/prometheus.yml`` with its service discovery swapped
-for those ports and a 1 s scrape, and loads ``deploy/alerts.yml`` as it is. Prometheus and
-promtool come from Debian's ``prometheus`` package; without them these tests skip with one line,
-and with ``MODSTREAM_REQUIRE_PROMETHEUS=1`` (CI, whose run installs the package) they fail.
+of HTML-served-as-images so errors flow), a scorer (with a review band and a hash bank),
+``modstream serve``, the review console and the labeler. Prometheus gets ``deploy/prometheus.yml``
+with its service discovery swapped for those ports and a 1 s scrape, and loads
+``deploy/alerts.yml`` as it is. Prometheus and promtool come from Debian's ``prometheus``
+package; without them these tests skip with one line, and with
+``MODSTREAM_REQUIRE_PROMETHEUS=1`` (CI, whose run installs the package) they fail.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -33,6 +35,9 @@ from requirements import unavailable
 
 from modstream.demo.imageserver import ImageServer
 from modstream.kafka.broker import EmbeddedBroker, free_loopback_port
+from modstream.labeler.keys import SigningKey
+from modstream.models.decode import DecodeLimits
+from modstream.models.preprocess import hash_image
 
 from .support import unique_group
 
@@ -170,10 +175,13 @@ class Deployment:
     processes: dict[str, subprocess.Popen[bytes]]
 
 
-def _modstream(*args: str, log: Path) -> subprocess.Popen[bytes]:
+def _modstream(*args: str, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     with log.open("wb") as sink:
         return subprocess.Popen(
-            [sys.executable, "-m", "modstream", *args], stdout=sink, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "modstream", *args],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=env,
         )
 
 
@@ -217,6 +225,7 @@ async def deployment(
         "modstream-connector": free_loopback_port(),
         "modstream-serve": free_loopback_port(),
         "modstream-review": free_loopback_port(),
+        "modstream-labeler": free_loopback_port(),
     }
     reviewers = work / "reviewers"
     reviewers.write_text("sre:prometheus-test-token-0123\n")
@@ -224,12 +233,23 @@ async def deployment(
     kafka = ["--bootstrap-servers", broker.bootstrap_servers, "--topic-prefix", prefix]
     urls = [*image_server.served.image_urls()[:4], f"{image_server.served.base_url}/bad/html"]
     cache = ["--cache-dir", str(ov_cache_dir)]
+    # A hash bank holding the first served image, so the bank panel has lookups and matches.
+    first = image_server.images[image_server.served.names[0]]
+    (work / "known.txt").write_text(f"{hash_image(first, DecodeLimits()).pdq.hex} sample-0\n")
+    (work / "banks.toml").write_text('[banks.known]\npath = "known.txt"\nmin_quality = 0\n')
+    labeler_env = {**os.environ, "MODSTREAM_LABELER_KEY": SigningKey.generate().private_hex}
     processes = {
         "scorer": _modstream(
             "run", "--role", "scorer", *kafka, *cache, "--group-id", unique_group("prom"),
             "--allow-cidr", "127.0.0.0/8", "--metrics-port", str(ports["modstream"]),
             "--session-timeout-ms", "2000", "--fetch-max-wait-ms", "20", "--review-at", "0.1",
+            "--hash-banks", str(work / "banks.toml"),
             log=work / "scorer.log",
+        ),
+        "labeler": _modstream(
+            "labeler", *kafka, "--labeler-did", "did:plc:prometheustest",
+            "--group-id", unique_group("prom-labeler"), "--port", str(ports["modstream-labeler"]),
+            log=work / "labeler.log", env=labeler_env,
         ),
         "review": _modstream(
             "review", "--bootstrap-servers", broker.bootstrap_servers,
@@ -318,11 +338,12 @@ async def test_every_dashboard_and_alert_query_returns_data(deployment: Deployme
 
 @on_session_loop
 async def test_every_target_is_up_and_every_rule_evaluates(deployment: Deployment) -> None:
-    """All four jobs answer their scrapes, and Prometheus evaluates the four alert rules without
+    """All five jobs answer their scrapes, and Prometheus evaluates the four alert rules without
     an error (each rule reports health "ok")."""
     answers = await _answers(deployment, {"up": "up == 1"}, timeout_s=30)
     jobs = {series["metric"]["job"] for series in answers["up"]}
-    assert jobs == {"modstream", "modstream-connector", "modstream-serve", "modstream-review"}
+    assert jobs == {"modstream", "modstream-connector", "modstream-serve", "modstream-review",
+                    "modstream-labeler"}  # fmt: skip
     async with (
         aiohttp.ClientSession() as session,
         session.get(f"{deployment.prometheus_url}/api/v1/rules") as response,
