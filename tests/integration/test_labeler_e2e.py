@@ -3,8 +3,8 @@
 Posts come from the Jetstream replica with images from the CDN replica (score-ladder images:
 one flagged post, one with two flagged images, one in the review band, one safe). The labels
 arrive through the ``atproto`` package's labels firehose client; each signature is checked with
-its crypto module against the did:key ``keygen`` printed. Reviewers' decisions are the records
-the review console publishes (the result record plus ``label``), produced to
+its crypto module against the did:key ``keygen`` printed. Reviewers decide in the real review
+console (queueing the review band and the flagged posts), which publishes to
 ``PREFIX.reviewed``. A restart of the labeler serves the same log.
 """
 
@@ -25,7 +25,6 @@ from typing import Any
 import aiohttp
 import libipld
 import locations
-import orjson
 import pytest
 from atproto import AsyncFirehoseSubscribeLabelsClient, parse_subscribe_labels_message
 from atproto_crypto.verify import verify_signature
@@ -33,9 +32,12 @@ from replicas.cdn import CdnReplica
 from replicas.jetstream import JetstreamReplica, images, post
 
 from modstream.kafka.broker import EmbeddedBroker, free_loopback_port
+from modstream.pipeline.fetch.addresses import parse_cidrs
+from modstream.pipeline.fetch.config import FetchConfig
 from modstream.pipeline.stream.topics import Topics
+from modstream.review.service import ReviewService, ReviewSettings
 
-from .support import OutputReader, produce, unique_group
+from .support import OutputReader, unique_group
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow]
 
@@ -126,6 +128,32 @@ async def _subscribed(port: int, received: list[Received]) -> AsyncIterator[None
             await asyncio.wait_for(task, 10)
 
 
+async def _review(broker: EmbeddedBroker, prefix: str, verdicts: dict[str, str]) -> None:
+    """People judge items in the real review console, which publishes to PREFIX.reviewed."""
+    settings = ReviewSettings(
+        kafka=broker.kafka, topics=(f"{prefix}.review", f"{prefix}.flagged"),
+        reviewed_topic=f"{prefix}.reviewed", group_id=unique_group("lb-review"),
+        session_timeout_s=2.0, fetch_max_wait_s=0.02,
+        fetch=FetchConfig(allow_cidrs=parse_cidrs(["127.0.0.0/8"])),
+    )  # fmt: skip
+    stop = asyncio.Event()
+    async with ReviewService(settings) as service:
+        task = asyncio.create_task(service.run(stop))
+        try:
+            pending: set[str] = set()
+
+            def queued() -> bool:
+                pending.update(item["id"] for item in service.next_items("alice", 100))
+                return set(verdicts) <= pending
+
+            await _until(queued, "the items in the review queue", 30)
+            for item_id, verdict in verdicts.items():
+                await service.decide(item_id, verdict, "alice")
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 20)
+
+
 def _tail(path: Path) -> str:
     return path.read_text()[-3000:]
 
@@ -207,12 +235,8 @@ async def test_flagged_posts_are_labelled_reviews_negate_and_a_restart_serves_th
                 assert {(uri, val, neg) for _seq, uri, val, neg in automatic} == {
                     (HOT, "porn", False), (PAIR, "porn", False)}  # fmt: skip
                 assert [seq for seq, *_ in automatic] == [1, 2]
-                reviewed = [
-                    {**results[f"{MIDDLE}#0"], "label": "nsfw", "reviewer": "alice"},
-                    {**results[f"{HOT}#0"], "label": "safe", "reviewer": "bob"},
-                ]
-                await produce(broker.bootstrap_servers, f"{prefix}.reviewed",
-                              [orjson.dumps(r) for r in reviewed], partitions=1)  # fmt: skip
+                # The review console, queueing the review band and the flagged posts.
+                await _review(broker, prefix, {f"{MIDDLE}#0": "nsfw", f"{HOT}#0": "safe"})
                 await _until(lambda: len(received) >= 4, "the reviewers' labels")
             async with aiohttp.ClientSession() as session:
                 query = {"uriPatterns": f"at://{ALICE}/*"}
