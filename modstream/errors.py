@@ -16,7 +16,11 @@ report for an exception no code mapped.
     │   │   ├── TruncatedImage         kind=truncated
     │   │   ├── DecompressionBomb      kind=decompression_bomb
     │   │   ├── ImageTooLarge          kind=too_large
-    │   │   └── DecodeFailed           kind=decode_failed
+    │   │   ├── DecodeFailed           kind=decode_failed
+    │   │   ├── UnsupportedCodec       kind=unsupported_codec   (a video or animation codec)
+    │   │   ├── TooLong                kind=too_long            (a video above the duration cap)
+    │   │   ├── TooManyFrames          kind=too_many_frames     (an animation above the caps)
+    │   │   └── DecodeTimeout          kind=decode_timeout      (decoding took too long)
     │   ├── NotFound                   kind=not_found
     │   ├── FetchError                 kind=fetch_failed        (the host broke the exchange)
     │   │   ├── InvalidUrl             kind=invalid_url
@@ -102,6 +106,30 @@ class ImageTooLarge(ImageError):
 
 class DecodeFailed(ImageError):
     kind = "decode_failed"
+
+
+class UnsupportedCodec(ImageError):
+    """A video whose container or codec is outside the allow-list."""
+
+    kind = "unsupported_codec"
+
+
+class TooLong(ImageError):
+    """A video longer than the duration cap (as its container claims it)."""
+
+    kind = "too_long"
+
+
+class TooManyFrames(ImageError):
+    """An animation with more frames, or more decoded pixels in all, than the caps allow."""
+
+    kind = "too_many_frames"
+
+
+class DecodeTimeout(ImageError):
+    """Decoding one item took longer than its time budget."""
+
+    kind = "decode_timeout"
 
 
 class NotFound(InputError):
