@@ -41,6 +41,25 @@ def test_the_walk_finds_images_by_bytes_and_reports_the_rest(tmp_path: Path) -> 
     skipped: list[Skipped] = []
     found = list(walk_images(tmp_path, skipped.append))
     assert found == [tmp_path / "b" / "9f86d081884c7d65", tmp_path / "c.png"]
-    assert [(item.path.name, item.reason) for item in skipped] == [
-        ("a.jpg", "not an image in a supported format (JPEG, PNG, GIF, WebP, BMP, TIFF, AVIF)")
-    ]
+    reason = "not an image in a supported format (JPEG, PNG, GIF, WebP, BMP, TIFF, AVIF, MP4, WebM)"
+    assert [(item.path.name, item.reason) for item in skipped] == [("a.jpg", reason)]
+
+
+@pytest.mark.parametrize(
+    ("head", "found"),
+    [
+        (b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00", "MP4"),
+        (b"\x00\x00\x00\x20ftypmp42\x00\x00\x00\x00", "MP4"),
+        (b"\x00\x00\x00\x14ftypqt  \x00\x00\x00\x00", "MOV"),
+        (b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01", "WEBM"),
+        (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00", None),
+    ],
+)
+def test_videos_are_known_by_their_container_and_heic_is_not_a_video(
+    head: bytes, found: str | None
+) -> None:
+    """ISO media files are videos unless their brand is a still image format (HEIC, AVIF);
+    Matroska's EBML magic is a WebM."""
+    assert image_format(head) == found
+    if found is None:
+        assert non_image_reason(head) == "an image format that is not decoded (HEIC, HEIF)"

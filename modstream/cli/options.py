@@ -142,6 +142,14 @@ def add_scorer_options(parser: argparse.ArgumentParser) -> None:
         "--max-megapixels", type=positive_float, default=64.0, help="largest decoded image accepted"
     )
     group.add_argument(
+        "--max-frames", type=positive_int, default=32,
+        help="frames scored at most per animation or video (default 32; the worst one decides)",
+    )  # fmt: skip
+    group.add_argument(
+        "--max-video-s", type=positive_float, default=600.0,
+        help="longest video accepted, in seconds (default 600; longer is too_long)",
+    )  # fmt: skip
+    group.add_argument(
         "--decode-workers",
         type=positive_int,
         default=None,
@@ -166,7 +174,8 @@ def add_scorer_options(parser: argparse.ArgumentParser) -> None:
 def scorer_config(args: argparse.Namespace, policy: Policy | None = None) -> ScorerConfig:
     """The scorer's settings from the flags; with a ``policy``, fast mode confirms every screen
     score close enough to one of its thresholds (:meth:`Policy.confirmation_floor`)."""
-    from modstream.models.decode import DecodeLimits
+    from modstream.models.animation import AnimationLimits
+    from modstream.models.decode import DecodeLimits, VideoLimits
     from modstream.models.device_spec import DeviceSpec, default_cache_dir
     from modstream.models.preprocess import Preprocessing
     from modstream.pipeline.score.batcher import BatchPolicy
@@ -181,7 +190,10 @@ def scorer_config(args: argparse.Namespace, policy: Policy | None = None) -> Sco
         devices=devices,
         preprocessing=Preprocessing(args.decode),
         limits=DecodeLimits(
-            max_bytes=int(args.max_image_mb * MB), max_pixels=int(args.max_megapixels * 1e6)
+            max_bytes=int(args.max_image_mb * MB),
+            max_pixels=int(args.max_megapixels * 1e6),
+            animation=AnimationLimits(max_scored_frames=args.max_frames),
+            video=VideoLimits(max_frames=args.max_frames, max_duration_s=args.max_video_s),
         ),
         batch=BatchPolicy(max_batch_size=args.batch_size, max_delay_s=args.max_delay_ms / 1000),
         cache_dir=cache_dir,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import struct
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
@@ -26,6 +26,7 @@ from modstream.errors import (
     TruncatedImage,
     UnsupportedFormat,
 )
+from modstream.models.animation import AnimationLimits
 
 # Formats with maintained, memory-safe decoders in Pillow. Everything else (EPS, which would run
 # Ghostscript; PSD; ICO; ...) is refused at the header: hostile input never reaches those plugins.
@@ -41,11 +42,33 @@ warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class VideoLimits:
+    """Bounds on what one video may cost before it is refused, and how densely it is sampled."""
+
+    max_duration_s: float = 600.0
+    max_frames: int = 32
+    frames_per_minute: int = 12
+    max_frame_pixels: int = 3840 * 2160
+    max_decode_s: float = 10.0
+    scored_side: int = 512
+
+    def __post_init__(self) -> None:
+        if self.max_duration_s <= 0 or self.max_decode_s <= 0:
+            raise ValueError("video durations and time budgets must be positive")
+        if min(self.max_frames, self.frames_per_minute, self.max_frame_pixels) <= 0:
+            raise ValueError("video frame limits must be positive")
+        if self.scored_side <= 0:
+            raise ValueError("scored_side must be positive")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class DecodeLimits:
     """Bounds on what one image may cost before it is refused."""
 
     max_bytes: int = 20 * 1024 * 1024
     max_pixels: int = 64_000_000
+    animation: AnimationLimits = field(default_factory=AnimationLimits)
+    video: VideoLimits = field(default_factory=VideoLimits)
 
     def __post_init__(self) -> None:
         if self.max_bytes <= 0 or self.max_pixels <= 0:

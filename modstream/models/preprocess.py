@@ -32,6 +32,9 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
+from modstream.errors import ImageTooLarge
+from modstream.imagefiles import image_format
+from modstream.models.animation import Frame, decode_frames, frame_count
 from modstream.models.decode import DecodeLimits, load_pixels, open_image
 from modstream.models.jpeg_scans import coarse_progressive
 from modstream.models.pdq import PdqHash, PdqHashing, hash_pixels, hash_source
@@ -46,6 +49,7 @@ _FAST_REDUCING_GAP = 3.0
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
 
 PixelArray = npt.NDArray[np.uint8]
+VIDEO_FORMATS = frozenset({"MP4", "MOV", "WEBM"})  # imagefiles.image_format's video containers
 
 
 class Preprocessing(enum.StrEnum):
@@ -63,6 +67,10 @@ class PreparedImage:
     format: str
     approximate: bool = False  # a fast-mode shortcut changed the pixels
     pdq: PdqHash | None = None  # when asked for: from the decoded pixels, before the model's resize
+    # An animation or a video: the sampled frames' crops (``pixels`` is the first of them), and
+    # how many frames the item has in all. A still image has none.
+    frames: tuple[Frame, ...] = ()
+    total_frames: int = 1
 
 
 def prepare(
@@ -74,12 +82,22 @@ def prepare(
     """Decode ``data`` into the model's input crop; raises :class:`~modstream.errors.ImageError`.
 
     ``hashing``: also compute the PDQ hash, from the same decoded pixels (:mod:`.pdq`).
+    Animations and videos give their sampled frames' crops (:mod:`.animation`, :mod:`.video`).
     """
+    if image_format(data[:16]) in VIDEO_FORMATS:
+        return _prepare_video(data, limits, hashing)
     decoded = _decode_rgb(data, mode, limits)
     rgb = decoded.rgb
     pdq = None
     if hashing is not PdqHashing.OFF:
         pdq = hash_pixels(hash_source(rgb), dihedral=hashing is PdqHashing.DIHEDRAL)
+    if decoded.animated:
+        # Every sampled frame takes the exact path: frames are decoded whole anyway.
+        frames, total = decode_frames(decoded.source, limits.animation, model_crop)
+        return PreparedImage(
+            pixels=frames[0].pixels, width=decoded.width, height=decoded.height,
+            format=decoded.format, pdq=pdq, frames=tuple(frames), total_frames=total,
+        )  # fmt: skip
     approximate = decoded.approximate
     if mode is Preprocessing.FAST:
         # The test PIL applies before it box-reduces.
@@ -94,6 +112,32 @@ def prepare(
         pixels=crop, width=decoded.width, height=decoded.height, format=decoded.format,
         approximate=approximate, pdq=pdq,
     )  # fmt: skip
+
+
+def _prepare_video(data: bytes, limits: DecodeLimits, hashing: PdqHashing) -> PreparedImage:
+    from modstream.models.video import decode_video  # loads FFmpeg: only when a video comes
+
+    if len(data) > limits.max_bytes:
+        raise ImageTooLarge(
+            f"the video is {len(data)} bytes, more than the {limits.max_bytes}-byte limit"
+        )
+    video = decode_video(data, limits.video)
+    frames = tuple(Frame(model_crop(f.image), f.index, f.offset_s) for f in video.frames)
+    pdq = None
+    if hashing is not PdqHashing.OFF:  # the first frame's: what a thumbnail of it shows
+        first = hash_source(video.frames[0].image)
+        pdq = hash_pixels(first, dihedral=hashing is PdqHashing.DIHEDRAL)
+    return PreparedImage(
+        pixels=frames[0].pixels, width=video.width, height=video.height,
+        format=video.container.upper(), pdq=pdq, frames=frames,
+        total_frames=video.total_frames or len(frames),
+    )  # fmt: skip
+
+
+def model_crop(rgb: Image.Image) -> PixelArray:
+    """The exact preprocessing of one RGB picture (a still, or a frame)."""
+    resized = rgb.resize((RESIZE, RESIZE), Image.Resampling.BILINEAR)
+    return _jpeg_round_trip(resized.crop(_CROP_BOX))
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +169,8 @@ class _DecodedRgb:
     height: int
     format: str
     approximate: bool
+    source: Image.Image  # the opened file (an animation's other frames are read from it)
+    animated: bool
 
 
 def _decode_rgb(data: bytes, mode: Preprocessing, limits: DecodeLimits) -> _DecodedRgb:
@@ -141,7 +187,8 @@ def _decode_rgb(data: bytes, mode: Preprocessing, limits: DecodeLimits) -> _Deco
         image.draft("RGB", (RESIZE, RESIZE))
         approximate |= image.size != (width, height)
     load_pixels(image)
-    return _DecodedRgb(_to_rgb(image), width, height, source_format, approximate)
+    animated = source_format in ("GIF", "PNG", "WEBP") and frame_count(image) > 1
+    return _DecodedRgb(_to_rgb(image), width, height, source_format, approximate, image, animated)
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

@@ -40,6 +40,8 @@ from modstream.errors import (
     TruncatedImage,
     UnsupportedCodec,
 )
+from modstream.imagefiles import ISO_STILL_BRANDS
+from modstream.models.decode import VideoLimits
 
 # The demuxer FFmpeg is told to use for each sniffed kind, and the names a demuxer may report
 # for it: FFmpeg's ISO BMFF demuxer is "mov,mp4,m4a,3gp,3g2,mj2", Matroska's "matroska,webm".
@@ -54,10 +56,6 @@ ALLOWED_DEMUXER_NAMES: dict[str, frozenset[str]] = {
 ALLOWED_CODECS: frozenset[str] = frozenset({"h264", "hevc", "vp8", "vp9", "av1", "mpeg4"})
 
 # ISO BMFF brands that are still images (HEIF, AVIF): those go to the image decoder.
-_IMAGE_BRANDS = frozenset(
-    {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"mif2", b"msf1", b"avif"}
-    | {b"avis", b"avio"}
-)
 _QUICKTIME_BRANDS = frozenset({b"qt  "})
 _EBML_MAGIC = b"\x1a\x45\xdf\xa3"
 _EBML_DOCTYPE = 0x4282
@@ -67,26 +65,6 @@ _EBML_DOCTYPE = 0x4282
 MAX_FRAMES_PER_SEEK = 48
 # A target this many frames ahead of the decoder is reached by decoding on, not by seeking.
 DECODE_ON_FRAMES = 24
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class VideoLimits:
-    """Bounds on what one video may cost before it is refused, and how densely it is sampled."""
-
-    max_duration_s: float = 600.0
-    max_frames: int = 32
-    frames_per_minute: int = 12
-    max_frame_pixels: int = 3840 * 2160
-    max_decode_s: float = 10.0
-    scored_side: int = 512
-
-    def __post_init__(self) -> None:
-        if self.max_duration_s <= 0 or self.max_decode_s <= 0:
-            raise ValueError("video durations and time budgets must be positive")
-        if min(self.max_frames, self.frames_per_minute, self.max_frame_pixels) <= 0:
-            raise ValueError("video frame limits must be positive")
-        if self.scored_side <= 0:
-            raise ValueError("scored_side must be positive")
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +93,7 @@ def sniff_video(data: bytes) -> str | None:
     """Name the container of ``data`` from its first bytes: "mp4", "mov", "webm" or ``None``."""
     if len(data) >= 12 and data[4:8] == b"ftyp":
         brand = data[8:12]
-        if brand in _IMAGE_BRANDS:
+        if brand in ISO_STILL_BRANDS:
             return None
         return "mov" if brand in _QUICKTIME_BRANDS else "mp4"
     if data.startswith(_EBML_MAGIC):

@@ -204,7 +204,7 @@ async def test_a_directory_is_read_by_the_bytes_of_its_files(
         "images are scored",
         f"modstream score: skipped {tmp_path / 'notes.txt'}: text, not an image",
         f"modstream score: skipped {tmp_path / 'x.jpg'}: not an image in a supported format "
-        "(JPEG, PNG, GIF, WebP, BMP, TIFF, AVIF)",
+        "(JPEG, PNG, GIF, WebP, BMP, TIFF, AVIF, MP4, WebM)",
     ]
 
 

@@ -36,9 +36,9 @@ def test_the_sse_decoder_follows_the_event_stream_grammar() -> None:
     assert decoder.comments == 2
 
 
-def test_a_status_yields_its_images_and_gifv_stills_with_their_warnings() -> None:
-    """Images by ``url`` (``preview_url`` while the original is missing), gifv by its still;
-    videos and audio skipped; the content warning and sensitive flag in ``meta``."""
+def test_a_status_yields_its_images_gifv_and_videos_with_their_warnings() -> None:
+    """Images, gifv and videos by ``url`` (their frames are scored; ``preview_url`` while the
+    original is missing); audio skipped; the content warning and sensitive flag in ``meta``."""
     item = status(
         "109876543210",
         attachment("1", url=IMG, preview_url=PREVIEW, description="a beach"),
@@ -46,6 +46,8 @@ def test_a_status_yields_its_images_and_gifv_stills_with_their_warnings() -> Non
         attachment("3", "gifv", url="https://files.replica.test/a.mp4", preview_url=PREVIEW),
         attachment("4", "video", url="https://files.replica.test/b.mp4", preview_url=PREVIEW),
         attachment("5", "image", url="javascript:alert(1)"),
+        attachment("6", "audio", url="https://files.replica.test/c.mp3", preview_url=PREVIEW),
+        attachment("7", "video", url=None, preview_url=PREVIEW),
         sensitive=True,
         spoiler_text="nsfw",
     )
@@ -53,8 +55,11 @@ def test_a_status_yields_its_images_and_gifv_stills_with_their_warnings() -> Non
     assert [(e.id, e.url) for e in events] == [
         ("mastodon:mastodon.test:109876543210:1", IMG),
         ("mastodon:mastodon.test:109876543210:2", PREVIEW),
-        ("mastodon:mastodon.test:109876543210:3", PREVIEW),
+        ("mastodon:mastodon.test:109876543210:3", "https://files.replica.test/a.mp4"),
+        ("mastodon:mastodon.test:109876543210:4", "https://files.replica.test/b.mp4"),
+        ("mastodon:mastodon.test:109876543210:7", PREVIEW),
     ]
+    assert [e.meta["type"] for e in events[2:]] == ["gifv", "video", "video"]
     assert events[0].meta == {
         "status": "109876543210", "status_url": "https://replica.test/@alice/109876543210",
         "account": "alice", "sensitive": True, "spoiler_text": "nsfw", "attachment": "1",

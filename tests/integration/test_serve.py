@@ -25,6 +25,7 @@ from typing import Any
 import aiohttp
 import imagegen
 import locations
+import mediagen
 import orjson
 import pytest
 import pytest_asyncio
@@ -451,3 +452,21 @@ async def test_post_hash_answers_the_hash_and_its_bank_match_and_score_carries_t
     assert re.search(r'^modstream_hash_matches_total\{bank="known"\} 2\.0$', metrics, re.M)
     assert re.search(r'^modstream_hash_bank_hashes\{bank="known"\} 1\.0$', metrics, re.M)
     assert re.search(r"^modstream_hash_lookup_seconds_count 2\.0$", metrics, re.M)
+
+
+async def test_animations_and_videos_are_scored_by_their_worst_frame(api: Api) -> None:
+    """POST /v1/score with an animated GIF and an MP4: the explicit frame decides, with
+    ``frames`` saying which; a truncated MP4 is a 422 with kind truncated."""
+    clip = mediagen.video("mp4")
+    async with aiohttp.ClientSession() as session:
+        results = []
+        for body in (mediagen.animation("GIF"), clip):
+            status, scored, _headers = await _post(session, api.url, data=body)
+            assert status == 200 and scored["decision"] == "flagged", scored
+            assert max(scored["frames"]["scores"]) == scored["nsfw"]
+            results.append(scored["frames"])
+        status, failed, _headers = await _post(session, api.url, data=clip[: len(clip) // 2])
+    assert status == 422 and failed["error"]["kind"] == "truncated"
+    animation, video = results
+    assert animation["worst_index"] == 4  # the explicit frame, shown from 2.0 s to 2.5 s
+    assert 2.0 <= video["worst_offset_s"] < 2.5

@@ -21,9 +21,9 @@ import pytest
 from PIL import Image
 
 from modstream.errors import ImageError
+from modstream.models.decode import VideoLimits
 from modstream.models.video import (
     DecodedVideo,
-    VideoLimits,
     decode_video,
     sample_times,
     sniff_video,

@@ -3,7 +3,8 @@
 A status (the payload of an ``update`` event, or an item of a timeline page) has
 ``media_attachments``; each ``image`` becomes one event fetched from its ``url`` (the server's
 own copy), falling back to ``preview_url`` when the server has not stored the original yet. A
-``gifv`` is an MP4 video, so its still ``preview_url`` is scored instead. Videos, audio and
+``gifv`` (an MP4 animation) and a ``video`` are events of their MP4 ``url`` too, whose frames the
+scorer samples (their still ``preview_url`` only while the server has no original). Audio and
 unknown attachments are skipped. ``id`` names the server, the status and the attachment;
 ``meta`` carries the status URL, the ``sensitive`` flag and ``spoiler_text`` (the author's
 content warning), to compare with the score later.
@@ -95,9 +96,9 @@ def images_in_status(
 
 def _image_url(attachment: dict[str, Any]) -> str | None:
     kind = attachment.get("type")
-    if kind not in ("image", "gifv"):
+    if kind not in ("image", "gifv", "video"):
         return None
-    keys = ("url", "preview_url") if kind == "image" else ("preview_url",)
+    keys = ("url", "preview_url")
     candidates = [attachment.get(key) for key in keys]
     for candidate in candidates:
         if isinstance(candidate, str) and candidate.lower().startswith(("http://", "https://")):

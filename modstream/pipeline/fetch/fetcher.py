@@ -108,7 +108,7 @@ class Fetcher:
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 timeout=aiohttp.ClientTimeout(total=None, connect=self.config.connect_timeout_s),
-                headers={"User-Agent": self.config.user_agent, "Accept": "image/*"},
+                headers={"User-Agent": self.config.user_agent, "Accept": "image/*, video/*;q=0.8"},
                 auto_decompress=True,
             )
         return self._session

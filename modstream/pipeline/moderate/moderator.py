@@ -112,6 +112,7 @@ def result_fields(moderated: Moderated) -> dict[str, Any]:
             None if result.pdq is None else result.pdq.quality,
             moderated.match,
         ),
+        **({} if result.frames is None else {"frames": result.frames.fields()}),
         "cached": moderated.cached,
         **fetched,
         "timings": timings,

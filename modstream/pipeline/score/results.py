@@ -29,6 +29,24 @@ class Timings:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class FrameSummary:
+    """How an animation or a video was scored: its frames, the worst one, each frame's score."""
+
+    total: int  # frames the item has (for a video: as its stream reports them)
+    scored: int
+    worst_index: int
+    worst_offset_s: float
+    scores: tuple[float, ...]
+
+    def fields(self) -> dict[str, object]:
+        return {
+            "total": self.total, "scored": self.scored, "worst_index": self.worst_index,
+            "worst_offset_s": round(self.worst_offset_s, 3),
+            "scores": [round(score, 6) for score in self.scores],
+        }  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ScoreResult:
     nsfw: float
     model: str
@@ -41,3 +59,4 @@ class ScoreResult:
     format: str
     timings: Timings
     pdq: PdqHash | None = None  # unless the scorer was asked not to hash
+    frames: FrameSummary | None = None  # an animation or a video (its score is the worst frame's)

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import logging
 import time
@@ -49,13 +50,13 @@ from typing import TYPE_CHECKING, Any, Self
 import numpy as np
 
 from modstream.errors import DeviceError, Overloaded, ScorerClosed
-from modstream.models.preprocess import Preprocessing
+from modstream.models.preprocess import PreparedImage, Preprocessing
 from modstream.pipeline.score.batcher import Dispatch, WaitUntil
 from modstream.pipeline.score.compiling import compile_lanes, make_workers, open_devices
 from modstream.pipeline.score.config import SCREENING_MODES, ScorerConfig
 from modstream.pipeline.score.decoding import Decoded, DecodePool
 from modstream.pipeline.score.lanes import Lane, LaneName, LaneStatistics
-from modstream.pipeline.score.results import ScoreResult, Timings
+from modstream.pipeline.score.results import FrameSummary, ScoreResult, Timings
 from modstream.pipeline.score.routing import Route, RoutePlanner, RouteStatistics
 from modstream.pipeline.score.screening import (
     FirstPass,
@@ -229,40 +230,46 @@ class Scorer:
             pdq = decoded.image.pdq  # from the first decode: a confirmation does not hash again
             await self.ready()
             lane = self._plan.lane(mode)
-            scored = await self._infer(decoded.image.pixels, deadline, lane)
-            self._observe(mode, decoded, scored)
             read_s, decode_s = decoded.read_s, decoded.decode_s
-            queue_s, infer_s = scored.queue_s, scored.infer_s
-            # A screen on a network of its own (a cheaper precision) is approximate, whatever
-            # the crop.
-            approximate = decoded.image.approximate or lane is LaneName.SCREEN
-            if needs_confirmation(
-                mode, approximate=approximate, screen_score=scored.nsfw,
-                confirm_at=self.config.confirm_at,
-            ):  # fmt: skip
-                mode = Preprocessing.EXACT
-                redecoded = decoded.image.approximate
-                if redecoded:
-                    decoded = await self._decoder.decode(decoded.data, mode, decoded.sha256)
-                    decode_s += decoded.decode_s
-                thresholds = self.config.decision_thresholds
-                if lane is LaneName.SCREEN and thresholds:
-                    # The exact crop at the screen's precision first; the exact precision only
-                    # where that score could still change a decision.
+            frames: FrameSummary | None = None
+            if decoded.image.frames:
+                mode = Preprocessing.EXACT  # frames are always exact crops
+                scored, frames = await self._score_frames(decoded.image, deadline, lane)
+                queue_s, infer_s = scored.queue_s, scored.infer_s
+            else:
+                scored = await self._infer(decoded.image.pixels, deadline, lane)
+                self._observe(mode, decoded, scored)
+                queue_s, infer_s = scored.queue_s, scored.infer_s
+                # A screen on a network of its own (a cheaper precision) is approximate, whatever
+                # the crop.
+                approximate = decoded.image.approximate or lane is LaneName.SCREEN
+                if needs_confirmation(
+                    mode, approximate=approximate, screen_score=scored.nsfw,
+                    confirm_at=self.config.confirm_at,
+                ):  # fmt: skip
+                    mode = Preprocessing.EXACT
+                    redecoded = decoded.image.approximate
                     if redecoded:
-                        scored = await self._infer(decoded.image.pixels, deadline, lane)
+                        decoded = await self._decoder.decode(decoded.data, mode, decoded.sha256)
+                        decode_s += decoded.decode_s
+                    thresholds = self.config.decision_thresholds
+                    if lane is LaneName.SCREEN and thresholds:
+                        # The exact crop at the screen's precision first; the exact precision only
+                        # where that score could still change a decision.
+                        if redecoded:
+                            scored = await self._infer(decoded.image.pixels, deadline, lane)
+                            queue_s += scored.queue_s
+                            infer_s += scored.infer_s
+                        final = not can_change_decision(
+                            scored.nsfw, thresholds, self.config.decision_margin
+                        )
+                    else:
+                        final = False
+                    if not final:
+                        scored = await self._infer(decoded.image.pixels, deadline, LaneName.EXACT)
+                        self._observe(mode, decoded, scored)
                         queue_s += scored.queue_s
                         infer_s += scored.infer_s
-                    final = not can_change_decision(
-                        scored.nsfw, thresholds, self.config.decision_margin
-                    )
-                else:
-                    final = False
-                if not final:
-                    scored = await self._infer(decoded.image.pixels, deadline, LaneName.EXACT)
-                    self._observe(mode, decoded, scored)
-                    queue_s += scored.queue_s
-                    infer_s += scored.infer_s
             if self._planner is not None:
                 self._planner.observe_score(at_or_above_floor=scored.nsfw >= self.config.confirm_at)
         finally:
@@ -281,6 +288,7 @@ class Scorer:
             height=decoded.image.height,
             format=decoded.image.format,
             pdq=pdq,
+            frames=frames,
             timings=Timings(
                 decode_s=decode_s,
                 queue_s=queue_s,
@@ -290,6 +298,40 @@ class Scorer:
                 read_s=read_s,
             ),
         )
+
+    async def _score_frames(
+        self, image: PreparedImage, deadline: float, lane: LaneName
+    ) -> tuple[_Scored, FrameSummary]:
+        """Every sampled frame in the same batches as still images; the worst frame is the
+        item's score. Frames are exact crops: on a screen lane, the frames whose screen score
+        could be the worst (within the decision margin of it) are scored again exactly."""
+        outcomes = list(await asyncio.gather(
+            *(self._infer(frame.pixels, deadline, lane) for frame in image.frames)
+        ))  # fmt: skip
+        scores = [outcome.nsfw for outcome in outcomes]
+        top = max(scores)
+        if lane is LaneName.SCREEN and top >= self.config.confirm_at:
+            close = [
+                i for i, score in enumerate(scores) if score >= top - self.config.decision_margin
+            ]
+            exact = await asyncio.gather(
+                *(self._infer(image.frames[i].pixels, deadline, LaneName.EXACT) for i in close)
+            )
+            for index, outcome in zip(close, exact, strict=True):
+                outcomes[index] = outcome
+                scores[index] = outcome.nsfw
+        worst = max(range(len(scores)), key=scores.__getitem__)
+        summary = FrameSummary(
+            total=image.total_frames, scored=len(image.frames),
+            worst_index=image.frames[worst].index, worst_offset_s=image.frames[worst].offset_s,
+            scores=tuple(scores),
+        )  # fmt: skip
+        chosen = outcomes[worst]
+        return dataclasses.replace(
+            chosen,
+            queue_s=max(o.queue_s for o in outcomes),
+            infer_s=sum(o.infer_s for o in outcomes),
+        ), summary
 
     async def _first_pass(self) -> Preprocessing:
         """How this image is decoded first: the screen's approximate crop, or the exact one."""
