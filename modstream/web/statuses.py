@@ -26,6 +26,7 @@ from modstream.errors import (
     TooManyRedirects,
     Unauthorized,
     UnknownItem,
+    UnsupportedCodec,
     UnsupportedFormat,
 )
 
@@ -42,6 +43,7 @@ _STATUSES: tuple[tuple[type[ModstreamError], int], ...] = (
     (ImageTooLarge, 413),
     (NotAnImage, 415),
     (UnsupportedFormat, 415),
+    (UnsupportedCodec, 415),
     (Overloaded, 503),
     (BrokerUnavailable, 503),  # a decision or record could not be stored; retry shortly
     (FetchTimeout, 504),  # the image's host did not answer in time

@@ -329,3 +329,25 @@ def test_cuts_anywhere_give_frames_or_a_typed_error(tmp_path: Path, webm: bytes)
             error, took_s = _timed(lambda cut=cut: decode_video(cut, VideoLimits()))
             assert took_s < 1.0
             assert error is None or isinstance(error, ImageError), repr(error)
+
+
+def test_a_window_between_distant_keyframes_is_found() -> None:
+    """With x264's default keyframe distance (250 frames) a 20 s clip is one keyframe and then
+    only predicted frames: a red stretch from 12.0 s to 12.6 s is still sampled (seeking lands on
+    the keyframe at 0 s, and decoding goes on to each target instead of stopping short)."""
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=FPS, options={"preset": "ultrafast", "g": "250"})
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
+        for i in range(200):
+            colour = RED if 120 <= i < 126 else BLUE
+            frame = av.VideoFrame.from_ndarray(np.full((64, 96, 3), colour, np.uint8),
+                                               format="rgb24")  # fmt: skip
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    # 8 samples, 2.5 s (25 frames) apart: far enough for the sampler to seek between them.
+    decoded = decode_video(buffer.getvalue(), VideoLimits(max_frames=8))
+    assert len(decoded.frames) == 8
+    red = [frame for frame in decoded.frames if _is(RED, frame.image)]
+    assert red and all(12.0 - 1 / FPS <= frame.offset_s < 12.6 + 1 / FPS for frame in red)
