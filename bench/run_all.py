@@ -54,6 +54,7 @@ def main() -> int:
             "--rounds", "1", "--limit", "60"),
         run("hash bank lookups (10 k, 1 M, 10 M hashes)", str(BENCH / "hash_bench.py")),
         run("PDQ from the scorer's decode, mixed", str(BENCH / "pdq_from_decode.py"), str(mixed)),
+        run("video: a 30 s clip, and stills beside videos", str(BENCH / "video_bench.py")),
     ]  # fmt: skip
     return 0 if all(results) else 1
 
