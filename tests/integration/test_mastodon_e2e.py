@@ -12,10 +12,12 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
+import mediagen
 import pytest
 from replicas.mastodon import MastodonReplica, attachment, status
 
 from modstream.connectors.checkpoints import DirectoryCheckpoints
+from modstream.demo.imageserver import ImageServer
 from modstream.kafka.broker import EmbeddedBroker
 from modstream.pipeline.stream.topics import Topics
 
@@ -126,3 +128,44 @@ async def test_a_refused_token_stops_the_connector_in_one_line(
     assert line.startswith("modstream run: source_unauthorized: mastodon: the stream at")
     assert "MASTODON_ACCESS_TOKEN" in line and "Traceback" not in stderr
     assert time.monotonic() - started < 30
+
+
+async def test_gifv_and_video_attachments_are_scored_by_their_frames(
+    broker: EmbeddedBroker, ov_cache_dir: Path, tmp_path: Path
+) -> None:
+    """A status with a gifv (an MP4 animation) and a video: both become events of their MP4,
+    and the scorer's results carry frames, the explicit stretch of each deciding."""
+    prefix = f"mastv-{uuid.uuid4().hex[:8]}"
+    media = {"gifv.mp4": mediagen.video("mp4", seconds=2.0, hot_from_s=1.0, hot_to_s=1.3),
+             "video.mp4": mediagen.video("mp4")}  # fmt: skip
+    async with MastodonReplica(heartbeat_s=0.5) as replica, ImageServer(media) as server:
+        base = server.served.base_url
+        command = [
+            *_command(broker.bootstrap_servers, prefix, replica.url, tmp_path / "state"),
+            "--allow-cidr", "127.0.0.0/8", "--cache-dir", str(ov_cache_dir),
+            "--session-timeout-ms", "2000", "--fetch-max-wait-ms", "20",
+        ]  # fmt: skip
+        command[command.index("connector")] = "all"
+        process = _spawn(command, tmp_path / "run.log", TOKEN)
+        try:
+            await asyncio.wait_for(replica.wait_for_streams(1), 60)
+            await replica.publish(status(
+                "2000",
+                attachment("g", "gifv", url=f"{base}/img/gifv.mp4", preview_url=f"{base}/x.png"),
+                attachment("v", "video", url=f"{base}/img/video.mp4", preview_url=f"{base}/x.png"),
+            ))  # fmt: skip
+            topics = Topics.with_prefix(prefix)
+            async with OutputReader(broker.bootstrap_servers, topics.outputs()) as reader:
+                await reader.wait_until(lambda outputs: len(outputs) >= 2, timeout_s=90,
+                                        what="the two attachments' results")  # fmt: skip
+                results = {o.record["meta"]["type"]: o.record for o in reader.outputs}  # type: ignore[index]
+            process.send_signal(signal.SIGTERM)
+            assert await asyncio.to_thread(process.wait, 40) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert set(results) == {"gifv", "video"}
+    assert 1.0 <= results["gifv"]["frames"]["worst_offset_s"] < 1.3  # type: ignore[index]
+    assert 2.0 <= results["video"]["frames"]["worst_offset_s"] < 2.5  # type: ignore[index]
+    assert {r["decision"] for r in results.values()} == {"flagged"}
