@@ -247,3 +247,13 @@ async def outputs_then_stop(
             await task
         await reader.read_to_end()
         return list(reader.outputs)
+
+
+async def scorer_ready(ready: asyncio.Event, scorer: asyncio.Task[None]) -> None:
+    """Wait for a pipeline's scorer to be ready; re-raise why it stopped if it did first."""
+    waiter = asyncio.ensure_future(ready.wait())
+    await asyncio.wait({waiter, scorer}, timeout=90, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    if scorer.done():
+        scorer.result()
+    assert ready.is_set(), "the scorer did not become ready"

@@ -43,7 +43,7 @@ from modstream.pipeline.stream.topics import Topics
 from modstream.review.service import ReviewService, ReviewSettings
 
 from .conftest import Broker
-from .support import Output, OutputReader, produce, unique_group, unique_topics
+from .support import Output, OutputReader, produce, scorer_ready, unique_group, unique_topics
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -159,11 +159,7 @@ async def running(
     stop, ready = asyncio.Event(), asyncio.Event()
     async with ImageServer(images) as server, Pipeline(settings) as pipeline:
         scorer = asyncio.create_task(pipeline.run_scorer(stop, ready))
-        waiter = asyncio.ensure_future(ready.wait())
-        await asyncio.wait({waiter, scorer}, timeout=90, return_when=asyncio.FIRST_COMPLETED)
-        waiter.cancel()
-        if scorer.done():
-            scorer.result()
+        await scorer_ready(ready, scorer)
         try:
             yield Running(any_broker, topics, bank_topic, server, pipeline)
         finally:

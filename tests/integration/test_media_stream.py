@@ -27,7 +27,7 @@ from modstream.pipeline.stream.scoring import StreamConfig
 from modstream.pipeline.stream.service import Pipeline, PipelineSettings
 
 from .conftest import Broker
-from .support import Output, outputs_then_stop, produce, unique_group, unique_topics
+from .support import Output, outputs_then_stop, produce, scorer_ready, unique_group, unique_topics
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -61,11 +61,7 @@ async def outputs(any_broker: Broker, scorer_settings: ScorerConfig) -> AsyncIte
     stop, ready = asyncio.Event(), asyncio.Event()
     async with ImageServer(_media()) as server, Pipeline(settings) as pipeline:
         scorer = asyncio.create_task(pipeline.run_scorer(stop, ready))
-        waiter = asyncio.ensure_future(ready.wait())
-        await asyncio.wait({waiter, scorer}, timeout=90, return_when=asyncio.FIRST_COMPLETED)
-        waiter.cancel()
-        if scorer.done():
-            scorer.result()
+        await scorer_ready(ready, scorer)
         events = [
             orjson.dumps({"id": name, "url": url, "source": "test", "observed_at": time.time()})
             for name, url in zip(server.served.names, server.served.image_urls(), strict=True)
