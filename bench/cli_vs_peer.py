@@ -65,6 +65,7 @@ VARIANTS: dict[str, list[str]] = {
     "latency": ["--performance-hint", "LATENCY"],
     "bs16": ["--batch-size", "16"],
     "latency-bs16": ["--performance-hint", "LATENCY", "--batch-size", "16"],
+    "no-pdq": ["--no-pdq"],
 }
 PEER = "peer"
 

@@ -142,6 +142,11 @@ def add_scorer_options(parser: argparse.ArgumentParser) -> None:
         "--max-megapixels", type=positive_float, default=64.0, help="largest decoded image accepted"
     )
     group.add_argument(
+        "--no-pdq",
+        action="store_true",
+        help="do not compute PDQ hashes (results carry pdq: null; no hash bank can match)",
+    )
+    group.add_argument(
         "--max-frames", type=positive_int, default=32,
         help="frames scored at most per animation or video (default 32; the worst one decides)",
     )  # fmt: skip
@@ -177,6 +182,7 @@ def scorer_config(args: argparse.Namespace, policy: Policy | None = None) -> Sco
     from modstream.models.animation import AnimationLimits
     from modstream.models.decode import DecodeLimits, VideoLimits
     from modstream.models.device_spec import DeviceSpec, default_cache_dir
+    from modstream.models.pdq import PdqHashing
     from modstream.models.preprocess import Preprocessing
     from modstream.pipeline.score.batcher import BatchPolicy
     from modstream.pipeline.score.scorer import ScorerConfig
@@ -202,6 +208,7 @@ def scorer_config(args: argparse.Namespace, policy: Policy | None = None) -> Sco
         if policy is None
         else policy.confirmation_floor(args.confirm_at),
         screening=args.screening,
+        pdq=PdqHashing.OFF if args.no_pdq else PdqHashing.PLAIN,
         decision_thresholds=policy.thresholds
         if policy is not None and args.confirm == "decisions"
         else (),

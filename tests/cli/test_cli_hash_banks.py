@@ -157,3 +157,20 @@ async def test_hash_marks_featureless_images_and_failures(tmp_path: Path) -> Non
     as_json = await modstream("hash", "--json", "--rotations", BRIDGE)
     line = json.loads(as_json.stdout)
     assert (line["pdq"], line["pdq_quality"], len(line["pdq_variants"])) == (PUBLISHED, 100, 7)
+
+
+async def test_no_pdq_leaves_the_hash_out_and_refuses_banks(
+    tmp_path: Path, ov_cache_dir: Path
+) -> None:
+    """--no-pdq scores without hashing (pdq and pdq_quality null); with a bank it is a failed
+    start, one line saying why, since no hash could ever match."""
+    scored = await modstream("score", "--json", "--no-progress", "--cache-dir", ov_cache_dir,
+                             "--no-pdq", BRIDGE)  # fmt: skip
+    assert scored.returncode == 0, scored.stderr
+    line = scored.lines()["bridge.jpg"]
+    assert (line["pdq"], line["pdq_quality"]) == (None, None)
+    bank = tmp_path / "k.txt"
+    bank.write_text(f"{PUBLISHED}\n")
+    refused = await modstream("score", "--no-progress", "--no-pdq", "--hash-bank", f"k={bank}",
+                              BRIDGE)  # fmt: skip
+    assert refused.returncode == 1 and "cannot be used with --no-pdq" in refused.stderr

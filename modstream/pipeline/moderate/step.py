@@ -20,6 +20,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+from modstream.errors import ConfigError
 from modstream.models.pdq import PdqHashing
 from modstream.pipeline.fetch.config import FetchConfig
 from modstream.pipeline.match.banks import BankSettings
@@ -67,6 +68,8 @@ async def open_moderator(
         matcher = None
         scorer_config = settings.scorer
         if settings.banks or settings.live_banks:
+            if scorer_config.pdq is PdqHashing.OFF:
+                raise ConfigError("hash banks match PDQ hashes: they cannot be used with --no-pdq")
             matcher = Matcher(settings.banks)
             states = await load_bank_files(matcher)
             if matcher.rotations and scorer_config.pdq is PdqHashing.PLAIN:
