@@ -110,14 +110,19 @@ def describe_non_image(data: bytes) -> str | None:
     return None
 
 
-def open_image(data: bytes, limits: DecodeLimits) -> Image.Image:
-    """Parse the header of ``data`` and return an unloaded image that is within ``limits``."""
+def check_size(data: bytes, limits: DecodeLimits, what: str = "image") -> None:
+    """Refuse an empty body, or one above ``limits.max_bytes``, before anything parses it."""
     if not data:
         raise EmptyImage("the body is empty (0 bytes)")
     if len(data) > limits.max_bytes:
         raise ImageTooLarge(
-            f"the image is {len(data)} bytes, more than the {limits.max_bytes}-byte limit"
+            f"the {what} is {len(data)} bytes, more than the {limits.max_bytes}-byte limit"
         )
+
+
+def open_image(data: bytes, limits: DecodeLimits) -> Image.Image:
+    """Parse the header of ``data`` and return an unloaded image that is within ``limits``."""
+    check_size(data, limits)
     try:
         image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
     except Image.DecompressionBombError as exc:

@@ -32,10 +32,9 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from modstream.errors import ImageTooLarge
 from modstream.imagefiles import image_format
 from modstream.models.animation import Frame, decode_frames, frame_count
-from modstream.models.decode import DecodeLimits, load_pixels, open_image
+from modstream.models.decode import DecodeLimits, check_size, load_pixels, open_image
 from modstream.models.jpeg_scans import coarse_progressive
 from modstream.models.pdq import PdqHash, PdqHashing, hash_pixels, hash_source
 
@@ -105,9 +104,9 @@ def prepare(
         resized = rgb.resize(
             (RESIZE, RESIZE), Image.Resampling.BILINEAR, reducing_gap=_FAST_REDUCING_GAP
         )
+        crop = _jpeg_round_trip(resized.crop(_CROP_BOX))
     else:
-        resized = rgb.resize((RESIZE, RESIZE), Image.Resampling.BILINEAR)
-    crop = _jpeg_round_trip(resized.crop(_CROP_BOX))
+        crop = model_crop(rgb)
     return PreparedImage(
         pixels=crop, width=decoded.width, height=decoded.height, format=decoded.format,
         approximate=approximate, pdq=pdq,
@@ -117,10 +116,7 @@ def prepare(
 def _prepare_video(data: bytes, limits: DecodeLimits, hashing: PdqHashing) -> PreparedImage:
     from modstream.models.video import decode_video  # loads FFmpeg: only when a video comes
 
-    if len(data) > limits.max_bytes:
-        raise ImageTooLarge(
-            f"the video is {len(data)} bytes, more than the {limits.max_bytes}-byte limit"
-        )
+    check_size(data, limits, "video")
     video = decode_video(data, limits.video)
     frames = tuple(Frame(model_crop(f.image), f.index, f.offset_s) for f in video.frames)
     pdq = None

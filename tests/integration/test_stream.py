@@ -41,6 +41,7 @@ from .support import (
     end_offsets,
     outputs_then_stop,
     produce,
+    scorer_ready,
     unique_group,
     unique_topics,
 )
@@ -183,7 +184,7 @@ async def run(
         result.images = {**image_server.images, **ladder.images}
         scorer = asyncio.create_task(pipeline.run_scorer(stop, ready))
         try:
-            await _ready(ready, scorer)  # the scorer has created the topics
+            await scorer_ready(ready, scorer)  # the scorer has created the topics
             values: list[bytes | None] = [orjson.dumps(e) for e in result.events.values()]
             values += list(MALFORMED.values())
             sent = await produce(
@@ -216,15 +217,6 @@ async def run(
         any_broker.bootstrap_servers, group, topics.incoming, result.ends
     )
     yield result
-
-
-async def _ready(ready: asyncio.Event, scorer: asyncio.Task[None]) -> None:
-    waiter = asyncio.ensure_future(ready.wait())
-    await asyncio.wait({waiter, scorer}, timeout=90, return_when=asyncio.FIRST_COMPLETED)
-    waiter.cancel()
-    if scorer.done():
-        scorer.result()
-    assert ready.is_set(), "the scorer did not become ready"
 
 
 def _malformed_outputs(run: Run) -> list[Output]:

@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modstream.errors import FetchError, ModstreamError
+from modstream.models.decode import DecodeLimits
 from modstream.models.pdq import PdqHash
-from modstream.models.preprocess import hash_image
+from modstream.models.preprocess import HashedImage, hash_image
 from modstream.pipeline.match.banks import BankAction
 from modstream.pipeline.match.matcher import Match, Matcher
 from modstream.pipeline.metrics import PipelineMetrics
@@ -77,8 +78,11 @@ def decide(policy: Policy, nsfw: float, match: Match | None) -> Decision:
     return decision
 
 
-def hash_fields(pdq_hex: str | None, quality: int | None, match: Match | None) -> dict[str, Any]:
-    fields: dict[str, Any] = {"pdq": pdq_hex, "pdq_quality": quality}
+def hash_fields(pdq: PdqHash | None, match: Match | None) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "pdq": None if pdq is None else pdq.hex,
+        "pdq_quality": None if pdq is None else pdq.quality,
+    }
     if match is not None:
         fields["match"] = match.fields()
     return fields
@@ -107,11 +111,7 @@ def result_fields(moderated: Moderated) -> dict[str, Any]:
         "sha256": result.sha256,
         "width": result.width,
         "height": result.height,
-        **hash_fields(
-            None if result.pdq is None else result.pdq.hex,
-            None if result.pdq is None else result.pdq.quality,
-            moderated.match,
-        ),
+        **hash_fields(result.pdq, moderated.match),
         **({} if result.frames is None else {"frames": result.frames.fields()}),
         "cached": moderated.cached,
         **fetched,
@@ -194,15 +194,14 @@ class Moderator:
         limits = self.scorer.config.limits
         dihedral = self.matcher is not None and self.matcher.rotations
         try:
-            hashed = await asyncio.to_thread(hash_image, body, limits, dihedral=dihedral)
+            hashed, digest = await asyncio.to_thread(_hashed, body, limits, dihedral)
         except ModstreamError as exc:
             self._metrics.errors.labels(exc.kind).inc()
             raise
         match = self._match(hashed.pdq)
-        digest = await asyncio.to_thread(_sha256, body)
         fields = {
             "sha256": digest, "width": hashed.width, "height": hashed.height,
-            **hash_fields(hashed.pdq.hex, hashed.pdq.quality, match),
+            **hash_fields(hashed.pdq, match),
         }  # fmt: skip
         return Hashed(fields=fields, match=match)
 
@@ -284,3 +283,8 @@ class Moderator:
 
 def _sha256(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
+
+
+def _hashed(body: bytes, limits: DecodeLimits, dihedral: bool) -> tuple[HashedImage, str]:
+    """The PDQ hash and the sha256 of an upload, in one trip to a worker thread."""
+    return hash_image(body, limits, dihedral=dihedral), _sha256(body)
