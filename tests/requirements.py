@@ -1,12 +1,12 @@
 """Which optional test tiers this machine must run: ``MODSTREAM_REQUIRE_<TIER>``, read one way.
 
 A tier needs something the Python environment cannot provide (Java and Maven for Apache Kafka,
-the Prometheus binaries, Chromium). Where it is missing, its tests skip with one line, unless the
-tier is required (CI requires all of them), in which case they fail: a broken set-up cannot pass
-unnoticed. ``1``/``true``/``yes``/``on`` require a tier, ``0``/``false``/``no``/``off`` or an
-empty or unset variable do not, and any other value, or a variable naming no tier, is refused
-when the session starts (:func:`check_environment`), so a typo cannot turn a required tier into
-a silent skip.
+the Prometheus binaries, Chromium, a container engine for the deployment). Where it is missing,
+its tests skip with one line, unless the tier is required (CI requires all of them), in which
+case they fail: a broken set-up cannot pass unnoticed. ``1``/``true``/``yes``/``on`` require a
+tier, ``0``/``false``/``no``/``off`` or an empty or unset variable do not, and any other value,
+or a variable naming no tier, is refused when the session starts (:func:`check_environment`), so
+a typo cannot turn a required tier into a silent skip.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import pytest
 __all__ = ["PREFIX", "TIERS", "check_environment", "required", "unavailable"]
 
 PREFIX = "MODSTREAM_REQUIRE_"
-TIERS = frozenset({"KAFKA", "PROMETHEUS", "CHROMIUM"})
+TIERS = frozenset({"KAFKA", "PROMETHEUS", "CHROMIUM", "DEPLOY"})
 _YES = frozenset({"1", "true", "yes", "on"})
 _NO = frozenset({"", "0", "false", "no", "off"})
 

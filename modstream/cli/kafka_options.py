@@ -88,6 +88,11 @@ def add_kafka_options(
         "--kafka-client-id", default="modstream", metavar="ID",
         help="prefix of every client id (ID-scorer, ID-connector, ID-admin)",
     )  # fmt: skip
+    group.add_argument(
+        "--wait-for-broker", type=float, default=0.0, metavar="SECONDS",
+        help="at start, keep asking a cluster that does not answer yet for this long, logging "
+        "that it waits (default 0: fail at once); for a broker that may start after modstream",
+    )  # fmt: skip
 
 
 def kafka_settings(
@@ -118,6 +123,7 @@ def kafka_settings(
         ssl_certfile=args.kafka_ssl_certfile,
         ssl_keyfile=args.kafka_ssl_keyfile,
         client_id=args.kafka_client_id,
+        startup_wait_s=args.wait_for_broker,
         environ=os.environ if environ is None else environ,
     )
 

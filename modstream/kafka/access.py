@@ -12,13 +12,18 @@ versions) and sorts the outcome:
   :class:`BrokerTlsFailed`;
 - nothing answering on any server -> :class:`BrokerUnavailable` (retriable).
 
-The first two stop ``modstream run`` at once with one line naming the cause.
+The first two stop ``modstream run`` at once with one line naming the cause. The third does too,
+unless the settings allow a start-up wait (``--wait-for-broker``): then a cluster that is still
+starting is asked again every second until it answers or the time is up, in two log lines
+(waiting, answered), so a process started before its broker (a container engine that does not
+wait for health checks) neither dies nor spins silently.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import ssl
 import time
@@ -42,6 +47,8 @@ __all__ = ["BrokerProbe", "check_access", "describe_failure", "open_connection",
 
 Client = TypeVar("Client", AIOKafkaConsumer, AIOKafkaProducer)
 
+log = logging.getLogger("modstream.kafka")
+
 _SASL_REFUSALS = (
     SaslAuthenticationFailed,
     AuthenticationFailedError,
@@ -61,8 +68,40 @@ async def start_client(client: Client) -> Client:
     return client
 
 
-async def check_access(settings: KafkaSettings, *, timeout_s: float = 10.0) -> None:
-    """Return once one bootstrap server accepts a connection with ``settings``; raise otherwise."""
+async def check_access(
+    settings: KafkaSettings, *, timeout_s: float = 10.0, wait_s: float | None = None
+) -> None:
+    """Return once one bootstrap server accepts a connection with ``settings``; raise otherwise.
+
+    A cluster nobody answers for is asked again every second for ``wait_s`` (default: the
+    settings' ``startup_wait_s``) before :class:`BrokerUnavailable` is raised; refusals of TLS
+    or SASL are raised at once: waiting does not fix them."""
+    wait_s = settings.startup_wait_s if wait_s is None else wait_s
+    started = time.monotonic()
+    waiting = False
+    while True:
+        try:
+            await _answer(settings, timeout_s=timeout_s)
+        except BrokerUnavailable as exc:
+            waited = time.monotonic() - started
+            if waited >= wait_s:
+                if waiting:
+                    raise BrokerUnavailable(f"{exc}, after waiting {waited:.0f} s") from None
+                raise
+            if not waiting:
+                waiting = True
+                log.info("waiting up to %.0f s for the Kafka cluster at %s (%s)", wait_s,
+                         settings.bootstrap_servers, exc)  # fmt: skip
+            await asyncio.sleep(min(1.0, wait_s - waited))
+            continue
+        if waiting:
+            log.info("the Kafka cluster at %s answered after %.1f s", settings.bootstrap_servers,
+                     time.monotonic() - started)  # fmt: skip
+        return
+
+
+async def _answer(settings: KafkaSettings, *, timeout_s: float) -> None:
+    """One try of :func:`check_access`: one connection per bootstrap server until one answers."""
     failures: list[str] = []
     for host, port in settings.hosts:
         where = f"{host}:{port}"
@@ -165,7 +204,7 @@ class BrokerProbe:
         async with self._lock:
             if time.monotonic() - self._checked_at >= self._interval_s:
                 try:
-                    await check_access(self._settings, timeout_s=self._timeout_s)
+                    await check_access(self._settings, timeout_s=self._timeout_s, wait_s=0)
                 except BrokerError as exc:
                     self._problem = f"{exc.kind}: {exc}"
                 else:

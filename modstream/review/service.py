@@ -31,6 +31,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from modstream.errors import BrokerUnavailable, UnknownItem
+from modstream.kafka.access import check_access
 from modstream.kafka.broker import TopicSpec, ensure_topics
 from modstream.kafka.consume import ConsumeLoop, ConsumerSettings, LoopStatistics
 from modstream.kafka.offsets import OffsetTracker
@@ -123,6 +124,7 @@ class ReviewService:
     async def __aenter__(self) -> Self:
         settings = self.settings
         try:
+            await check_access(settings.kafka)
             created = await ensure_topics(
                 settings.kafka, [TopicSpec(name, 4) for name in (*settings.topics,
                                                                settings.reviewed_topic)]

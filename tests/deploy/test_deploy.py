@@ -1,4 +1,4 @@
-"""The compose deployment parses and is wired together (no Docker engine runs here)."""
+"""The compose deployment parses and is wired together; test_stack.py runs it on an engine."""
 
 from __future__ import annotations
 
@@ -15,14 +15,22 @@ DEPLOY = locations.DEPLOY
 
 
 def test_compose_services_reference_each_other_consistently() -> None:
-    """Scorers point at the kafka service, start after the topic step (which waits for the
-    broker's health check), and expose metrics."""
+    """Scorers point at the kafka service, start after the topic step, and expose metrics. The
+    topic step waits for the broker itself, with a deadline, not for a health condition an
+    engine may ignore (podman before 4.6 does); so does every modstream service that talks to
+    Kafka (--wait-for-broker)."""
     compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
     services = compose["services"]
     assert {"kafka", "scorer", "prometheus"} <= set(services)
     scorer = services["scorer"]
     assert "--bootstrap-servers=kafka:9092" in scorer["command"]
-    assert services["topics"]["depends_on"]["kafka"]["condition"] == "service_healthy"
+    assert "depends_on" not in services["topics"]
+    script = services["topics"]["command"][0]
+    assert "until /opt/kafka/bin/kafka-topics.sh" in script and "within 180 s" in script
+    for name, service in services.items():
+        if "--bootstrap-servers=kafka:9092" in service.get("command", []):
+            assert "--wait-for-broker=180" in service["command"], name
+            assert service["depends_on"]["kafka"]["condition"] == "service_healthy", name
     assert (DEPLOY / Path(scorer["build"]["dockerfile"]).name).is_file()
     prometheus = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
     targets = prometheus["scrape_configs"][0]["dns_sd_configs"][0]
@@ -45,6 +53,7 @@ def test_topics_are_created_before_scorers_start_and_serve_is_exposed() -> None:
     condition = services["scorer"]["depends_on"]["topics"]["condition"]
     assert condition == "service_completed_successfully"
     assert services["scorer"]["deploy"]["replicas"] >= 2
+    assert services["scorer"]["deploy"]["mode"] == "replicated"  # podman-compose needs it said
     serve = services["serve"]
     assert serve["command"][0] == "serve" and "--port=8080" in serve["command"]
     assert "8080:8080" in serve["ports"]
@@ -243,3 +252,30 @@ def test_every_listener_a_container_opens_binds_all_interfaces_explicitly() -> N
     argv = json.loads(cmd.removeprefix("CMD "))
     assert argv[:3] == ["run", "--role", "scorer"]
     assert argv[argv.index("--metrics-host") + 1] == "0.0.0.0"
+
+
+def test_compose_runs_the_apache_kafka_release_the_tests_run() -> None:
+    """One release: the compose file's apache/kafka tag is the version the tests' pom pins."""
+    pom = (locations.TESTS / "apache_kafka" / "pom.xml").read_text()
+    (release,) = re.findall(r"<kafka\.version>([^<]+)</kafka\.version>", pom)
+    services = _compose()["services"]
+    assert services["kafka"]["image"] == services["topics"]["image"] == f"apache/kafka:{release}"
+    assert "kafka-data:/var/lib/kafka/data" in services["kafka"]["volumes"]
+    assert services["kafka"]["environment"]["KAFKA_LOG_DIRS"] == "/var/lib/kafka/data"
+
+
+def test_every_modstream_service_runs_one_image_with_a_health_check_and_build_arguments() -> None:
+    """One image built from deploy/Dockerfile, named once; the health check is in the compose
+    file (podman's OCI images drop the Dockerfile's); the base image and extra CAs are build
+    arguments the Dockerfile declares."""
+    services = _compose()["services"]
+    built = {name: s for name, s in services.items() if "build" in s}
+    assert set(built) == {"scorer", "connector", "serve", "review", "labeler"}
+    assert {s["image"] for s in built.values()} == {"modstream:${MODSTREAM_TAG:-latest}"}
+    for service in built.values():
+        assert "MODSTREAM_HEALTH_URL" in service["healthcheck"]["test"][-1]
+        assert set(service["build"]["args"]) == {"PYTHON_IMAGE", "EXTRA_CA_CERTS"}
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    assert "ARG PYTHON_IMAGE=python:3.11-slim" in dockerfile
+    assert 'ARG EXTRA_CA_CERTS=""' in dockerfile
+    assert dockerfile.count("FROM ${PYTHON_IMAGE}") == 2

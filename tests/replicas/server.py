@@ -1,4 +1,5 @@
-"""The loopback HTTP server each replica runs on: an aiohttp app on 127.0.0.1, a free port."""
+"""The HTTP server each replica runs on: an aiohttp app on 127.0.0.1 (``host`` names another
+address, e.g. ``0.0.0.0`` for containers to reach), a free port."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ __all__ = ["LoopbackServer"]
 class LoopbackServer:
     """Subclasses add their routes in :meth:`routes`; ``port`` is set once entered."""
 
+    host = "127.0.0.1"
     port = 0
 
     def routes(self, app: web.Application) -> None:
@@ -22,7 +24,7 @@ class LoopbackServer:
         self.routes(app)
         self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5)
         await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        await web.TCPSite(self._runner, self.host, 0).start()
         self.port = self._runner.addresses[0][1]
         return self
 
