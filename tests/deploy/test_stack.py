@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import math
 import subprocess
 import threading
@@ -141,6 +142,7 @@ class Stack:
     files: list[Path]
     services: list[str]
     replicas: Replicas
+    since: str  # when the stack was brought up, as the engine's events want it
     published: list[str] = field(default_factory=list)
 
     def compose(self, *args: str, timeout_s: float = 600) -> str:
@@ -234,8 +236,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("stack")
     with Replicas() as replicas, HealthTimer(engine):
         files = [COMPOSE_FILE, _override(tmp, replicas)]
-        running = Stack(engine, files, services, replicas)
         engine.compose_run(files, PROJECT, "down", "-v", timeout_s=300, check=False)
+        since = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        running = Stack(engine, files, services, replicas, since)
         try:
             running.compose("up", "-d", "--build", *services, timeout_s=900)
             yield running
@@ -245,16 +248,19 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             engine.compose_run(files, PROJECT, "down", "-v", timeout_s=300, check=False)
 
 
-def _events(stack: Stack, service: str) -> list[tuple[str, str, int]]:
-    """(time, start|died, exit code) of the service's containers, oldest first."""
+def _events(stack: Stack, service: str) -> list[tuple[str, str]]:
+    """(time, start|died) of the service's containers since the stack came up, oldest first.
+    (Filtered here: podman 4.3 applies only one of several label filters.)"""
     out = stack.engine.run(
-        "events", "--stream=false", "--since", "30m", "--filter", "event=start", "--filter",
-        "event=died", "--filter", f"label=com.docker.compose.service={service}", "--filter",
-        f"label=com.docker.compose.project={PROJECT}", "--format", "json", timeout_s=60,
+        "events", "--stream=false", "--since", stack.since, "--filter", "event=start",
+        "--filter", "event=died", "--format", "json", timeout_s=60,
     ).stdout  # fmt: skip
     events = [orjson.loads(line) for line in out.splitlines() if line.strip()]
     return sorted(
-        (str(e["Time"]), str(e["Status"]), int(e.get("ContainerExitCode") or 0)) for e in events
+        (str(e["Time"]), str(e["Status"]))
+        for e in events
+        if e.get("Attributes", {}).get("com.docker.compose.project") == PROJECT
+        and e["Attributes"].get("com.docker.compose.service") == service
     )
 
 
@@ -262,11 +268,14 @@ def test_the_topic_step_completes_before_any_scorer_starts(stack: Stack) -> None
     """The one-shot step created the topics (8 partitions) and exited 0 before the first scorer
     started; no scorer had to create one."""
     topics = _events(stack, "topics")
-    scorer_starts = [at for at, what, _ in _events(stack, "scorer") if what == "start"]
-    first_exit = next((at, code) for at, what, code in topics if what == "died")
-    assert first_exit[1] == 0, topics
-    assert len(scorer_starts) >= 2 and first_exit[0] < min(scorer_starts), (topics, scorer_starts)
-    assert "Created topic images.incoming." in stack.logs("topics")
+    scorer_starts = [at for at, what in _events(stack, "scorer") if what == "start"]
+    first_exit = next(at for at, what in topics if what == "died")
+    assert len(scorer_starts) >= 2 and first_exit < min(scorer_starts), (topics, scorer_starts)
+    # podman starts the step again with each service that needs it: every run succeeds.
+    (step,) = stack.containers("topics")
+    assert step["State"]["ExitCode"] == 0 or step["State"]["Status"] == "running", step["State"]
+    step_log = stack.logs("topics")
+    assert "Created topic images.incoming." in step_log and "no broker answered" not in step_log
     assert "created topics" not in stack.logs("scorer")
     described = stack.kafka_tool("kafka-topics", "--describe", "--topic", "images.incoming")
     assert described.count("Partition: ") == 8, described
