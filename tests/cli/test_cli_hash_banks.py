@@ -7,51 +7,20 @@ with the file and the line.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import imagegen
 import locations
 import pytest
+from clirun import modstream
 from PIL import Image, ImageEnhance
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 BRIDGE = locations.PDQ / "bridge.jpg"
 PUBLISHED = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22"
-TIMEOUT_S = 120.0
-
-
-@dataclass(frozen=True, slots=True)
-class CliRun:
-    returncode: int
-    stdout: str
-    stderr: str
-
-    def lines(self) -> dict[str, dict[str, Any]]:
-        """JSON lines by their input's file name."""
-        lines = [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
-        return {Path(line["input"]).name: line for line in lines}
-
-
-async def modstream(*args: str | Path) -> CliRun:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "modstream", *map(str, args), cwd=locations.REPO,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        async with asyncio.timeout(TIMEOUT_S):
-            stdout, stderr = await process.communicate()
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise
-    assert process.returncode is not None
-    return CliRun(process.returncode, stdout.decode(), stderr.decode())
 
 
 def _save(image: Image.Image, path: Path, **options: Any) -> Path:
@@ -102,7 +71,7 @@ async def test_hash_prints_a_bank_and_score_matches_copies_and_nothing_else(
         "--hash-bank", f"known={bank}", tmp_path / "copies", tmp_path / "unrelated",
     )  # fmt: skip
     assert scored.returncode == 0, scored.stderr
-    lines = scored.lines()
+    lines = scored.by_input()
     assert len(lines) == len(copies) + len(unrelated) == 104
     for line in lines.values():
         assert len(line["pdq"]) == 64 and 0 <= line["pdq_quality"] <= 100
@@ -128,7 +97,7 @@ async def test_a_negative_bank_keeps_its_images_out_of_review(
         "--policy", "flag=0.99,review=0.0", "--hash-banks", tmp_path / "banks.toml", BRIDGE, other,
     )  # fmt: skip
     assert scored.returncode == 0, scored.stderr
-    lines = scored.lines()
+    lines = scored.by_input()
     assert lines["bridge.jpg"]["decision"] == "safe"
     assert lines["bridge.jpg"]["match"]["action"] == "safe"
     assert lines["o.jpg"]["decision"] == "review"
@@ -167,7 +136,7 @@ async def test_no_pdq_leaves_the_hash_out_and_refuses_banks(
     scored = await modstream("score", "--json", "--no-progress", "--cache-dir", ov_cache_dir,
                              "--no-pdq", BRIDGE)  # fmt: skip
     assert scored.returncode == 0, scored.stderr
-    line = scored.lines()["bridge.jpg"]
+    line = scored.by_input()["bridge.jpg"]
     assert (line["pdq"], line["pdq_quality"]) == (None, None)
     bank = tmp_path / "k.txt"
     bank.write_text(f"{PUBLISHED}\n")

@@ -22,6 +22,7 @@ import locations
 import pytest
 import pytest_asyncio
 from aiohttp import web
+from clirun import CliRun, modstream
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -36,16 +37,6 @@ CLI_TIMEOUT_S = 90.0
 SCORE_TOLERANCE = 2e-3
 
 
-@dataclass(frozen=True, slots=True)
-class CliRun:
-    returncode: int
-    stdout: str
-    stderr: str
-
-    def lines(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
-
-
 @dataclass(slots=True)
 class ImageServer:
     url: str
@@ -54,29 +45,8 @@ class ImageServer:
 
 async def run_score(*args: str | Path, cache_dir: Path) -> CliRun:
     """Run ``python -m modstream score --json --no-progress --cache-dir ... ARGS``."""
-    argv = [
-        sys.executable,
-        "-m",
-        "modstream",
-        "score",
-        "--json",
-        "--no-progress",
-        "--cache-dir",
-        str(cache_dir),
-        *map(str, args),
-    ]
-    process = await asyncio.create_subprocess_exec(
-        *argv, cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    try:
-        async with asyncio.timeout(CLI_TIMEOUT_S):
-            stdout, stderr = await process.communicate()
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise
-    assert process.returncode is not None
-    return CliRun(process.returncode, stdout.decode(), stderr.decode())
+    return await modstream("score", "--json", "--no-progress", "--cache-dir", cache_dir, *args,
+                           timeout_s=CLI_TIMEOUT_S)  # fmt: skip
 
 
 def assert_scored_line(line: dict[str, Any], label: str, reference: float) -> None:
