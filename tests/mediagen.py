@@ -7,6 +7,7 @@ the animations are written by Pillow, the videos by PyAV, all at test time.
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable
 from fractions import Fraction
 
 import av
@@ -39,22 +40,32 @@ def video(container: str = "mp4", *, seconds: float = 4.0, fps: int = 10,
           hot_from_s: float = 2.0, hot_to_s: float = 2.5, size: int = 256) -> bytes:  # fmt: skip
     """A clip of the safe picture with the explicit one shown from ``hot_from_s`` to
     ``hot_to_s``: H.264 in MP4, or VP9 in WebM."""
+    safe = np.asarray(SAFE.resize((size, size)))
+    hot = np.asarray(HOT.resize((size, size)))
+    frames = (
+        hot if hot_from_s <= index / fps < hot_to_s else safe
+        for index in range(round(seconds * fps))
+    )
+    return encode(frames, fps=fps, container=container)
+
+
+def encode(frames: Iterable[np.ndarray], *, fps: int, container: str = "mp4") -> bytes:
+    """RGB frames, all of one size, as a clip at ``fps``: H.264 in MP4, or VP9 in WebM."""
     codec = {"mp4": "libx264", "webm": "libvpx-vp9"}[container]
     buffer = io.BytesIO()
     with av.open(buffer, mode="w", format=container) as output:
-        stream = output.add_stream(codec, rate=fps)
-        stream.width = stream.height = size
-        stream.pix_fmt = "yuv420p"
-        stream.time_base = Fraction(1, fps)
-        safe = np.asarray(SAFE.resize((size, size)))
-        hot = np.asarray(HOT.resize((size, size)))
-        for index in range(round(seconds * fps)):
-            t = index / fps
-            pixels = hot if hot_from_s <= t < hot_to_s else safe
+        stream = None
+        for index, pixels in enumerate(frames):
+            if stream is None:
+                stream = output.add_stream(codec, rate=fps)
+                stream.height, stream.width = pixels.shape[:2]
+                stream.pix_fmt = "yuv420p"
+                stream.time_base = Fraction(1, fps)
             frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
             frame.pts = index
             for packet in stream.encode(frame):
                 output.mux(packet)
-        for packet in stream.encode(None):
-            output.mux(packet)
+        if stream is not None:
+            for packet in stream.encode(None):
+                output.mux(packet)
     return buffer.getvalue()

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from apache_kafka import classpath_cache_dir, kafka_classpath, maven_repository
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -84,16 +85,15 @@ class CommandFailed(RuntimeError):
 class Engine:
     """One container engine and its compose, with the environment every call needs."""
 
-    name: str
     command: str
     compose: tuple[str, ...]
     environ: Mapping[str, str]
 
     def run(
-        self, *args: str, timeout_s: float = 120, check: bool = True, input: bytes | None = None
+        self, *args: str, timeout_s: float = 120, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
         """``ENGINE ARGS``; raises with its output on a non-zero status when ``check``."""
-        return _run([self.command, *args], self.environ, timeout_s, check, input)
+        return _run([self.command, *args], self.environ, timeout_s, check)
 
     def compose_run(
         self, files: Sequence[Path], project: str, *args: str, timeout_s: float = 600,
@@ -102,7 +102,7 @@ class Engine:
         """``COMPOSE -p PROJECT -f FILE ... ARGS``."""
         chosen = [part for path in files for part in ("-f", str(path))]
         command = [*self.compose, "-p", project, *chosen, *args]
-        return _run(command, self.environ, timeout_s, check, None)
+        return _run(command, self.environ, timeout_s, check)
 
     def image_digest(self, image: str) -> str | None:
         """The stand-in digest label of ``image``; ``None`` when the image is not here."""
@@ -111,10 +111,6 @@ class Engine:
             return None
         labels = json.loads(done.stdout)[0].get("Config", {}).get("Labels") or {}
         return str(labels.get(DIGEST_LABEL, ""))
-
-    def inspect(self, container: str) -> dict[str, Any]:
-        details: list[dict[str, Any]] = json.loads(self.run("inspect", container).stdout)
-        return details[0]
 
     def containers(self, project: str) -> list[dict[str, Any]]:
         """The project's containers (running or not), each as ``inspect`` describes it."""
@@ -128,12 +124,11 @@ class Engine:
 
 
 def _run(
-    command: list[str], environ: Mapping[str, str], timeout_s: float, check: bool,
-    input: bytes | None,
-) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    command: list[str], environ: Mapping[str, str], timeout_s: float, check: bool
+) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(
         command, env={**os.environ, **environ}, capture_output=True, timeout=timeout_s,
-        input=input, check=False,
+        check=False,
     )  # fmt: skip
     result = subprocess.CompletedProcess(
         command, done.returncode, done.stdout.decode(errors="replace"),
@@ -156,7 +151,7 @@ def find_engine() -> Engine:
     if not compose.is_file():
         raise EngineUnavailable("podman-compose is not installed (pip install podman-compose)")
     environ = {"CONTAINERS_CONF": str(HERE / "containers.conf")} | _build_environ()
-    engine = Engine("podman", podman, (str(compose),), environ)
+    engine = Engine(podman, (str(compose),), environ)
     done = engine.run("info", check=False, timeout_s=60)
     if done.returncode != 0:
         raise EngineUnavailable(f"podman info failed: {done.stderr.strip()[-300:]}")
@@ -250,9 +245,6 @@ def _base(engine: Engine) -> None:
 
 def _kafka_context(target: Path) -> bytes:
     """The Kafka stand-in's build context: its files and the jars of the tests' pom."""
-    sys.path.insert(0, str(REPO / "tests"))
-    from apache_kafka import classpath_cache_dir, kafka_classpath, maven_repository
-
     classpath = kafka_classpath(classpath_cache_dir(), repository=maven_repository())
     shutil.copytree(HERE / "images" / "kafka", target)
     shutil.copy(REPO / "tests" / "apache_kafka" / "log4j2.properties", target)
@@ -294,11 +286,8 @@ def prepare() -> dict[str, float]:
                 _build(engine, images[name], context, digest, BASE=BASE_IMAGE)
         took[images[name]] = time.monotonic() - started
     started = time.monotonic()
-    services = [name for name in _services() if name not in LEFT_OUT]
     _say("building the modstream image with compose")
-    engine.compose_run(
-        [COMPOSE_FILE], "modstream-build", "build", *_built(services), timeout_s=1800,
-    )  # fmt: skip
+    engine.compose_run([COMPOSE_FILE], "modstream-build", "build", _built(), timeout_s=1800)
     took["modstream image"] = time.monotonic() - started
     return took
 
@@ -312,11 +301,7 @@ def extra_ca_certs() -> str:
     return "".join(path.read_text() for path in sorted(folder.rglob("*.crt")))
 
 
-def _services() -> list[str]:
-    return list(yaml.safe_load(COMPOSE_FILE.read_text())["services"])
-
-
-def _built(services: Sequence[str]) -> list[str]:
-    """Of ``services``, those compose builds (one is enough: they share one image)."""
-    described = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
-    return [name for name in services if "build" in described[name]][:1]
+def _built() -> str:
+    """The first service compose builds (one is enough: they all run the one image)."""
+    services = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
+    return next(name for name, service in services.items() if "build" in service)
