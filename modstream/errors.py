@@ -43,14 +43,18 @@ report for an exception no code mapped.
     │   └── ChecksumMismatch           kind=checksum_mismatch
     ├── DeviceError                    kind=device_error        (retriable)
     ├── SourceError                    kind=source_error
-    │   └── SourceUnauthorized         kind=source_unauthorized
+    │   ├── SourceUnauthorized         kind=source_unauthorized
+    │   └── SourceUnavailable          kind=source_unavailable  (retriable: reconnect)
+    ├── RecordRefused                  kind=record_refused      (the broker refused one record)
+    │   └── RecordTooLarge             kind=record_too_large
     └── ConfigError                    kind=config_error
         ├── PortInUse                  kind=port_in_use
         ├── InvalidBank                kind=invalid_bank        (a hash bank file or entry)
         └── BrokerError
             ├── BrokerUnavailable      kind=broker_unavailable  (retriable)
             ├── BrokerAuthFailed       kind=broker_auth_failed
-            └── BrokerTlsFailed        kind=broker_tls_failed
+            ├── BrokerTlsFailed        kind=broker_tls_failed
+            └── BrokerDenied           kind=broker_denied       (an ACL refuses an operation)
 """
 
 from __future__ import annotations
@@ -254,6 +258,36 @@ class SourceUnauthorized(SourceError):
     kind = "source_unauthorized"
 
 
+class SourceUnavailable(SourceError):
+    """The source is away or cut the stream short (a 5xx, a 408 or 429, a dropped connection):
+    the connector reconnects with backoff."""
+
+    kind = "source_unavailable"
+    retriable = True
+
+
+class RecordRefused(ModstreamError):
+    """The broker refused one record for good (sending it again cannot help): its answer goes to
+    the errors topic instead, and the stream moves on."""
+
+    kind = "record_refused"
+
+
+class RecordTooLarge(RecordRefused):
+    """A record over its topic's limit: the producer's ``max_request_size`` or the topic's
+    ``max.message.bytes``. ``size`` and ``limit`` are in bytes (``limit`` 0: not known)."""
+
+    kind = "record_too_large"
+
+    def __init__(self, message: str, *, size: int, limit: int) -> None:
+        super().__init__(message)
+        self.size = size
+        self.limit = limit
+
+    def to_dict(self) -> dict[str, str | int]:
+        return {**super().to_dict(), "size": self.size, "limit": self.limit}
+
+
 class ConfigError(ModstreamError):
     kind = "config_error"
 
@@ -294,3 +328,10 @@ class BrokerTlsFailed(BrokerError):
     where the listener requires one): retrying cannot help."""
 
     kind = "broker_tls_failed"
+
+
+class BrokerDenied(BrokerError):
+    """The cluster's ACLs refuse an operation modstream needs (writing a result topic, reading
+    the incoming one, joining the group): retrying cannot help, so the process stops."""
+
+    kind = "broker_denied"

@@ -1,10 +1,10 @@
 """Image files on disk, known by their bytes: a walk in a stable, resumable order.
 
 A file is an image when its first bytes are the signature (magic number) of a format the decoder
-reads (JPEG, PNG, GIF, WebP, BMP, TIFF, AVIF, and the videos MP4, MOV and WebM), whatever its
-name: image hosts store uploads under extensionless hash names. Every other file is *skipped*
-with a reason (an SVG, an HTML page, an empty file), handed to the caller to report, never
-dropped without a word.
+reads (:mod:`modstream.media`: JPEG, PNG, GIF, WebP, BMP, TIFF, AVIF, and the videos MP4, MOV and
+WebM), whatever its name: image hosts store uploads under extensionless hash names. Every other
+file is *skipped* with a reason (an SVG, an HTML page, an empty file), handed to the caller to
+report, never dropped without a word.
 
 Shared by ``modstream score`` (directories given on the command line), ``eval --dirs`` and the
 backfill connector.
@@ -16,6 +16,8 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from modstream.media import ISO_STILL_BRANDS, labels, sniff
 
 __all__ = ["ISO_STILL_BRANDS", "Skipped", "image_format", "non_image_reason", "walk_images"]
 
@@ -34,34 +36,9 @@ class Skipped:
 
 
 def image_format(head: bytes) -> str | None:
-    """The image format whose signature ``head`` (a file's first bytes) starts with, or ``None``."""
-    if head.startswith(b"\xff\xd8\xff"):
-        return "JPEG"
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "PNG"
-    if head[:6] in (b"GIF87a", b"GIF89a"):
-        return "GIF"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "WEBP"
-    if head[:2] == b"BM" and len(head) >= 14:
-        return "BMP"
-    if head[:4] in (b"II*\x00", b"MM\x00*"):
-        return "TIFF"
-    if head[4:8] == b"ftyp" and head[8:12] in (b"avif", b"avis"):
-        return "AVIF"
-    if head[4:8] == b"ftyp" and head[8:12] not in ISO_STILL_BRANDS:
-        return "MOV" if head[8:12] == b"qt  " else "MP4"
-    if head[:4] == b"\x1a\x45\xdf\xa3":  # EBML: Matroska, of which WebM is a profile
-        return "WEBM"
-    return None
-
-
-# ISO media brands of still images (HEIF/HEIC, AVIF); every other brand of an ftyp box is a
-# video container (mp4, isom, M4V, qt, 3gp, ...).
-ISO_STILL_BRANDS = frozenset(
-    {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"mif2", b"msf1", b"avif"}
-    | {b"avis", b"avio"}
-)
+    """The format whose signature ``head`` (a file's first bytes) starts with, or ``None``."""
+    medium = sniff(head)
+    return None if medium is None else medium.name
 
 
 def non_image_reason(head: bytes) -> str:
@@ -77,7 +54,7 @@ def non_image_reason(head: bytes) -> str:
         return "an image format that is not decoded (HEIC, HEIF)"
     if b"\x00" not in head:
         return "text, not an image"
-    return "not an image in a supported format (JPEG, PNG, GIF, WebP, BMP, TIFF, AVIF, MP4, WebM)"
+    return f"not an image in a supported format ({labels()})"
 
 
 def _head(path: str) -> bytes | None:

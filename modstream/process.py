@@ -50,13 +50,14 @@ async def run_stages(stages: Mapping[str, Stage]) -> None:
 
 
 def first_failure(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The error that stopped the run: the first one that is not a consequence (cancellation)."""
+    """The error that stopped the run: the first one, depth first, that is not a consequence
+    (a cancellation); the first cancellation if that is all there is."""
     for error in group.exceptions:
-        if isinstance(error, BaseExceptionGroup):
-            return first_failure(error)
-        if not isinstance(error, asyncio.CancelledError):
-            return error
-    return group.exceptions[0]
+        cause = first_failure(error) if isinstance(error, BaseExceptionGroup) else error
+        if not isinstance(cause, asyncio.CancelledError):
+            return cause
+    first = group.exceptions[0]
+    return first_failure(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

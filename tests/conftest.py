@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from requirements import check_environment
+from scorerconfigs import scorer_config
 
 from modstream.models.capabilities import cpu_flags
 from modstream.models.preprocess import Preprocessing
@@ -69,8 +70,7 @@ def make_scorer_config(ov_cache_dir: Path) -> ScorerConfigFactory:
     """Build a :class:`ScorerConfig` that caches compiled models under ``ov_cache_dir``."""
 
     def build(**overrides: Any) -> ScorerConfig:
-        overrides.setdefault("cache_dir", ov_cache_dir)
-        return ScorerConfig(**overrides)
+        return scorer_config(ov_cache_dir, **overrides)
 
     return build
 

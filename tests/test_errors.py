@@ -44,15 +44,20 @@ KINDS = {
     "DeviceError": "device_error",
     "SourceError": "source_error",
     "SourceUnauthorized": "source_unauthorized",
+    "SourceUnavailable": "source_unavailable",
     "ConfigError": "config_error",
     "PortInUse": "port_in_use",
     "InvalidBank": "invalid_bank",
     "BrokerUnavailable": "broker_unavailable",
     "BrokerAuthFailed": "broker_auth_failed",
     "BrokerTlsFailed": "broker_tls_failed",
+    "BrokerDenied": "broker_denied",
+    "RecordRefused": "record_refused",
+    "RecordTooLarge": "record_too_large",
 }
 CATEGORIES = {"InputError", "ImageError", "BrokerError"}  # for except clauses; never raised
-RETRIABLE = {"FetchTimeout", "ConnectFailed", "Overloaded", "DeviceError", "BrokerUnavailable"}
+RETRIABLE = {"FetchTimeout", "ConnectFailed", "Overloaded", "DeviceError", "BrokerUnavailable",
+             "SourceUnavailable"}  # fmt: skip
 
 
 def _classes() -> dict[str, type[errors.ModstreamError]]:

@@ -84,7 +84,7 @@ def _records(args: argparse.Namespace) -> list[tuple[bytes, bytes | None]]:
     from modstream.errors import InvalidBank
     from modstream.models.pdq import parse_hex
     from modstream.pipeline.match.banks import parse_bank, read_bank
-    from modstream.pipeline.stream.banks import bank_record, removal_record
+    from modstream.pipeline.match.records import bank_record, removal_record
 
     if args.action in ("add", "remove"):
         try:
@@ -108,23 +108,23 @@ def _records(args: argparse.Namespace) -> list[tuple[bytes, bytes | None]]:
 
 
 async def _send(kafka: KafkaSettings, topic: str, records: list[tuple[bytes, bytes | None]]) -> int:
+    from modstream.backoff import BackoffPolicy
     from modstream.kafka.access import check_access
-    from modstream.kafka.producers import start_producer
-    from modstream.pipeline.stream.banks import ensure_bank_topic, send_bank_records
+    from modstream.kafka.publish import Publisher
+    from modstream.pipeline.stream.banks import ensure_bank_topic
 
     await check_access(kafka)
     await ensure_bank_topic(kafka, topic)
-    started = await start_producer(kafka, role="bank", linger_ms=5)
-    try:
-        return await send_bank_records(started.producer, topic, records)
-    finally:
-        await started.producer.stop()
+    retry = BackoffPolicy(initial_s=0.25, max_s=2.0)
+    async with Publisher(kafka, role="bank", linger_ms=5, retry=retry) as publisher:
+        # A command, not a service: a broker away for more than a few tries is its error.
+        return await publisher.send_all(topic, records, max_attempts=5)
 
 
 async def _export(kafka: KafkaSettings, topic: str, name: str | None) -> None:
     from modstream.kafka.access import check_access
     from modstream.kafka.changes import changes
-    from modstream.pipeline.stream.banks import BankTopicState
+    from modstream.pipeline.match.records import BankTopicState
 
     await check_access(kafka)
     state = BankTopicState()

@@ -21,9 +21,22 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol, Self
 
+from modstream.errors import SourceError, SourceUnavailable
 from modstream.events import ImageEvent
 
-__all__ = ["Emission", "Source", "SourceCounters", "SourceStatistics"]
+__all__ = ["Emission", "Source", "SourceCounters", "SourceStatistics", "refusal_for_status"]
+
+# The client errors a later request may get past: the server timed out waiting for us (408), or
+# asks us to slow down (429). Every other 4xx says the request itself is wrong.
+_PASSING_CLIENT_ERRORS = frozenset({408, 429})
+
+
+def refusal_for_status(status: int, message: str) -> SourceError:
+    """What a source's HTTP ``status`` (not 2xx) means: a 4xx other than 408 and 429 is a
+    :class:`SourceError` a reconnect cannot mend; anything else :class:`SourceUnavailable`."""
+    if 400 <= status < 500 and status not in _PASSING_CLIENT_ERRORS:
+        return SourceError(message)
+    return SourceUnavailable(message)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,12 @@
 """Move one source's events into ``images.incoming``: bounded, acknowledged, never dropped.
 
-Up to ``max_outstanding`` sends are in flight at once (acks=all, keyed by event id). A send that
-fails is retried with backoff for as long as the broker is away: an event is never dropped, and
-the connector never exits for it. The source's position is saved (:mod:`.checkpoints`) only once
-every event up to it is acknowledged (:class:`~.positions.PositionTracker`), and an emission's
-``receipt`` is resolved at that moment.
+Up to ``max_outstanding`` sends are in flight at once (acks=all, keyed by event id), through the
+process's one :class:`~modstream.kafka.publish.Publisher`. A send that fails is sent again with
+backoff for as long as the broker is away: the connector never exits for it. An event the broker
+refuses for good (over the topic's size limit) is logged with its kind and counted as
+``refused``, and its position moves on; a topic the ACLs deny fails the run. The source's
+position is saved (:mod:`.checkpoints`) only once every event up to it is acknowledged
+(:class:`~.positions.PositionTracker`), and an emission's ``receipt`` is resolved at that moment.
 
 Shutdown order (:meth:`SourcePublisher.run` on ``stop``, on the source's end, or on a failure):
 stop reading the source -> wait for outstanding sends (bounded by ``drain_timeout_s``) -> save the
@@ -25,17 +27,16 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
-
-from modstream.backoff import Backoff, BackoffPolicy, retry
+from modstream.backoff import Backoff, BackoffPolicy, is_retriable, retry
 from modstream.connectors.base import Source
 from modstream.connectors.checkpoints import CheckpointStore
 from modstream.connectors.positions import Completed, PositionTracker
 from modstream.connectors.resume import Resume, decide_start, restarts
+from modstream.errors import BrokerUnavailable, RecordRefused
 from modstream.events import ImageEvent
 from modstream.kafka.ends import TopicEnds
 from modstream.kafka.outage import BrokerWatch
+from modstream.kafka.publish import Publisher
 
 __all__ = ["PublisherConfig", "PublisherStatistics", "SourcePublisher"]
 
@@ -55,6 +56,7 @@ class PublisherConfig:
 class PublisherStatistics:
     published: int  # events acknowledged by the broker
     failures: int  # failed send attempts (each retried)
+    refused: int  # events the broker refused for good (too large): logged, not published
     outstanding: int  # events sent, not yet acknowledged
     checkpoint: str | None  # the last position saved
     healthy: bool  # False from a failed send until the next acknowledged one
@@ -64,7 +66,7 @@ class SourcePublisher:
     def __init__(
         self,
         source: Source,
-        producer: AIOKafkaProducer,
+        publisher: Publisher,
         checkpoints: CheckpointStore,
         config: PublisherConfig,
         ends: TopicEnds | None = None,
@@ -75,7 +77,7 @@ class SourcePublisher:
         self._ends = ends
         self._ends_seen: dict[int, int] | None = None
         self.config = config
-        self._producer = producer
+        self._publisher = publisher
         self._checkpoints = checkpoints
         self._tracker = PositionTracker()
         self._receipts: dict[int, asyncio.Future[None]] = {}
@@ -83,6 +85,7 @@ class SourcePublisher:
         self._deliveries: set[asyncio.Task[None]] = set()
         self._published = 0
         self._failures = 0
+        self._refused = 0
         self._healthy = True
         self._saved: str | None = None
         # While the watch has declared an outage, it tells the retries (counted) and the
@@ -93,6 +96,7 @@ class SourcePublisher:
         return PublisherStatistics(
             published=self._published,
             failures=self._failures,
+            refused=self._refused,
             outstanding=len(self._deliveries),
             checkpoint=self._saved,
             healthy=self._healthy,
@@ -132,7 +136,7 @@ class SourcePublisher:
                             "of %s yet; retrying in %.1f s", ends.topic, exc, key,
                             delay)  # fmt: skip
 
-            self._ends_seen = await retry(ends.read, retriable=_is_kafka_error,
+            self._ends_seen = await retry(ends.read, retriable=is_retriable,
                                           backoff=Backoff(self.config.backoff),
                                           on_retry=failed)  # fmt: skip
         decision = decide_start(checkpoint, self.config.topic, self._ends_seen,
@@ -161,30 +165,33 @@ class SourcePublisher:
         log.info("source %s is exhausted", self.source.checkpoint_key)
 
     async def _deliver(self, sequence: int, event: ImageEvent) -> None:
-        value, key = event.encode(), event.id.encode()
-        backoff = Backoff(self.config.backoff)
+        failures = 0
 
-        async def send() -> None:
-            delivery = await self._producer.send(self.config.topic, value=value, key=key)
-            await delivery
-
-        def failed(exc: BaseException, delay: float) -> None:
+        def failed(topic: str, exc: BaseException, delay: float) -> None:
+            nonlocal failures
+            failures += 1
             self._failures += 1
             self._healthy = False
             if self._watch is not None:
                 self._watch.retried("publish")
                 if self._watch.unreachable:
                     return
-            if backoff.failures == 1 or backoff.failures % 10 == 0:
+            if failures == 1 or failures % 10 == 0:
                 log.warning("publishing %s to %s failed (%s); retrying every %.1f s",
-                            event.id, self.config.topic, exc, delay)  # fmt: skip
+                            event.id, topic, exc, delay)  # fmt: skip
 
         try:
-            await retry(send, retriable=_is_kafka_error, backoff=backoff, on_retry=failed)
+            await self._publisher.send(self.config.topic, event.encode(), key=event.id.encode(),
+                                       backoff=self.config.backoff, on_retry=failed)  # fmt: skip
+        except RecordRefused as refused:
+            self._refused += 1
+            log.error("source %s: event %s is refused for good and not published: %s: %s",
+                      self.source.checkpoint_key, event.id, refused.kind, refused)  # fmt: skip
+        else:
+            self._published += 1
         finally:
             self._slots.release()
         self._healthy = True
-        self._published += 1
         self._complete(self._tracker.acknowledge(sequence))
 
     def _complete(self, completed: list[Completed]) -> None:
@@ -205,7 +212,7 @@ class SourcePublisher:
         if self._ends is not None:
             # Read after the position's events were acknowledged, so the ends include them; if
             # the broker does not answer, earlier ends are still reached by this topic.
-            with contextlib.suppress(KafkaError, OSError):
+            with contextlib.suppress(BrokerUnavailable):
                 self._ends_seen = await self._ends.read()
             if self._ends_seen is None:
                 return  # saved once the broker tells where the topic stands
@@ -235,7 +242,3 @@ class SourcePublisher:
         log.info("source %s stopped: %d published, checkpoint %s (%.1f s to drain)",
                  self.source.checkpoint_key, self._published, self._saved,
                  time.monotonic() - started)  # fmt: skip
-
-
-def _is_kafka_error(error: BaseException) -> bool:
-    return isinstance(error, KafkaError)

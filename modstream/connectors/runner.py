@@ -16,17 +16,14 @@ import contextlib
 import logging
 from collections.abc import Sequence
 
-from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
-
-from modstream.backoff import Backoff, BackoffPolicy, Stopped, retry
+from modstream.backoff import Backoff, BackoffPolicy, Stopped, is_retriable, retry
 from modstream.connectors.base import Source
 from modstream.connectors.checkpoints import CheckpointStore
 from modstream.connectors.metrics import ConnectorMetrics
 from modstream.connectors.publisher import PublisherConfig, SourcePublisher
 from modstream.kafka.ends import TopicEnds
 from modstream.kafka.outage import broker_watch
-from modstream.kafka.producers import start_producer
+from modstream.kafka.publish import Publisher
 from modstream.kafka.settings import KafkaSettings
 
 __all__ = ["run_connectors"]
@@ -48,10 +45,10 @@ async def run_connectors(
         for source in sources:
             await stack.enter_async_context(source)
         watch = await stack.enter_async_context(broker_watch(kafka))
-        producer = await _start_producer(kafka, stop)
-        if producer is None:
+        producer = Publisher(kafka, role="connector", linger_ms=5, retry=config.backoff)
+        if not await _start(producer, kafka, stop):
             return
-        stack.push_async_callback(_stop_producer, producer)
+        stack.push_async_callback(_stop, producer)
         ends = await stack.enter_async_context(TopicEnds(kafka, config.topic))
         publishers = [
             SourcePublisher(source, producer, checkpoints, config, ends, watch=watch)
@@ -65,26 +62,25 @@ async def run_connectors(
                 group.create_task(publisher.run(stop), name=f"publish-{publisher.source.name}")
 
 
-async def _start_producer(kafka: KafkaSettings, stop: asyncio.Event) -> AIOKafkaProducer | None:
-    """Start the producer, retrying while the broker is unreachable; ``None`` if stopped first."""
+async def _start(publisher: Publisher, kafka: KafkaSettings, stop: asyncio.Event) -> bool:
+    """Start the producer, retrying while the broker is unreachable; False if stopped first."""
 
     def failed(exc: BaseException, delay: float) -> None:
         log.warning("cannot reach the broker at %s (%s); retrying in %.1f s",
                     kafka.bootstrap_servers, exc, delay)  # fmt: skip
 
     try:
-        started = await retry(
-            lambda: start_producer(kafka, role="connector", linger_ms=5),
-            retriable=lambda exc: isinstance(exc, KafkaError | OSError),
+        await retry(
+            publisher.start,
+            retriable=is_retriable,
             backoff=Backoff(BackoffPolicy(initial_s=0.25, max_s=5.0)),
             stop=stop,
             on_retry=failed,
         )
     except Stopped:
-        return None
-    return started.producer
+        return False
+    return True
 
 
-async def _stop_producer(producer: AIOKafkaProducer) -> None:
-    with contextlib.suppress(KafkaError, OSError):
-        await asyncio.shield(producer.stop())
+async def _stop(publisher: Publisher) -> None:
+    await asyncio.shield(publisher.stop())

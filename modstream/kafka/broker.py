@@ -26,7 +26,7 @@ from typing import Any, Self
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
-from modstream.errors import BrokerUnavailable, PortInUse
+from modstream.errors import BrokerDenied, BrokerUnavailable, PortInUse
 from modstream.kafka.settings import KafkaSettings
 
 log = logging.getLogger("modstream.broker")
@@ -181,7 +181,14 @@ async def _until_listed(
     finds no partitions."""
     deadline = time.monotonic() + timeout_s
     while True:
-        waiting = names - _led(await admin.describe_topics(sorted(names)))
+        described = await admin.describe_topics(sorted(names))
+        denied = sorted(t["topic"] for t in described if t.get("error_code") == _NOT_AUTHORIZED)
+        if denied:
+            raise BrokerDenied(
+                f"the broker denies describing the topics {', '.join(denied)}: grant this "
+                "process's principal DESCRIBE on them (Kafka ACLs)"
+            )
+        waiting = names - _led(described)
         if not waiting:
             return
         if time.monotonic() > deadline:
@@ -189,6 +196,9 @@ async def _until_listed(
                 f"the broker created but never led the topics {', '.join(sorted(waiting))}"
             )
         await asyncio.sleep(0.05)
+
+
+_NOT_AUTHORIZED = 29  # TOPIC_AUTHORIZATION_FAILED in a metadata answer
 
 
 def _led(described: list[Any]) -> set[str]:

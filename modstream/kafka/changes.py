@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from modstream.errors import ConfigError
+from modstream.errors import BrokerUnavailable, ConfigError
 from modstream.kafka.access import start_client
 from modstream.kafka.settings import KafkaSettings
 
@@ -42,9 +42,15 @@ class Changes:
         return read
 
     async def next_batch(self, *, timeout_s: float) -> list[Change]:
-        """The records that arrived, waiting up to ``timeout_s`` for one."""
+        """The records that arrived, waiting up to ``timeout_s`` for one; raises
+        :class:`BrokerUnavailable` while the broker is away (the client reconnects)."""
         timeout_ms = max(round(timeout_s * 1000), 1)
-        return _changes(await self._consumer.getmany(timeout_ms=timeout_ms))
+        try:
+            return _changes(await self._consumer.getmany(timeout_ms=timeout_ms))
+        except KafkaError as exc:
+            raise BrokerUnavailable(
+                f"reading {', '.join(sorted({p.topic for p in self._partitions}))}: {exc}"
+            ) from exc
 
 
 def _changes(batches: dict[TopicPartition, list[object]]) -> list[Change]:

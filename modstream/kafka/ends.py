@@ -18,6 +18,7 @@ from typing import Self
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from modstream.errors import BrokerUnavailable
 from modstream.kafka.access import start_client
 from modstream.kafka.settings import KafkaSettings
 
@@ -44,7 +45,15 @@ class TopicEnds:
             await self._consumer.stop()
 
     async def read(self) -> dict[int, int]:
-        """The end offset of each partition; empty when the topic does not exist (yet)."""
+        """The end offset of each partition; empty when the topic does not exist (yet).
+
+        Raises :class:`BrokerUnavailable` (retriable) when the broker does not answer."""
+        try:
+            return await self._read()
+        except (KafkaError, OSError) as exc:
+            raise BrokerUnavailable(f"cannot read the end offsets of {self.topic}: {exc}") from exc
+
+    async def _read(self) -> dict[int, int]:
         # A fresh client knows no topics; the public topics() does not fill the metadata that
         # partitions_for_topic reads, so ask the client directly (as kafka.reading does).
         await self._consumer._client.force_metadata_update()

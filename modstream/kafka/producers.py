@@ -32,11 +32,15 @@ from aiokafka.errors import (
 from modstream.kafka.access import start_client
 from modstream.kafka.settings import KafkaSettings
 
-__all__ = ["StartedProducer", "start_producer"]
+__all__ = ["MAX_REQUEST_BYTES", "StartedProducer", "start_producer"]
 
 log = logging.getLogger("modstream.kafka")
 
 # What a broker answers InitProducerId with when it does not grant producer ids.
+# The largest record a producer sends (Kafka's default; the brokers' own default limit per topic,
+# max.message.bytes, is as large plus a batch header): a larger one is refused before it is sent.
+MAX_REQUEST_BYTES = 1_048_576
+
 _REFUSALS = (UnknownError, UnsupportedVersionError, ClusterAuthorizationFailedError)
 _REFUSAL_LOGGER = "aiokafka.producer.sender"
 _REFUSAL_MESSAGE = "Unexpected error during InitProducerIdRequest"
@@ -97,6 +101,7 @@ async def _start(
         **kafka.client_options(role),
         acks="all",
         linger_ms=linger_ms,
+        max_request_size=MAX_REQUEST_BYTES,
         enable_idempotence=idempotent,
     )
     return await start_client(producer)

@@ -19,20 +19,19 @@ import asyncio
 import base64
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Self
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError
 
+from modstream.errors import RecordRefused
 from modstream.kafka.access import check_access
 from modstream.kafka.broker import TopicSpec, ensure_topics
 from modstream.kafka.changes import read_log
-from modstream.kafka.consume import ConsumeLoop, ConsumerSettings
-from modstream.kafka.offsets import OffsetTracker
-from modstream.kafka.producers import start_producer
+from modstream.kafka.consume import ConsumerSettings
 from modstream.kafka.settings import KafkaSettings
+from modstream.kafka.sink import GroupSink, Partition
 from modstream.labeler.book import LabelBook, Pending
 from modstream.labeler.keys import SigningKey
 from modstream.labeler.labels import Label, now_cts
@@ -90,12 +89,12 @@ def decode_stored(value: bytes) -> Label:
 @dataclass(slots=True)
 class _Work:
     pending: list[Pending]
-    partition: TopicPartition
+    partition: Partition
     offset: int
 
 
 class LabelerService:
-    """The consume loop's sink: decisions in, labels out (``log``, ``book``)."""
+    """The group sink's step: decisions in, labels out (``log``, ``book``)."""
 
     def __init__(
         self, settings: LabelerSettings, key: SigningKey, metrics: LabelerMetrics | None = None
@@ -109,11 +108,9 @@ class LabelerService:
             for neg in ("false", "true"):
                 self.metrics.labels.labels(value, neg)
         self._key = key
-        self._tracker: OffsetTracker[TopicPartition] = OffsetTracker()
         self._work: asyncio.Queue[_Work] = asyncio.Queue(settings.max_pending)
         self._stack = contextlib.AsyncExitStack()
-        self._loop: ConsumeLoop | None = None
-        self._producer: AIOKafkaProducer | None = None
+        self._sink: GroupSink | None = None
 
     async def __aenter__(self) -> Self:
         settings = self.settings
@@ -131,13 +128,10 @@ class LabelerService:
             self.metrics.seq.set(self.log.head)
             log.info("label log %s: %d labels, seq %d", settings.label_topic, len(self.log),
                      self.log.head)  # fmt: skip
-            started = await start_producer(settings.kafka, role="labeler", linger_ms=0)
-            self._producer = started.producer
-            self._stack.push_async_callback(self._producer.stop)
             self._stack.callback(self.log.close)
-            self._loop = await self._stack.enter_async_context(
-                ConsumeLoop(settings.kafka, settings.consumer(), self)
-            )
+            sink = GroupSink(settings.kafka, settings.consumer(), self, logger=log)
+            self._sink = await self._stack.enter_async_context(sink)
+            await sink.start()
         except BaseException:
             await self._stack.aclose()
             raise
@@ -147,22 +141,29 @@ class LabelerService:
         await self._stack.aclose()
 
     @property
+    def sink(self) -> GroupSink:
+        if self._sink is None:
+            raise RuntimeError("the labeler is not started")
+        return self._sink
+
+    @property
     def joined(self) -> asyncio.Event:
-        assert self._loop is not None
-        return self._loop.joined
+        return self.sink.joined
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Consume and label until ``stop``; the writer stores labels in decision order."""
-        assert self._loop is not None
+        """Consume and label until ``stop``; the writer stores labels in decision order. A writer
+        that cannot store (the label topic denied) stops the run, which raises why."""
+        sink = self.sink
         writer = asyncio.create_task(self._write(), name="modstream-label-writer")
+        writer.add_done_callback(_failing(sink))
         try:
-            await self._loop.run(stop)
+            await sink.run(stop)
         finally:
             writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await writer
 
-    # -- the consume loop's sink -----------------------------------------------------------------
+    # -- the sink's step -------------------------------------------------------------------------
 
     @property
     def capacity(self) -> int:
@@ -171,42 +172,26 @@ class LabelerService:
     def room(self) -> int:
         return self._work.maxsize - self._work.qsize()
 
-    def take(self, partition: TopicPartition, offset: int, value: bytes | None) -> None:
-        self._tracker.start(partition, offset)
+    def take(self, partition: Partition, offset: int, value: bytes | None) -> None:
         record = _record(value)
         if record is None:
             self.malformed += 1
-            self._tracker.finish(partition, offset)
+            self.sink.finish(partition, offset)
             return
         if partition.topic == self.settings.reviewed_topic:
             pending = self.book.on_review(record)
         else:
             pending = self.book.on_result(record)
         if not pending:
-            self._tracker.finish(partition, offset)
+            self.sink.finish(partition, offset)
             return
         self._work.put_nowait(_Work(pending, partition, offset))  # room() keeps it bounded
 
-    async def tick(self, consumer: AIOKafkaConsumer) -> None:
-        positions = self._tracker.committable()
-        if positions:
-            await consumer.commit(positions)
-            self._tracker.mark_committed(positions)
-
-    async def revoked(self, partitions: set[TopicPartition]) -> None:
-        if not partitions:
-            return
-        # Store what was decided before the partitions leave, so its offsets can be committed.
+    async def revoked(self, partitions: set[Partition]) -> None:
+        """Store what was decided before the partitions leave, so the sink commits its offsets."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self.settings.session_timeout_s / 2):
                 await self._work.join()
-        if self._loop is not None:
-            with contextlib.suppress(KafkaError):
-                await self.tick(self._loop.consumer)
-        self._tracker.forget(partitions)
-
-    async def assigned(self, partitions: set[TopicPartition]) -> None:
-        return None
 
     # -- storing -----------------------------------------------------------------------------------
 
@@ -215,7 +200,7 @@ class LabelerService:
             work = await self._work.get()
             for pending in work.pending:
                 await self._store(pending)
-            self._tracker.finish(work.partition, work.offset)
+            self.sink.finish(work.partition, work.offset)
             self._work.task_done()
 
     async def _store(self, pending: Pending) -> None:
@@ -223,19 +208,26 @@ class LabelerService:
             src=self.settings.labeler_did, uri=pending.uri, val=pending.val, cid=pending.cid,
             neg=pending.neg, cts=now_cts(),
         ).signed(self._key)  # fmt: skip
-        assert self._producer is not None
-        while True:
-            try:
-                stored = await self._producer.send_and_wait(
-                    self.settings.label_topic, encode_stored(label), partition=0
-                )
-                break
-            except (KafkaError, OSError) as exc:  # the broker is away: keep the order, retry
-                log.warning("storing a label failed (%s); retrying", exc)
-                await asyncio.sleep(1.0)
-        self.log.append(stored.offset + 1, label)
+        try:  # sent again while the broker is away: the writer waits, so the order holds
+            offset = await self.sink.publisher.send(
+                self.settings.label_topic, encode_stored(label), partition=0
+            )
+        except RecordRefused as refused:  # a label is a few hundred bytes: not in practice
+            log.error("a label for %s was refused and is not stored: %s", label.uri, refused)
+            return
+        self.log.append(offset + 1, label)
         self.metrics.labels.labels(label.val, "true" if label.neg else "false").inc()
         self.metrics.seq.set(self.log.head)
+
+
+def _failing(sink: GroupSink) -> Callable[[asyncio.Task[None]], None]:
+    """A done callback that stops ``sink`` with the task's failure, if it failed."""
+
+    def done(task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and (failure := task.exception()) is not None:
+            sink.fail(failure)
+
+    return done
 
 
 def _record(value: bytes | None) -> dict[str, Any] | None:

@@ -26,12 +26,13 @@ from modstream.errors import (
     TruncatedImage,
     UnsupportedFormat,
 )
+from modstream.media import PILLOW_FORMATS
 from modstream.models.animation import AnimationLimits
 
-# Formats with maintained, memory-safe decoders in Pillow. Everything else (EPS, which would run
-# Ghostscript; PSD; ICO; ...) is refused at the header: hostile input never reaches those plugins.
-# Multi-picture JPEGs (MPO) open through the JPEG entry.
-ALLOWED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "AVIF")
+# Formats with maintained, memory-safe decoders in Pillow (the stills and animations of
+# modstream.media). Everything else (EPS, which would run Ghostscript; PSD; ICO; ...) is refused
+# at the header: hostile input never reaches those plugins.
+ALLOWED_FORMATS: tuple[str, ...] = PILLOW_FORMATS
 # Image.open(formats=...) looks each name up in the plugin registry, which PIL fills lazily.
 Image.init()
 # Pillow warns (on stderr, before modstream's own message) about images above MAX_IMAGE_PIXELS

@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from modstream.imagefiles import image_format
+from modstream.media import Kind, sniff
 from modstream.models.animation import Frame, decode_frames, frame_count
 from modstream.models.decode import DecodeLimits, check_size, load_pixels, open_image
 from modstream.models.jpeg_scans import coarse_progressive
@@ -45,10 +45,11 @@ _CROP_BOX = (_OFFSET, _OFFSET, _OFFSET + CROP, _OFFSET + CROP)
 # resize(reducing_gap=...) box-reduces by an integer factor first when the image is at least this
 # many times larger than the target; the bilinear pass then covers the remaining factor.
 _FAST_REDUCING_GAP = 3.0
+# The formats fast mode decodes differently (DCT-domain downscaling, a coarse progressive scan).
+_DRAFTED_FORMATS = frozenset({"JPEG", "MPO"})
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
 
 PixelArray = npt.NDArray[np.uint8]
-VIDEO_FORMATS = frozenset({"MP4", "MOV", "WEBM"})  # imagefiles.image_format's video containers
 
 
 class Preprocessing(enum.StrEnum):
@@ -80,16 +81,23 @@ def prepare(
 ) -> PreparedImage:
     """Decode ``data`` into the model's input crop; raises :class:`~modstream.errors.ImageError`.
 
-    ``hashing``: also compute the PDQ hash, from the same decoded pixels (:mod:`.pdq`).
-    Animations and videos give their sampled frames' crops (:mod:`.animation`, :mod:`.video`).
+    ``hashing``: also compute the PDQ hash (:mod:`.pdq`), always of the pixels fast mode's first
+    pass decodes, whichever ``mode`` this is: so an image has one hash whatever route the scorer
+    took (an exact first pass on a CPU without a cheaper screen, the planner's occasional other
+    route), the hash ``POST /v1/hash`` answers (:func:`hash_image`). Animations and videos give
+    their sampled frames' crops (:mod:`.animation`, :mod:`.video`).
     """
-    if image_format(data[:16]) in VIDEO_FORMATS:
+    if (medium := sniff(data[:16])) is not None and medium.kind is Kind.VIDEO:
         return _prepare_video(data, limits, hashing)
     decoded = _decode_rgb(data, mode, limits)
     rgb = decoded.rgb
     pdq = None
     if hashing is not PdqHashing.OFF:
-        pdq = hash_pixels(hash_source(rgb), dihedral=hashing is PdqHashing.DIHEDRAL)
+        if mode is not Preprocessing.FAST and decoded.format in _DRAFTED_FORMATS:
+            hashed = _decode_rgb(data, Preprocessing.FAST, limits).rgb  # the screen's pixels
+        else:
+            hashed = rgb  # the fast decode of any other format is the exact one
+        pdq = hash_pixels(hash_source(hashed), dihedral=hashing is PdqHashing.DIHEDRAL)
     if decoded.animated:
         # Every sampled frame takes the exact path: frames are decoded whole anyway.
         frames, total = decode_frames(decoded.source, limits.animation, model_crop)
@@ -175,7 +183,7 @@ def _decode_rgb(data: bytes, mode: Preprocessing, limits: DecodeLimits) -> _Deco
     width, height = image.size
     source_format = image.format or "unknown"
     approximate = False
-    if mode is Preprocessing.FAST and source_format in ("JPEG", "MPO"):
+    if mode is Preprocessing.FAST and source_format in _DRAFTED_FORMATS:
         coarse = coarse_progressive(data)
         if coarse is not None:
             image = open_image(coarse, limits)

@@ -40,7 +40,7 @@ from modstream.errors import (
     TruncatedImage,
     UnsupportedCodec,
 )
-from modstream.imagefiles import ISO_STILL_BRANDS
+from modstream.media import sniff
 from modstream.models.decode import VideoLimits
 
 # The demuxer FFmpeg is told to use for each sniffed kind, and the names a demuxer may report
@@ -55,8 +55,6 @@ ALLOWED_DEMUXER_NAMES: dict[str, frozenset[str]] = {
 # (MJPEG, FFV1, ProRes, the long tail of old codecs FFmpeg still parses) is refused unread.
 ALLOWED_CODECS: frozenset[str] = frozenset({"h264", "hevc", "vp8", "vp9", "av1", "mpeg4"})
 
-# ISO BMFF brands that are still images (HEIF, AVIF): those go to the image decoder.
-_QUICKTIME_BRANDS = frozenset({b"qt  "})
 _EBML_MAGIC = b"\x1a\x45\xdf\xa3"
 _EBML_DOCTYPE = 0x4282
 
@@ -96,16 +94,12 @@ class DecodedVideo:
 
 def sniff_video(data: bytes) -> str | None:
     """Name the container of ``data`` from its first bytes: "mp4", "mov", "webm" or ``None``."""
-    if len(data) >= 12 and data[4:8] == b"ftyp":
-        brand = data[8:12]
-        if brand in ISO_STILL_BRANDS:
-            return None
-        return "mov" if brand in _QUICKTIME_BRANDS else "mp4"
-    if data.startswith(_EBML_MAGIC):
-        doctype = _ebml_doctype(data)
-        if doctype in (b"webm", b"matroska"):
-            return "webm"
-    return None
+    medium = sniff(data[:16])
+    if medium is None or medium.name not in ("MP4", "MOV", "WEBM"):
+        return None  # a still (HEIF and AVIF boxes included) goes to the image decoder
+    if medium.name == "WEBM" and _ebml_doctype(data) not in (b"webm", b"matroska"):
+        return None  # EBML, but not a Matroska document
+    return medium.name.lower()
 
 
 def sample_times(duration_s: float, limits: VideoLimits) -> tuple[float, ...]:

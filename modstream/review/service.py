@@ -6,7 +6,7 @@ A decision is the original record plus ``label``, ``reviewer``, ``decided_at`` (
 published to ``images.reviewed`` with ``acks=all``; only once the broker acknowledges it is the
 item's offset finished, and offsets are committed only up to the first undecided item of each
 partition. A restart therefore loses no pending item: what was not decided is consumed again.
-The console is a :class:`~modstream.kafka.consume.Sink` of the one consume loop: at most
+The console is a :class:`~modstream.kafka.sink.Step` of the one group sink: at most
 ``max_pending`` items are held; at that bound the loop pauses the partitions and keeps polling,
 so however long the queue stays full, the console stays in its group and keeps its leases.
 
@@ -27,21 +27,20 @@ from datetime import UTC, datetime
 from typing import Any, Self
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError
 
-from modstream.errors import BrokerUnavailable, UnknownItem
+from modstream.errors import UnknownItem
 from modstream.kafka.access import check_access
 from modstream.kafka.broker import TopicSpec, ensure_topics
-from modstream.kafka.consume import ConsumeLoop, ConsumerSettings, LoopStatistics
-from modstream.kafka.offsets import OffsetTracker
-from modstream.kafka.producers import start_producer
+from modstream.kafka.consume import ConsumerSettings, LoopStatistics
 from modstream.kafka.settings import KafkaSettings
+from modstream.kafka.sink import GroupSink, Partition
+from modstream.media import sniff
 from modstream.models.pdq import parse_hex
 from modstream.pipeline.fetch.config import FetchConfig
 from modstream.pipeline.fetch.fetcher import Fetcher
+from modstream.pipeline.match.records import bank_record
 from modstream.pipeline.moderate.cache import CacheConfig, TTLCache
-from modstream.pipeline.stream.banks import bank_record, ensure_bank_topic
+from modstream.pipeline.stream.banks import ensure_bank_topic
 from modstream.review.export import decided_ids
 from modstream.review.queue import Item, ReviewQueue
 
@@ -106,15 +105,13 @@ class Image:
 class ReviewService:
     def __init__(self, settings: ReviewSettings, *, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
-        self.queue: ReviewQueue[TopicPartition] = ReviewQueue(
+        self.queue: ReviewQueue[Partition] = ReviewQueue(
             lease_s=settings.lease_s, remember_decided=max(settings.remember * 4, 100_000)
         )
-        self._tracker: OffsetTracker[TopicPartition] = OffsetTracker()
         self._images: TTLCache[Image] = TTLCache(settings.images)
         self._clock = clock
         self._stack = contextlib.AsyncExitStack()
-        self._loop: ConsumeLoop | None = None
-        self._producer: AIOKafkaProducer | None = None
+        self._sink: GroupSink | None = None
         self._fetcher: Fetcher | None = None
         self._decided_today: Counter[str] = Counter()  # reviewer -> decisions since 00:00 UTC
         self._decisions: Counter[str] = Counter()  # label -> decisions since start
@@ -138,13 +135,10 @@ class ReviewService:
             self.queue.remember(
                 await decided_ids(settings.kafka, settings.reviewed_topic, last=settings.remember)
             )
-            started = await start_producer(settings.kafka, role="review", linger_ms=0)
-            self._producer = started.producer
-            self._stack.push_async_callback(self._producer.stop)
             self._fetcher = await self._stack.enter_async_context(Fetcher(settings.fetch))
-            self._loop = await self._stack.enter_async_context(
-                ConsumeLoop(settings.kafka, settings.consumer(), self)
-            )
+            sink = GroupSink(settings.kafka, settings.consumer(), self, logger=log)
+            self._sink = await self._stack.enter_async_context(sink)
+            await sink.start()
         except BaseException:
             await self._stack.aclose()
             raise
@@ -154,27 +148,29 @@ class ReviewService:
         await self._stack.aclose()
 
     @property
+    def sink(self) -> GroupSink:
+        if self._sink is None:
+            raise RuntimeError("the review service is not started")
+        return self._sink
+
+    @property
     def joined(self) -> asyncio.Event:
         """Set once the console's consumer has been assigned its partitions."""
-        if self._loop is None:
-            raise RuntimeError("the review service is not started")
-        return self._loop.joined
+        return self.sink.joined
 
     @property
     def consumed(self) -> int:
         """Records taken from the review topics since start (the consume loop counts them)."""
-        return 0 if self._loop is None else self._loop.statistics().consumed
+        return 0 if self._sink is None else self.consume_statistics().consumed
 
     def consume_statistics(self) -> LoopStatistics:
-        assert self._loop is not None
-        return self._loop.statistics()
+        return self.sink.loop.statistics()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume into the queue until ``stop`` is set, committing decided offsets as it goes."""
-        assert self._loop is not None
-        await self._loop.run(stop)
+        await self.sink.run(stop)
 
-    # -- the consume loop's sink -----------------------------------------------------------------
+    # -- the sink's step -------------------------------------------------------------------------
 
     @property
     def capacity(self) -> int:
@@ -183,26 +179,14 @@ class ReviewService:
     def room(self) -> int:
         return max(self.settings.max_pending - len(self.queue), 0)
 
-    async def tick(self, consumer: AIOKafkaConsumer) -> None:
-        await self._commit(consumer)
-
-    async def revoked(self, partitions: set[TopicPartition]) -> None:
-        if not partitions:  # aiokafka asks before every join, the first included
-            return
-        if self._loop is not None:
-            with contextlib.suppress(KafkaError):  # decided items of leaving partitions stay so
-                await self._commit(self._loop.consumer)
-        self._tracker.forget(partitions)
+    async def revoked(self, partitions: set[Partition]) -> None:
+        """Pending items leave with their partitions (the sink commits the decided ones)."""
         dropped = self.queue.forget(partitions)
         if dropped:
             log.info("%d pending items moved to another review console with their partitions",
                      dropped)  # fmt: skip
 
-    async def assigned(self, partitions: set[TopicPartition]) -> None:
-        return None
-
-    def take(self, partition: TopicPartition, offset: int, value: bytes | None) -> None:
-        self._tracker.start(partition, offset)
+    def take(self, partition: Partition, offset: int, value: bytes | None) -> None:
         try:
             record = orjson.loads(value or b"")
         except orjson.JSONDecodeError:
@@ -211,19 +195,13 @@ class ReviewService:
             self.malformed += 1
             log.warning("skipped a review record that is not a result record (%s[%d]@%d)",
                         partition.topic, partition.partition, offset)  # fmt: skip
-            self._tracker.finish(partition, offset)
+            self.sink.finish(partition, offset)
             return
         item_id = str(record.get("id") or f"{partition.topic}:{partition.partition}:{offset}")
         record.setdefault("id", item_id)
         record["review_topic"] = partition.topic
         if not self.queue.add(item_id, record, partition, offset):
-            self._tracker.finish(partition, offset)  # decided before: a replay
-
-    async def _commit(self, consumer: AIOKafkaConsumer) -> None:
-        positions = self._tracker.committable()
-        if positions:
-            await consumer.commit(positions)
-            self._tracker.mark_committed(positions)
+            self.sink.finish(partition, offset)  # decided before: a replay
 
     # -- what the API asks -----------------------------------------------------------------------
 
@@ -234,7 +212,8 @@ class ReviewService:
         self, item_id: str, label: str, reviewer: str, note: str | None = None
     ) -> dict[str, Any]:
         """Publish the decision and wait for the broker's acknowledgement; then the item leaves
-        the queue and its offsets may be committed."""
+        the queue and its offsets may be committed. One attempt: a broker that is away is a
+        503 for the reviewer's browser to retry, not a request that hangs."""
         item = self.queue.begin_decision(item_id)
         now = self._clock()
         decided = {**item.record, "label": label, "reviewer": reviewer, "decided_at": now}
@@ -243,22 +222,19 @@ class ReviewService:
         dispute = _dispute(item.record, label)
         if dispute is not None:
             decided["dispute"] = dispute
-        assert self._producer is not None
         try:
             banked = await self._bank(item_id, item.record, label, reviewer)
             if banked is not None:
                 decided["banked"] = banked
-            await self._producer.send_and_wait(
-                self.settings.reviewed_topic, orjson.dumps(decided), key=item_id.encode()
-            )
-        except (KafkaError, OSError) as exc:
-            self.queue.abandon_decision(item_id)
-            raise BrokerUnavailable(f"the decision could not be stored: {exc}") from exc
+            await self.sink.publisher.send(
+                self.settings.reviewed_topic, orjson.dumps(decided), key=item_id.encode(),
+                max_attempts=1,
+            )  # fmt: skip
         except BaseException:
             self.queue.abandon_decision(item_id)
             raise
         for partition, offset in self.queue.finish_decision(item_id):
-            self._tracker.finish(partition, offset)
+            self.sink.finish(partition, offset)
         self._count_decision(reviewer)
         self._decisions[label] += 1
         return decided
@@ -275,10 +251,9 @@ class ReviewService:
             bits = parse_hex(pdq)
         except ValueError:
             return None
-        assert self._producer is not None
         source = f"review by {reviewer}"
         key, value = bank_record(bank, bits, str(record.get("sha256") or item_id), source)
-        await self._producer.send_and_wait(self.settings.bank_topic, value, key=key)
+        await self.sink.publisher.send(self.settings.bank_topic, value, key=key, max_attempts=1)
         return {"bank": bank, "pdq": pdq}
 
     async def image(self, item_id: str) -> Image:
@@ -311,7 +286,7 @@ class ReviewService:
     def now(self) -> float:
         return self._clock()
 
-    def _pending(self, item_id: str) -> Item[TopicPartition]:
+    def _pending(self, item_id: str) -> Item[Partition]:
         found = self.queue.get(item_id)
         if found is None:
             raise UnknownItem(f"no item {item_id!r} is waiting for review here")
@@ -338,20 +313,7 @@ def _view(item: Item[Any]) -> dict[str, Any]:
     return view
 
 
-_SIGNATURES = (
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-    (b"GIF87a", "image/gif"),
-    (b"GIF89a", "image/gif"),
-    (b"BM", "image/bmp"),
-)
-
-
 def _image_type(body: bytes) -> str:
     """The type the bytes are, not what their server claimed (sent with nosniff)."""
-    for signature, kind in _SIGNATURES:
-        if body.startswith(signature):
-            return kind
-    if body[:4] == b"RIFF" and body[8:12] == b"WEBP":
-        return "image/webp"
-    return "application/octet-stream"
+    medium = sniff(body[:16])
+    return "application/octet-stream" if medium is None else medium.mime

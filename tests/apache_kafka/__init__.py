@@ -49,6 +49,7 @@ MAVEN_REPO_VARIABLE = "MODSTREAM_MAVEN_REPO"
 # A cold local repository downloads the broker and its dependencies: minutes on a slow network.
 RESOLVE_TIMEOUT_S = 900.0
 STORAGE_TOOL = "kafka.tools.StorageTool"
+ACL_TOOL = "org.apache.kafka.tools.AclCommand"  # kafka-acls.sh
 
 
 class KafkaUnavailable(RuntimeError):
@@ -272,6 +273,16 @@ class ApacheKafka:
             for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-512")
             for argument in ("--add-scram", f"{mechanism}=[name={name},password={password}]")
         ]
+
+    async def acls(self, *arguments: str) -> None:
+        """``kafka-acls --bootstrap-server THIS ARGUMENTS...`` (e.g. ``--add --deny-principal``)."""
+        done = await asyncio.to_thread(
+            subprocess.run,
+            self._java(ACL_TOOL, "--bootstrap-server", self.bootstrap_servers, *arguments),
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise KafkaUnavailable(f"kafka-acls failed: {done.stdout}{done.stderr}")
 
     async def stop(self, timeout_s: float = 30.0) -> None:
         """A clean shutdown (SIGTERM), then SIGKILL if it takes longer than ``timeout_s``."""

@@ -22,6 +22,7 @@ import locations
 import orjson
 import pytest
 from multidict import CIMultiDictProxy
+from polling import until
 from replicas.s3_events import (
     aws_key,
     deliver_like_minio,
@@ -196,6 +197,22 @@ def test_only_object_creations_become_events_the_rest_are_counted_as_ignored() -
     assert _parse(deletes_only, base=None) == ([], 1)  # no URL to build, no base URL needed
 
 
+@pytest.mark.parametrize(
+    ("content_type", "scored"),
+    [("image/jpeg", True), ("image/heic", True), ("video/mp4", True), ("image/svg+xml", True),
+     ("application/octet-stream", True), ("", True), ("application/pdf", False),
+     ("text/plain; charset=utf-8", False), ("audio/mpeg", False)],
+)  # fmt: skip
+def test_an_upload_declared_as_something_other_than_media_is_ignored(
+    content_type: str, scored: bool
+) -> None:
+    """MinIO says what the uploader declared: a document, text or audio is not media and is
+    counted as ignored; any image or video type (decoded or not: the bytes decide, and an
+    unsupported one gets its error record) and an undeclared type become events."""
+    events, ignored = _parse(minio_notification("p", "upload", content_type=content_type))
+    assert (len(events), ignored) == ((1, 0) if scored else (0, 1))
+
+
 def test_an_object_creation_without_object_base_url_is_refused_clearly() -> None:
     """Without a base URL an object has no address: the message names the flag to set, spelled
     as the flag is (not as the field in the code)."""
@@ -341,9 +358,7 @@ async def post(
 
 
 async def wait_until(condition: Callable[[], bool]) -> None:
-    async with asyncio.timeout(5):
-        while not condition():  # noqa: ASYNC110 - readable state, no event to wait on
-            await asyncio.sleep(0.005)
+    await until(condition, "the webhook's state", timeout_s=5, interval_s=0.005)
 
 
 def _error_kind(answer: Answer) -> tuple[int, str]:
@@ -447,13 +462,13 @@ async def test_an_ndjson_request_is_one_emission_answered_202_with_every_id() ->
         assert _error_kind(bad) == (400, "bad_json") and "line 2" in bad[1]["error"]["message"]
 
 
-README_EXAMPLES = "<!-- webhook-examples:"
+SOURCES_EXAMPLES = "<!-- webhook-examples:"
 
 
 def _readme_examples() -> str:
-    """The README's webhook shell block, without the lines that start modstream."""
-    readme = (locations.REPO / "README.md").read_text()
-    block = readme.split(README_EXAMPLES, 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    """The webhook's shell block in docs/sources.md, without the lines that start modstream."""
+    readme = (locations.REPO / "docs" / "sources.md").read_text()
+    block = readme.split(SOURCES_EXAMPLES, 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
     kept = [line for line in block.splitlines() if not line.startswith(("export ", "modstream "))]
     return "\n".join(kept) + "\n"
 
@@ -469,7 +484,7 @@ def _json_values(text: str) -> list[Any]:
 
 
 async def test_the_readme_curl_examples_are_each_accepted() -> None:
-    """Every curl example of the README (our event, a list, NDJSON, a signed body, S3, MinIO),
+    """Every curl example of docs/sources.md (our event, a list, NDJSON, a signed body, S3, MinIO),
     run by bash against a real webhook, is answered 202 with the events it documents."""
     async with serving() as (source, _http), PublisherStandIn(source, auto_ack=True):
         script = _readme_examples().replace("http://127.0.0.1:8090", source.url)

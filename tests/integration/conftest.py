@@ -22,16 +22,18 @@ from apache_kafka import (
     maven_repository,
 )
 from requirements import required, unavailable
+from scorerconfigs import scorer_config
 
 from modstream.demo.imageserver import ImageServer
 from modstream.kafka.broker import EmbeddedBroker
 from modstream.kafka.settings import KafkaSettings
+from modstream.models.preprocess import Preprocessing
 from modstream.pipeline.score.scorer import ScorerConfig
 
 
 @pytest.fixture(scope="session")
 def scorer_settings(ov_cache_dir: Path) -> ScorerConfig:
-    return ScorerConfig(cache_dir=ov_cache_dir)
+    return scorer_config(ov_cache_dir, preprocessing=Preprocessing.FAST)
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 import subprocess
 import sys
 import uuid
@@ -13,6 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 from apache_kafka import ApacheKafka
+from children import reap, terminate
 from requirements import unavailable
 
 from modstream.demo.imageserver import ImageServer
@@ -95,12 +95,9 @@ async def test_a_broker_killed_and_restarted_mid_stream_loses_no_event(
                 )
                 await reader.read_to_end()
                 outputs = list(reader.outputs)
-            scorer.send_signal(signal.SIGTERM)
-            assert await asyncio.to_thread(scorer.wait, 40) == 0, log.read_text()[-3000:]
+            assert await terminate(scorer) == 0, log.read_text()[-3000:]
         finally:
-            if scorer.poll() is None:
-                scorer.kill()
-                scorer.wait()
+            reap(scorer)
     counts = Counter(str(o.record["id"]) for o in outputs)
     assert set(counts) == {f"r-{n:03d}" for n in range(80)}
     errors = [o.record for o in outputs if o.topic == topics.errors]

@@ -12,10 +12,8 @@ import asyncio
 import hashlib
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +21,8 @@ from pathlib import Path
 import imagegen
 import locations
 import pytest
+from children import reap, terminate
+from polling import until
 
 from modstream.kafka.broker import EmbeddedBroker
 from modstream.pipeline.stream.topics import Topics
@@ -74,12 +74,7 @@ def _alive(process: subprocess.Popen[bytes], log: Path) -> None:
 
 async def _wait_for(condition: Callable[[], object], what: str, process: subprocess.Popen[bytes],
                     log: Path, timeout_s: float = 90.0) -> object:  # fmt: skip
-    deadline = time.monotonic() + timeout_s
-    while not (found := condition()):
-        _alive(process, log)
-        assert time.monotonic() < deadline, f"no {what}: {_text(log)[-3000:]}"
-        await asyncio.sleep(0.05)
-    return found
+    return await until(condition, what, timeout_s=timeout_s, alive=lambda: _alive(process, log))
 
 
 async def _run_until_scored(
@@ -105,12 +100,9 @@ async def _run_until_scored(
             )
             await reader.read_to_end()
             outputs = list(reader.outputs)
-        process.send_signal(signal.SIGTERM)
-        assert await asyncio.to_thread(process.wait, 40) == 0, _text(log)[-3000:]
+        assert await terminate(process) == 0, _text(log)[-3000:]
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        reap(process)
     return outputs, _text(log)
 
 
@@ -218,12 +210,9 @@ async def test_a_window_where_every_image_failed_is_an_error_line(
                           if "every image of the last" in text), None),
             "error line", process, log, timeout_s=60,
         )  # fmt: skip
-        process.send_signal(signal.SIGTERM)
-        assert await asyncio.to_thread(process.wait, 40) == 0
+        assert await terminate(process) == 0
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        reap(process)
     assert " ERROR " in str(line), line
     assert "0 results, 3 errors (invalid_url 3)" in str(line)
     assert "e.g. invalid_url: file: URLs are refused" in str(line)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import aiohttp
 import locations
 import orjson
 import pytest
+from children import reap, terminate
 
 from modstream.demo.imageserver import ImageServer
 from modstream.kafka.broker import EmbeddedBroker, free_loopback_port
@@ -72,12 +72,9 @@ async def test_role_all_with_synthetic_source_scores_serves_metrics_and_stops_on
         assert 'modstream_errors_total{kind="not_an_image"} 3.0' in text
         assert 'modstream_roundtrip_seconds_bucket{decision="' in text
         assert 'le="0.05"' in text
-        process.send_signal(signal.SIGTERM)
-        assert await _wait_exit(process, 40) == 0
+        assert await terminate(process) == 0
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        reap(process)
 
 
 async def test_role_connector_publishes_its_events_and_exits(
@@ -95,9 +92,7 @@ async def test_role_connector_publishes_its_events_and_exits(
     try:
         assert await _wait_exit(process, 60) == 0
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        reap(process)
     async with OutputReader(broker.bootstrap_servers, [f"{prefix}.incoming"]) as reader:
         await reader.read_to_end()
         urls = sorted(output.record["url"] for output in reader.outputs)
@@ -178,9 +173,4 @@ async def test_the_api_in_the_scorer_process_shares_its_scores_and_follows_the_b
     finally:
         await broker.__aexit__(None, None, None)
         if process is not None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                await _wait_exit(process, 40)
-            except TimeoutError:
-                process.kill()
-                process.wait()
+            await terminate(process)

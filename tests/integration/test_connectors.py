@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from children import reap, terminate
 from replicas.jetstream import JetstreamReplica, images, post
 
 from modstream.connectors.checkpoints import DirectoryCheckpoints, MemoryCheckpoints
@@ -115,9 +116,7 @@ async def test_a_connector_killed_with_sigkill_resumes_from_its_checkpoint_and_l
         first.send_signal(signal.SIGKILL)
         await asyncio.to_thread(first.wait)
     finally:
-        if first.poll() is None:
-            first.kill()
-            first.wait()
+        reap(first)
     saved = int(checkpoint.load(key()) or 0)
     second = await asyncio.to_thread(subprocess.run, command, capture_output=True, timeout=90)
     assert second.returncode == 0, second.stderr.decode()[-2000:]
@@ -188,12 +187,9 @@ async def test_a_backfill_is_scored_end_to_end_and_cannot_leave_its_root(
             outputs = list(reader.outputs)
         finally:
             await reader.__aexit__(None, None, None)
-        process.send_signal(signal.SIGTERM)
-        assert await asyncio.to_thread(process.wait, 40) == 0
+        assert await terminate(process) == 0
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        reap(process)
     by_url = {str(o.record["url"]): o for o in outputs}
     assert len(outputs) == expected == len(by_url)
     for path in inside:
@@ -248,12 +244,9 @@ async def test_a_jetstream_cursor_is_resumed_on_its_cluster_and_not_on_a_new_one
                         while DirectoryCheckpoints(state).load(_key(state)()) is None:
                             assert process.poll() is None, _text(log)
                             await asyncio.sleep(0.05)
-                process.send_signal(signal.SIGTERM)
-                assert await asyncio.to_thread(process.wait, 40) == 0, _text(log)
+                assert await terminate(process) == 0, _text(log)
             finally:
-                if process.poll() is None:
-                    process.kill()
-                    process.wait()
+                reap(process)
             return _text(log)
 
         await run_once(broker.bootstrap_servers, tmp_path / "first.log", 1)

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 import pytest
+from children import reap, terminate
 from PIL import Image
 
 from modstream.demo.imageserver import ImageServer, with_tag
@@ -74,10 +75,13 @@ def _start_scorer(
         )  # fmt: skip
 
 
+def _tail(log: Path) -> str:
+    return log.read_text(errors="replace")[-3000:]
+
+
 def _alive(process: subprocess.Popen[bytes], log: Path) -> None:
     if process.poll() is not None:
-        tail = log.read_text(errors="replace")[-3000:]
-        raise AssertionError(f"the scorer exited with {process.returncode}:\n{tail}")
+        raise AssertionError(f"the scorer exited with {process.returncode}:\n{_tail(log)}")
 
 
 async def test_sigkilled_scorer_is_replaced_without_losing_events(
@@ -127,16 +131,12 @@ async def test_sigkilled_scorer_is_replaced_without_losing_events(
                     what="an output for every event after the restart (group rebalance)",
                     alive=lambda: _alive(second, second_log),
                 )
-                second.send_signal(signal.SIGTERM)
-                returncode = await asyncio.to_thread(second.wait, 30)
-                assert returncode == 0, second_log.read_text(errors="replace")[-3000:]
+                assert await terminate(second) == 0, _tail(second_log)
                 await reader.read_to_end()
                 outputs = list(reader.outputs)
         finally:
             for process in processes:
-                if process.poll() is None:
-                    process.kill()
-                    await asyncio.to_thread(process.wait)
+                reap(process)
 
         counts = Counter(o.record["id"] for o in outputs)
         duplicates = sum(n - 1 for n in counts.values())

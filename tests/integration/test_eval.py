@@ -24,8 +24,8 @@ import locations
 import numpy as np
 import orjson
 import pytest
+from browser import HEADLESS, chromium
 from PIL import Image
-from requirements import unavailable
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from modstream.kafka.broker import EmbeddedBroker
@@ -288,24 +288,13 @@ def test_a_policy_fitted_on_another_model_warns_loudly(
     assert done.stderr.count("may not mean here") == 1
 
 
-def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
-
-
 @pytest.mark.slow
 def test_the_html_page_shows_its_plots_in_a_real_browser(evaluated: Evaluated) -> None:
     """Headless Chromium loads the page from disk and decodes all three embedded plots (the
     page's own script counts the images with a natural width)."""
-    browser = _chromium()
-    if browser is None:
-        unavailable("CHROMIUM", "Chromium is not installed (Debian: apt-get install chromium)")
     done = subprocess.run(
         [
-            browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000",
+            chromium(), *HEADLESS, "--virtual-time-budget=5000",
             "--dump-dom", (evaluated.out / "report.html").as_uri(),
         ],
         capture_output=True, text=True, timeout=120,

@@ -13,7 +13,7 @@ import asyncio
 import io
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,20 +23,22 @@ import orjson
 import pytest
 import pytest_asyncio
 from PIL import Image
+from polling import until
 
+from modstream.backoff import BackoffPolicy
 from modstream.demo.imageserver import ImageServer
-from modstream.kafka.producers import start_producer
+from modstream.kafka.publish import Publisher
 from modstream.models.decode import DecodeLimits
 from modstream.models.preprocess import hash_image
 from modstream.pipeline.fetch.addresses import parse_cidrs
 from modstream.pipeline.fetch.fetcher import FetchConfig
 from modstream.pipeline.match.banks import BankSettings
 from modstream.pipeline.match.matcher import Matcher
+from modstream.pipeline.match.records import bank_record
 from modstream.pipeline.moderate.cache import CacheConfig
 from modstream.pipeline.moderate.policy import Policy
 from modstream.pipeline.moderate.step import ModerationSettings
 from modstream.pipeline.score.scorer import ScorerConfig
-from modstream.pipeline.stream.banks import bank_record, send_bank_records
 from modstream.pipeline.stream.scoring import StreamConfig
 from modstream.pipeline.stream.service import Pipeline, PipelineSettings
 from modstream.pipeline.stream.topics import Topics
@@ -122,13 +124,6 @@ def _event(event_id: str, url: str) -> bytes:
     return orjson.dumps({"id": event_id, "url": url, "source": "test", "observed_at": time.time()})
 
 
-async def until(condition: Callable[[], bool], what: str, timeout_s: float = 20) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def running(
     any_broker: Broker, scorer_settings: ScorerConfig, tmp_path_factory: pytest.TempPathFactory
@@ -196,12 +191,10 @@ async def test_a_bank_entry_added_to_the_topic_applies_to_the_next_images(
     before = await running.moderate("flipped.jpg")
     assert before["flipped.jpg"].topic == running.topics.review
     pdq = hash_image(_images()["flipped.jpg"], LIMITS, reference=True).pdq
-    started = await start_producer(running.broker.kafka, role="test", linger_ms=0)
-    try:
+    retry = BackoffPolicy(initial_s=0.25, max_s=1.0)
+    async with Publisher(running.broker.kafka, role="test", linger_ms=0, retry=retry) as publisher:
         records = [bank_record("shared", pdq.bits, "tx-9", source="test")]
-        await send_bank_records(started.producer, running.bank_topic, records)
-    finally:
-        await started.producer.stop()
+        await publisher.send_all(running.bank_topic, records)
     await until(lambda: running.matcher.size("shared") == 1, "the bank topic's entry")
     after = (await running.moderate("flipped-copy.jpg"))["flipped-copy.jpg"]
     assert after.topic == running.topics.matched
@@ -234,7 +227,7 @@ async def _judge(running: Running, topic: str, item_id: str, label: str) -> dict
     async with ReviewService(settings) as service:
         task = asyncio.create_task(service.run(stop))
         try:
-            await until(lambda: item_id in _pending_ids(service), f"item {item_id}", 30)
+            await until(lambda: item_id in _pending_ids(service), f"item {item_id}", timeout_s=30)
             return await service.decide(item_id, label, "alice")
         finally:
             stop.set()

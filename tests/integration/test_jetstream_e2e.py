@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 import subprocess
 import sys
 import uuid
@@ -12,6 +11,7 @@ from typing import Any
 
 import orjson
 import pytest
+from children import reap, terminate
 from replicas.cdn import CdnReplica
 from replicas.jetstream import (
     JetstreamReplica,
@@ -107,12 +107,9 @@ async def test_run_scores_every_image_of_every_image_post_and_resumes_after_a_dr
                 outputs = list(reader.outputs)
             finally:
                 await reader.__aexit__(None, None, None)
-            process.send_signal(signal.SIGTERM)
-            assert await asyncio.to_thread(process.wait, 40) == 0, log_path.read_text()[-2000:]
+            assert await terminate(process) == 0, log_path.read_text()[-2000:]
         finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+            reap(process)
     by_id = {str(o.record["id"]): o for o in outputs}
     assert len(outputs) == len(by_id) == 7, [o.record for o in outputs]
     posts = ((ALICE, "3kone"), (BOB, "3kquote"), (ALICE, "3kfour"))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ import pytest_asyncio
 from aiokafka import AIOKafkaConsumer
 from apache_kafka import ApacheKafka
 from apache_kafka.secured import USER, Certificates, make_certificates, secured_config
+from children import reap, terminate
 from requirements import unavailable
 
 from modstream.demo.imageserver import ImageServer
@@ -162,15 +162,12 @@ async def test_run_over_scram_and_tls_scores_every_event(
         ids = sorted(output.record["id"] for output in reader.outputs)
         await reader.__aexit__(None, None, None)
         assert ids == sorted(f"synthetic-{index}" for index in range(10))
-        process.send_signal(signal.SIGTERM)
-        await asyncio.to_thread(process.wait, 40)
+        returncode = await terminate(process)
         output = log.read_text()
-        assert process.returncode == 0, output[-2000:]
+        assert returncode == 0, output[-2000:]
         assert PASSWORD not in output
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        reap(process)
 
 
 def _spawn(command: list[str], environment: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

@@ -28,6 +28,8 @@ import locations
 import pytest
 from atproto import AsyncFirehoseSubscribeLabelsClient, parse_subscribe_labels_message
 from atproto_crypto.verify import verify_signature
+from children import STOP_WITHIN_S, reap
+from polling import until
 from replicas.cdn import CdnReplica
 from replicas.jetstream import JetstreamReplica, images, post
 
@@ -87,11 +89,9 @@ def _running(command: list[str], log_path: Path, env: dict[str, str]) -> Iterato
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(40)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(STOP_WITHIN_S)
+        reap(process)
 
 
 async def _ready(url: str, process: Any, log_path: Path) -> None:
@@ -159,10 +159,7 @@ def _tail(path: Path) -> str:
 
 
 async def _until(condition: Any, what: str, timeout_s: float = 60) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not condition():  # noqa: ASYNC110 - a client's list, no event to wait on
-            await asyncio.sleep(0.05)
-    assert condition(), what
+    await until(condition, what, timeout_s=timeout_s)
 
 
 def _verified(did_key: str, label: dict[str, Any]) -> bool:

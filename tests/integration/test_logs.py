@@ -6,17 +6,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 from apache_kafka import ApacheKafka
+from children import reap, terminate
+from polling import until
 from requirements import unavailable
 
 from modstream.demo.imageserver import ImageServer
@@ -79,9 +79,7 @@ def _read(log: Path) -> str:
 
 
 async def _stop(process: subprocess.Popen[bytes], log: Path) -> None:
-    process.send_signal(signal.SIGTERM)
-    code = await asyncio.to_thread(process.wait, 60)
-    assert code == 0, _read(log)[-3000:]
+    assert await terminate(process) == 0, _read(log)[-3000:]
 
 
 async def test_a_healthy_demo_prints_no_error_line(ov_cache_dir: Path) -> None:
@@ -117,9 +115,7 @@ async def _healthy_run(servers: str, image_server: ImageServer, cache_dir: Path,
         await reader.__aexit__(None, None, None)
         await _stop(process, log)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        reap(process)
     return _read(log)
 
 
@@ -193,9 +189,7 @@ async def test_a_broker_outage_is_told_in_a_few_modstream_lines(
                 )
             await _stop(process, log)
         finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+            reap(process)
     text = _read(log)
     lines = _log_lines(text)
     during = [line for line in lines if killed_at <= line.at <= back_at]
@@ -234,16 +228,11 @@ async def test_the_watch_of_a_broker_says_when_it_is_away_and_when_it_answers(
         return [r.getMessage() for r in caplog.records if r.name == "modstream.kafka"
                 and text in r.getMessage()]  # fmt: skip
 
-    async def until(condition: Callable[[], bool]) -> None:
-        async with asyncio.timeout(30):
-            while not condition():  # noqa: ASYNC110 - readable state, no event to wait on
-                await asyncio.sleep(0.05)
-
     async with broker_watch(kafka) as watch, broker_watch(kafka) as shared:
         assert shared is watch
         watch.probe_every_s = 0.1
-        await until(lambda: watch.unreachable)
+        await until(lambda: watch.unreachable, "the watch to see the broker gone")
         async with EmbeddedBroker(port=port, log_path=tmp_path / "tansu.log"):
-            await until(lambda: not watch.unreachable)
+            await until(lambda: not watch.unreachable, "the watch to see the broker back")
     assert len(said(" unreachable since ")) == 1, caplog.text
     assert len(said(" answers after ")) == 1, caplog.text

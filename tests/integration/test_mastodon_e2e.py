@@ -14,6 +14,7 @@ from pathlib import Path
 
 import mediagen
 import pytest
+from children import reap, terminate
 from replicas.mastodon import MastodonReplica, attachment, status
 
 from modstream.connectors.checkpoints import DirectoryCheckpoints
@@ -93,12 +94,9 @@ async def test_a_killed_connector_backfills_what_it_missed_and_loses_nothing(
                 )
                 await reader.read_to_end()
                 records = [o.record for o in reader.outputs]
-            second.send_signal(signal.SIGTERM)
-            assert await asyncio.to_thread(second.wait, 30) == 0
+            assert await terminate(second) == 0
         finally:
-            if second.poll() is None:
-                second.kill()
-                second.wait()
+            reap(second)
     counts = Counter(str(record["id"]) for record in records)
     assert set(counts) == {_id(1000 + n) for n in range(61)}
     repeated = {identifier for identifier, count in counts.items() if count > 1}
@@ -159,12 +157,9 @@ async def test_gifv_and_video_attachments_are_scored_by_their_frames(
                 await reader.wait_until(lambda outputs: len(outputs) >= 2, timeout_s=90,
                                         what="the two attachments' results")  # fmt: skip
                 results = {o.record["meta"]["type"]: o.record for o in reader.outputs}  # type: ignore[index]
-            process.send_signal(signal.SIGTERM)
-            assert await asyncio.to_thread(process.wait, 40) == 0
+            assert await terminate(process) == 0
         finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+            reap(process)
     assert set(results) == {"gifv", "video"}
     assert 1.0 <= results["gifv"]["frames"]["worst_offset_s"] < 1.3  # type: ignore[index]
     assert 2.0 <= results["video"]["frames"]["worst_offset_s"] < 2.5  # type: ignore[index]

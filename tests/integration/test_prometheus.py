@@ -13,6 +13,7 @@ package; without them these tests skip with one line, and with
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -31,6 +32,7 @@ import locations
 import pytest
 import pytest_asyncio
 import yaml
+from children import STOP_WITHIN_S, reap
 from requirements import unavailable
 
 from modstream.demo.imageserver import ImageServer
@@ -279,11 +281,9 @@ async def deployment(
         for process in processes.values():
             process.terminate()
         for process in processes.values():
-            try:
-                process.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=STOP_WITHIN_S)
+            reap(process)
 
 
 async def _query(session: aiohttp.ClientSession, base: str, expr: str) -> list[dict[str, Any]]:

@@ -9,12 +9,12 @@ end of the input. Runs on the embedded broker and on Apache Kafka.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
 from collections.abc import Callable
 
 import orjson
 import pytest
+from polling import until
 
 from modstream.demo.imageserver import ImageServer
 from modstream.kafka.broker import EmbeddedBroker, TopicSpec, ensure_topics
@@ -47,11 +47,7 @@ LEAVE_AFTER = 30  # outputs the second scorer publishes before it leaves
 
 
 async def _until(condition: Callable[[], bool], what: str, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
+    await until(condition, what, timeout_s=timeout_s)
 
 
 def _lag_partitions(metrics: PipelineMetrics) -> list[str]:

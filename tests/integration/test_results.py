@@ -24,6 +24,7 @@ import locations
 import orjson
 import pytest
 import pytest_asyncio
+from children import reap, terminate
 
 from modstream.demo.imageserver import ImageServer
 from modstream.kafka.broker import free_loopback_port
@@ -94,13 +95,7 @@ async def running(
             await reader.__aexit__(None, None, None)
             yield Running(servers, port, stderr, urls, process)
         finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(asyncio.to_thread(process.wait), 40)
-            finally:
-                if process.poll() is None:
-                    process.kill()
-                    process.wait()
+            await terminate(process)
 
 
 async def test_run_logs_the_command_that_watches_its_results(running: Running) -> None:
@@ -216,12 +211,9 @@ async def test_review_and_export_work_against_the_runs_embedded_broker(
                 f"{url}/api/v1/decisions", data=orjson.dumps(decision), headers=headers
             ) as response:
                 assert response.status == 202, await response.text()
-        console.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(asyncio.to_thread(console.wait), 30) == 0
+        assert await terminate(console) == 0
     finally:
-        if console.poll() is None:
-            console.kill()
-            console.wait()
+        reap(console)
     exported = tmp_path / "decisions.jsonl"
     done = await _modstream(
         "review", "--bootstrap-servers", running.servers, "--export", str(exported)

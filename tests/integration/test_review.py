@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,8 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
+from children import reap, terminate
+from polling import until
 from sklearn.metrics import roc_auc_score
 
 from modstream.demo.imageserver import ImageServer
@@ -107,16 +108,8 @@ async def produce_review(
     await produce(broker.bootstrap_servers, topics.review, values, partitions=partitions)
 
 
-async def until(condition: Callable[[], bool], what: str, timeout_s: float = 30) -> None:
-    """Poll ``condition`` (cheap, in-process state) until it holds."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
-
-
 async def until_pending(service: ReviewService, count: int, timeout_s: float = 30) -> None:
-    await until(lambda: len(service.queue) >= count, f"{count} pending items", timeout_s)
+    await until(lambda: len(service.queue) >= count, f"{count} pending items", timeout_s=timeout_s)
 
 
 async def get(session: aiohttp.ClientSession, url: str, **kwargs: Any) -> tuple[int, Any]:
@@ -423,12 +416,9 @@ async def test_the_command_serves_the_queue_and_stops_on_sigterm(
                     items = body["items"]
                 await asyncio.sleep(0.2)
             assert [item["id"] for item in items] == ["item-1"]
-        process.send_signal(signal.SIGTERM)
-        assert await asyncio.to_thread(process.wait, 30) == 0
+        assert await terminate(process) == 0
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        reap(process)
 
 
 def _spawn_review(*args: str) -> subprocess.Popen[bytes]:

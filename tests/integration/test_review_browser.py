@@ -8,14 +8,13 @@ its driver is not installed this says so and skips (CI installs them and makes t
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from requirements import unavailable
+from browser import driven_chromium
 
 from modstream.demo.imageserver import ImageServer
 from modstream.kafka.broker import EmbeddedBroker
@@ -24,22 +23,6 @@ from .support import OutputReader, produce
 from .test_review import TOKENS, console, new_topics, record, until_pending
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow]
-
-
-def _browser_parts() -> tuple[str, str]:
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = shutil.which("chromedriver")
-    missing = [name for name, path in (("chromium", browser), ("chromium-driver", driver))
-               if path is None]  # fmt: skip
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        missing.append("selenium (pip)")
-    if missing:
-        unavailable("CHROMIUM", f"the browser test needs {', '.join(missing)} (Debian: "
-                    "apt-get install chromium chromium-driver)")  # fmt: skip
-    assert browser is not None and driver is not None
-    return browser, driver
 
 
 def _wait(condition: Callable[[], Any], what: str, timeout_s: float = 20) -> Any:
@@ -53,18 +36,11 @@ def _wait(condition: Callable[[], Any], what: str, timeout_s: float = 20) -> Any
         time.sleep(0.1)
 
 
-def _judge_in_browser(url: str, browser: str, driver_path: str, shot: Path) -> dict[str, Any]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+def _judge_in_browser(url: str, shot: Path) -> dict[str, Any]:
     from selenium.webdriver.common.by import By
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = browser
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,860"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
     seen: dict[str, Any] = {}
-    try:
+    with driven_chromium() as driver:
         driver.get(url)
         driver.find_element(By.ID, "token").send_keys(TOKENS["alice"])
         driver.find_element(By.CSS_SELECTOR, "#sign-in button").click()
@@ -94,8 +70,6 @@ def _judge_in_browser(url: str, browser: str, driver_path: str, shot: Path) -> d
         body.send_keys("n")
         _wait(lambda: not driver.find_elements(By.CSS_SELECTOR, ".card"), "the card leave")
         seen["empty_text"] = driver.find_element(By.ID, "empty").text
-    finally:
-        driver.quit()
     return seen
 
 
@@ -104,7 +78,6 @@ async def test_the_page_blurs_reveals_and_records_a_keyboard_decision(
 ) -> None:
     """Blurred on arrival, revealed by space, judged by n: the decision is on the reviewed topic
     with the reviewer's name."""
-    browser, driver = _browser_parts()
     assert image_server.served is not None
     url = next(u for u in image_server.served.image_urls() if u.endswith(".jpg"))
     topics = new_topics()
@@ -113,7 +86,7 @@ async def test_the_page_blurs_reveals_and_records_a_keyboard_decision(
     async with console(broker, topics) as c:
         await until_pending(c.service, 1)
         shot = tmp_path / "review.png"
-        seen = await asyncio.to_thread(_judge_in_browser, c.url, browser, driver, shot)
+        seen = await asyncio.to_thread(_judge_in_browser, c.url, shot)
         async with OutputReader(broker.bootstrap_servers, [topics.reviewed]) as reader:
             await reader.wait_until(lambda o: len(o) >= 1, timeout_s=20, what="the decision")
             (decision,) = reader.outputs
@@ -126,18 +99,11 @@ async def test_the_page_blurs_reveals_and_records_a_keyboard_decision(
     assert (decision.record["label"], decision.record["reviewer"]) == ("nsfw", "alice")
 
 
-def _counters_and_origins(url: str, browser: str, driver_path: str) -> dict[str, Any]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+def _counters_and_origins(url: str) -> dict[str, Any]:
     from selenium.webdriver.common.by import By
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = browser
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,860"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
     seen: dict[str, Any] = {}
-    try:
+    with driven_chromium() as driver:
         driver.get(url)
         driver.find_element(By.ID, "token").send_keys(TOKENS["alice"])
         driver.find_element(By.CSS_SELECTOR, "#sign-in button").click()
@@ -157,8 +123,6 @@ def _counters_and_origins(url: str, browser: str, driver_path: str) -> dict[str,
               "the decided card leave")  # fmt: skip
         seen["after"] = _wait(lambda: counters.text if counters.text.startswith("3") else None,
                               "the counters after a decision", timeout_s=2)  # fmt: skip
-    finally:
-        driver.quit()
     return seen
 
 
@@ -168,7 +132,6 @@ async def test_the_header_counts_down_at_once_and_webhook_cards_name_object_and_
     """With four items queued (so no refill follows a decision), the header says "3 left" right
     after one is judged, not the "4 left" of the last queue read; a webhook item's card names its
     object and its uploader."""
-    browser, driver = _browser_parts()
     assert image_server.served is not None
     url = next(u for u in image_server.served.image_urls() if u.endswith(".jpg"))
     topics = new_topics()
@@ -182,7 +145,7 @@ async def test_the_header_counts_down_at_once_and_webhook_cards_name_object_and_
     await produce(broker.bootstrap_servers, topics.review, values, partitions=1)
     async with console(broker, topics) as c:
         await until_pending(c.service, 4)
-        seen = await asyncio.to_thread(_counters_and_origins, c.url, browser, driver)
+        seen = await asyncio.to_thread(_counters_and_origins, c.url)
     assert seen["before"].startswith("4 left")
     assert seen["origin"] == ["object uploads/u/42/cat.jpg", "uploaded by u42"]
     assert seen["after"].startswith("3 left · 1 decided today (1 by you)")

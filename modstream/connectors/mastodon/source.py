@@ -32,7 +32,12 @@ import orjson
 from aiohttp.http_exceptions import LineTooLong
 
 from modstream.backoff import Backoff, BackoffPolicy
-from modstream.connectors.base import Emission, SourceCounters, SourceStatistics
+from modstream.connectors.base import (
+    Emission,
+    SourceCounters,
+    SourceStatistics,
+    refusal_for_status,
+)
 from modstream.connectors.mastodon.endpoints import (
     STREAMS,
     StreamEndpoints,
@@ -47,7 +52,7 @@ from modstream.connectors.mastodon.statuses import (
     status_id,
 )
 from modstream.connectors.recent import RecentIds
-from modstream.errors import SourceError, SourceUnauthorized
+from modstream.errors import SourceError, SourceUnauthorized, SourceUnavailable
 
 __all__ = ["TOKEN_VARIABLE", "MastodonOptions", "MastodonSource"]
 
@@ -94,10 +99,6 @@ class MastodonOptions:
     @property
     def endpoints(self) -> StreamEndpoints:
         return StreamEndpoints(server=_http(self.url), stream=self.stream, tag=self.tag.lstrip("#"))
-
-
-class _Retry(Exception):
-    """A failure a reconnect can mend (a 5xx, a 429, a stream cut short)."""
 
 
 class MastodonSource:
@@ -175,9 +176,11 @@ class MastodonSource:
                         backoff.reset()
                         yield emission
                     reason = "the stream ended"
-            except SourceError:
-                raise
-            except (_Retry, aiohttp.ClientError, OSError, TimeoutError, LineTooLong) as exc:
+            except SourceError as exc:
+                if not exc.retriable:
+                    raise
+                reason = str(exc)
+            except (aiohttp.ClientError, OSError, TimeoutError, LineTooLong) as exc:
                 reason = str(exc) or type(exc).__name__
             self._counters.connected = False
             delay = backoff.next_delay()
@@ -200,7 +203,7 @@ class MastodonSource:
         server = self._endpoints.server
         async with session.get(f"{server}/api/v2/instance") as response:
             if response.status >= 500:
-                raise _Retry(f"{server}/api/v2/instance answered HTTP {response.status}")
+                raise SourceUnavailable(f"{server}/api/v2/instance answered HTTP {response.status}")
             if response.status != 200:  # an older server: streaming on its own host
                 return server
             try:
@@ -288,9 +291,7 @@ async def _check(response: aiohttp.ClientResponse, what: str) -> None:
             f"{where} answered HTTP {response.status} ({detail}): set {TOKEN_VARIABLE} to a user "
             "access token with the read:statuses scope (Mastodon requires one since 4.2)"
         )
-    if 400 <= response.status < 500 and response.status not in (408, 429):
-        raise SourceError(f"{where} answered HTTP {response.status} ({detail})")
-    raise _Retry(f"{where} answered HTTP {response.status}")
+    raise refusal_for_status(response.status, f"{where} answered HTTP {response.status} ({detail})")
 
 
 def _http(url: str) -> str:

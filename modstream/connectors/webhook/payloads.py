@@ -11,7 +11,10 @@ one document but each of its lines is):
   ``userMetadata`` on the object).
 
 Only object-created records become events; deletes, reads and S3's ``s3:TestEvent`` are counted
-as ignored. An object's URL is ``{object_base_url}/{bucket}/{key}`` (path style). The key arrives
+as ignored, and so is an object whose declared ``contentType`` says it is not media at all (a
+document, text, audio: :func:`modstream.media.declared_media`); an image or video type, even
+one modstream does not decode, and an undeclared or octet-stream type are scored, the bytes
+deciding. An object's URL is ``{object_base_url}/{bucket}/{key}`` (path style). The key arrives
 form-encoded (``red flower.jpg`` as ``red+flower.jpg``; MinIO encodes ``/`` as ``%2F`` too), so it
 is decoded, then quoted again for the path, keeping ``/``. The id names the object version
 (``s3:{bucket}/{key}@{versionId | sequencer | eTag}``): a notification delivered twice yields the
@@ -30,6 +33,7 @@ from urllib.parse import quote, unquote_plus, urlsplit
 import orjson
 
 from modstream.events import ImageEvent, event_id_for
+from modstream.media import declared_media
 
 __all__ = [
     "NDJSON_TYPES", "BadJson", "InvalidPayload", "ParsedPayload", "object_url", "parse_body",
@@ -163,7 +167,7 @@ def _notification(records: Any, base: str | None, now: float, source: str) -> Pa
         name = record.get("eventName")
         if not isinstance(name, str) or not name:
             raise InvalidPayload(f"{where} has no 'eventName'")
-        if not name.removeprefix("s3:").startswith("ObjectCreated:"):
+        if not name.removeprefix("s3:").startswith("ObjectCreated:") or not _media(record):
             ignored += 1
             continue
         if not base:
@@ -173,6 +177,14 @@ def _notification(records: Any, base: str | None, now: float, source: str) -> Pa
             )
         events.append(_object_event(record, where, name, base, now, source))
     return ParsedPayload(tuple(events), ignored=ignored)
+
+
+def _media(record: dict[str, Any]) -> bool:
+    """Whether the object may be media, by the type its uploader declared (if any)."""
+    s3 = record.get("s3")
+    obj = s3.get("object") if isinstance(s3, dict) else None
+    declared = obj.get("contentType") if isinstance(obj, dict) else None
+    return declared_media(declared if isinstance(declared, str) else None)
 
 
 def _object_event(

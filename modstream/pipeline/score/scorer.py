@@ -11,8 +11,9 @@ The network compiles on a thread while the first images decode (:meth:`Scorer.st
 
 In fast mode the first pass is a screen: an approximate crop (DCT-domain JPEG downscaling) on the
 screen lane (bf16 where the CPU has it). A screen score that reaches ``confirm_at`` goes round once
-more as the exact crop on the exact lane (:func:`needs_confirmation`): the shortcuts pay off on the
-many low-scoring images, and every score near a decision threshold is the reference one.
+more as the exact crop on the exact lane (the pure :mod:`~modstream.pipeline.score.confirmation`
+plan says when and where): the shortcuts pay off on the many low-scoring images, and every score
+near a decision threshold is the reference one.
 
 Whether to screen at all (``screening``): ``auto`` (the default) screens only where the device
 reports the screen precision among its optimisation capabilities (bf16 on AVX-512_BF16 or AMX
@@ -54,23 +55,18 @@ from modstream.models.preprocess import PreparedImage, Preprocessing
 from modstream.pipeline.score.batcher import Dispatch, WaitUntil
 from modstream.pipeline.score.compiling import compile_lanes, make_workers, open_devices
 from modstream.pipeline.score.config import SCREENING_MODES, ScorerConfig
+from modstream.pipeline.score.confirmation import ConfirmationPlan, Crop, Pass
 from modstream.pipeline.score.decoding import Decoded, DecodePool
 from modstream.pipeline.score.lanes import Lane, LaneName, LaneStatistics
 from modstream.pipeline.score.results import FrameSummary, ScoreResult, Timings
 from modstream.pipeline.score.routing import Route, RoutePlanner, RouteStatistics
-from modstream.pipeline.score.screening import (
-    FirstPass,
-    Revision,
-    ScreeningPlan,
-    can_change_decision,
-    needs_confirmation,
-)
+from modstream.pipeline.score.screening import FirstPass, Revision, ScreeningPlan
 
 if TYPE_CHECKING:
     from modstream.pipeline.score.devices import DeviceStatistics, DeviceWorker, ScoreArray
 
 
-__all__ = ["SCREENING_MODES", "Scorer", "ScorerConfig", "ScorerStatistics", "needs_confirmation"]
+__all__ = ["SCREENING_MODES", "Scorer", "ScorerConfig", "ScorerStatistics"]
 
 log = logging.getLogger("modstream.scorer")
 
@@ -227,49 +223,18 @@ class Scorer:
         try:
             mode = await self._first_pass()
             decoded = await self._decoder.decode(data, mode, sha256, self.config.pdq)
-            pdq = decoded.image.pdq  # from the first decode: a confirmation does not hash again
+            read_s, pdq = decoded.read_s, decoded.image.pdq  # a confirmation does not hash again
             await self.ready()
             lane = self._plan.lane(mode)
-            read_s, decode_s = decoded.read_s, decoded.decode_s
+            plan = self._confirmation(mode)
             frames: FrameSummary | None = None
             if decoded.image.frames:
-                mode = Preprocessing.EXACT  # frames are always exact crops
-                scored, frames = await self._score_frames(decoded.image, deadline, lane)
-                queue_s, infer_s = scored.queue_s, scored.infer_s
+                scored, frames = await self._score_frames(decoded.image, deadline, lane, plan)
+                mode, decode_s = Preprocessing.EXACT, decoded.decode_s  # frames are exact crops
             else:
-                scored = await self._infer(decoded.image.pixels, deadline, lane)
-                self._observe(mode, decoded, scored)
-                queue_s, infer_s = scored.queue_s, scored.infer_s
-                # A screen on a network of its own (a cheaper precision) is approximate, whatever
-                # the crop.
-                approximate = decoded.image.approximate or lane is LaneName.SCREEN
-                if needs_confirmation(
-                    mode, approximate=approximate, screen_score=scored.nsfw,
-                    confirm_at=self.config.confirm_at,
-                ):  # fmt: skip
-                    mode = Preprocessing.EXACT
-                    redecoded = decoded.image.approximate
-                    if redecoded:
-                        decoded = await self._decoder.decode(decoded.data, mode, decoded.sha256)
-                        decode_s += decoded.decode_s
-                    thresholds = self.config.decision_thresholds
-                    if lane is LaneName.SCREEN and thresholds:
-                        # The exact crop at the screen's precision first; the exact precision only
-                        # where that score could still change a decision.
-                        if redecoded:
-                            scored = await self._infer(decoded.image.pixels, deadline, lane)
-                            queue_s += scored.queue_s
-                            infer_s += scored.infer_s
-                        final = not can_change_decision(
-                            scored.nsfw, thresholds, self.config.decision_margin
-                        )
-                    else:
-                        final = False
-                    if not final:
-                        scored = await self._infer(decoded.image.pixels, deadline, LaneName.EXACT)
-                        self._observe(mode, decoded, scored)
-                        queue_s += scored.queue_s
-                        infer_s += scored.infer_s
+                scored, mode, decoded, decode_s = await self._score_still(
+                    decoded, mode, lane, plan, deadline
+                )
             if self._planner is not None:
                 self._planner.observe_score(at_or_above_floor=scored.nsfw >= self.config.confirm_at)
         finally:
@@ -291,35 +256,71 @@ class Scorer:
             frames=frames,
             timings=Timings(
                 decode_s=decode_s,
-                queue_s=queue_s,
-                infer_s=infer_s,
+                queue_s=scored.queue_s,
+                infer_s=scored.infer_s,
                 total_s=time.perf_counter() - started,
                 batch_size=scored.batch_size,
                 read_s=read_s,
             ),
         )
 
+    def _confirmation(self, mode: Preprocessing) -> ConfirmationPlan:
+        config = self.config
+        return ConfirmationPlan(
+            mode=mode, confirm_at=config.confirm_at,
+            thresholds=tuple(config.decision_thresholds or ()), margin=config.decision_margin,
+        )  # fmt: skip
+
+    async def _score_still(
+        self,
+        decoded: Decoded,
+        mode: Preprocessing,
+        lane: LaneName,
+        plan: ConfirmationPlan,
+        deadline: float,
+    ) -> tuple[_Scored, Preprocessing, Decoded, float]:
+        """The first pass, then each pass the plan asks for (the exact crop, decoded again when
+        the first was approximate); the last one's score, with every pass's queue and inference
+        time, the preprocessing it reflects, its decode and the decoding time in all."""
+        scored = await self._infer(decoded.image.pixels, deadline, lane)
+        self._observe(mode, decoded, scored)
+        crop = Crop.APPROXIMATE if decoded.image.approximate else Crop.EXACT
+        last = Pass(crop, lane, scored.nsfw)
+        decode_s, queue_s, infer_s = decoded.decode_s, scored.queue_s, scored.infer_s
+        while (step := plan.after(last)) is not None:
+            mode = Preprocessing.EXACT
+            if last.crop is Crop.APPROXIMATE:
+                decoded = await self._decoder.decode(decoded.data, mode, decoded.sha256)
+                decode_s += decoded.decode_s
+            scored = await self._infer(decoded.image.pixels, deadline, step.lane)
+            if step.lane is LaneName.EXACT:
+                self._observe(mode, decoded, scored)
+            queue_s, infer_s = queue_s + scored.queue_s, infer_s + scored.infer_s
+            last = Pass(step.crop, step.lane, scored.nsfw, first=False)
+        return (
+            dataclasses.replace(scored, queue_s=queue_s, infer_s=infer_s),
+            mode,
+            decoded,
+            decode_s,
+        )
+
     async def _score_frames(
-        self, image: PreparedImage, deadline: float, lane: LaneName
+        self, image: PreparedImage, deadline: float, lane: LaneName, plan: ConfirmationPlan
     ) -> tuple[_Scored, FrameSummary]:
         """Every sampled frame in the same batches as still images; the worst frame is the
-        item's score. Frames are exact crops: on a screen lane, the frames whose screen score
-        could be the worst (within the decision margin of it) are scored again exactly."""
+        item's score. The frames the plan names (on a screen lane, those that could be the worst)
+        are scored again on the exact lane."""
         outcomes = list(await asyncio.gather(
             *(self._infer(frame.pixels, deadline, lane) for frame in image.frames)
         ))  # fmt: skip
         scores = [outcome.nsfw for outcome in outcomes]
-        top = max(scores)
-        if lane is LaneName.SCREEN and top >= self.config.confirm_at:
-            close = [
-                i for i, score in enumerate(scores) if score >= top - self.config.decision_margin
-            ]
-            exact = await asyncio.gather(
-                *(self._infer(image.frames[i].pixels, deadline, LaneName.EXACT) for i in close)
-            )
-            for index, outcome in zip(close, exact, strict=True):
-                outcomes[index] = outcome
-                scores[index] = outcome.nsfw
+        close = plan.frames(scores, lane)
+        exact = await asyncio.gather(
+            *(self._infer(image.frames[i].pixels, deadline, LaneName.EXACT) for i in close)
+        )
+        for index, outcome in zip(close, exact, strict=True):
+            outcomes[index] = outcome
+            scores[index] = outcome.nsfw
         worst = max(range(len(scores)), key=scores.__getitem__)
         summary = FrameSummary(
             total=image.total_frames, scored=len(image.frames),

@@ -3,7 +3,7 @@
 In fast mode the first pass can be a screen: an approximate crop (DCT-domain JPEG downscaling),
 on a network of its own at ``screen_precision`` where every device runs that precision natively
 (bf16 on AVX-512_BF16 or AMX CPUs). A screen score from ``confirm_at`` up goes round once more as
-the exact crop on the exact lane (:func:`needs_confirmation`). Without a cheaper precision, the
+the exact crop on the exact lane (:mod:`.confirmation`). Without a cheaper precision, the
 screen would cost a full f32 pass, so ``screening="auto"`` sends every image down the exact path.
 
 What the devices run becomes known in up to three steps; each gives a new :class:`ScreeningPlan`
@@ -38,8 +38,6 @@ __all__ = [
     "ScreenLane",
     "ScreeningPlan",
     "Stage",
-    "can_change_decision",
-    "needs_confirmation",
 ]
 
 # (device name, precision) -> whether the device runs it natively; None: cannot tell.
@@ -69,24 +67,6 @@ class Stage(enum.StrEnum):
     PREDICTED = "predicted"  # the CPU flags
     CONFIRMED = "confirmed"  # the devices' OPTIMIZATION_CAPABILITIES
     COMPILED = "compiled"  # the precisions the networks compiled at
-
-
-def needs_confirmation(
-    mode: Preprocessing, *, approximate: bool, screen_score: float, confirm_at: float
-) -> bool:
-    """Whether a fast-mode screen score must be recomputed exactly.
-
-    ``approximate``: the screen used a shortcut (an approximate crop or a lower precision).
-    """
-    return mode is Preprocessing.FAST and approximate and screen_score >= confirm_at
-
-
-def can_change_decision(score: float, thresholds: Sequence[float], margin: float) -> bool:
-    """Whether a score known to within ``margin`` of the reference may lie on the other side of a
-    threshold from it (then only the reference score may decide). No thresholds: it may."""
-    if not thresholds:
-        return True
-    return any(abs(score - threshold) <= margin for threshold in thresholds)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,9 @@
 ``images.errors``
     the event's fields plus ``published_at`` and ``error: {kind, message, retriable}``. A record
     that is not a valid event also lands here, with its raw bytes (base64), partition and offset.
+    A record the broker refused (too large for its topic) is answered here too, by
+    :func:`refused_record`: its fields as far as they fit, ``refused_topic``, ``dropped`` (the
+    fields left out), and the refused record's own ``error`` as ``cause``.
 """
 
 from __future__ import annotations
@@ -21,11 +24,15 @@ from typing import Any
 
 import orjson
 
-from modstream.errors import MalformedRecord, ModstreamError
+from modstream.errors import MalformedRecord, ModstreamError, RecordRefused
 from modstream.events import ImageEvent, event_id_for
 from modstream.pipeline.moderate.moderator import Moderated, result_fields
 
 _KNOWN = frozenset({"id", "url", "source", "observed_at", "meta"})
+
+# An error record in place of a refused one keeps the refused record's fields up to this many
+# bytes (JSON), far below any topic's limit, so the errors topic takes it.
+REFUSED_BUDGET = 16_384
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -90,3 +97,33 @@ def error_record(
         record["offset"] = origin.offset
         record["raw"] = base64.b64encode(origin.raw).decode() if origin.raw is not None else None
     return record
+
+
+def refused_record(
+    record: dict[str, Any],
+    error: RecordRefused,
+    *,
+    topic: str,
+    published_at: float,
+    budget: int = REFUSED_BUDGET,
+) -> dict[str, Any]:
+    """The error record in place of ``record``, which the broker refused for ``topic``: its
+    fields, the largest left out first until the rest fit in ``budget`` bytes, named in
+    ``dropped``."""
+    kept = {("cause" if name == "error" else name): value for name, value in record.items()}
+    sizes = {name: len(orjson.dumps(value)) + len(name) for name, value in kept.items()}
+    total = sum(sizes.values())
+    dropped: list[str] = []
+    for name in sorted(sizes, key=lambda field: (-sizes[field], field)):
+        if total <= budget:
+            break
+        del kept[name]
+        total -= sizes[name]
+        dropped.append(name)
+    return {
+        **kept,
+        "published_at": published_at,
+        "refused_topic": topic,
+        "dropped": sorted(dropped),
+        "error": {**error.to_dict(), "retriable": error.retriable},
+    }

@@ -6,10 +6,10 @@ outputs of every earlier offset of the partition, are acknowledged by the broker
 (:class:`~modstream.kafka.offsets.OffsetTracker`). After a crash, the records after the last
 commit are replayed; their outputs may appear twice, recognisable by ``id``.
 
-The stream is a :class:`~modstream.kafka.consume.Sink` of the one consume loop: in-flight work
-is bounded by ``max_in_flight``; at the bound the loop pauses the assigned partitions (and keeps
-polling, so the group keeps this member) until the moderator catches up, so memory stays flat
-under overload.
+The stream is a :class:`~modstream.kafka.sink.Step` of the one group sink, which owns the
+consumer, the offsets, their commit and the producer: in-flight work is bounded by
+``max_in_flight``; at the bound the loop pauses the assigned partitions (and keeps polling, so the
+group keeps this member) until the moderator catches up, so memory stays flat under overload.
 
 While the broker is away, the process's :class:`~modstream.kafka.outage.BrokerWatch` tells the
 outage in a few lines; the stream reports its publish and commit retries and its in-flight
@@ -17,8 +17,15 @@ records to it, and logs a failed publish itself only outside a declared outage. 
 throughput line runs on a timer of its own, not on the consume loop's tick, which stops while a
 poll waits for the broker.
 
-Shutdown order (:meth:`ScoringStream.run` on ``stop``): stop consuming -> drain in-flight records
-(bounded by ``drain_timeout_s``) -> flush the producer -> commit -> close the consumer and producer.
+A result the broker refuses for good (:class:`~modstream.errors.RecordRefused`: too large for its
+topic) is answered by an error record in its place (:func:`~modstream.pipeline.stream.records.
+refused_record`) and its offset moves on. A failure no record can get past (the broker denies a
+topic: :class:`~modstream.errors.BrokerDenied`) stops the stream, which then raises it; its
+record's offset is not committed, so the next start answers it.
+
+Shutdown order (:meth:`ScoringStream.run` on ``stop``, or on such a failure): stop consuming ->
+drain in-flight records (bounded by ``drain_timeout_s``) -> flush the producer -> commit -> close
+the consumer and producer.
 """
 
 from __future__ import annotations
@@ -27,31 +34,34 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError
 
-from modstream.backoff import Backoff, BackoffPolicy, Stopped, retry
-from modstream.errors import ModstreamError
+from modstream.backoff import BackoffPolicy
+from modstream.errors import ModstreamError, RecordRefused
 from modstream.events import ImageEvent
-from modstream.kafka.consume import ConsumeLoop, ConsumerSettings, LoopStatistics
-from modstream.kafka.offsets import OffsetStatistics, OffsetTracker
-from modstream.kafka.outage import BrokerWatch, broker_watch
-from modstream.kafka.producers import start_producer
+from modstream.kafka.consume import ConsumerSettings, LoopStatistics
+from modstream.kafka.offsets import OffsetStatistics
+from modstream.kafka.outage import broker_watch
 from modstream.kafka.settings import KafkaSettings
+from modstream.kafka.sink import GroupSink, Partition
 from modstream.pipeline.metrics import LatencyWindow, PipelineMetrics
 from modstream.pipeline.moderate.moderator import Moderator
-from modstream.pipeline.stream.records import Origin, error_record, parse_event, result_record
+from modstream.pipeline.stream.records import (
+    Origin,
+    error_record,
+    parse_event,
+    refused_record,
+    result_record,
+)
 from modstream.pipeline.stream.topics import Topics
 
 __all__ = ["ScoringStream", "StreamConfig", "StreamStatistics"]
 
 log = logging.getLogger("modstream.stream")
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -126,14 +136,10 @@ class ScoringStream:
         self._kafka = kafka
         self._metrics = metrics
         self._now = wall_clock
-        self._tracker: OffsetTracker[TopicPartition] = OffsetTracker()
         self._window = LatencyWindow()
         self._lag_labels: set[tuple[str, str]] = set()  # (topic, partition) we report lag for
-        self._tasks: dict[asyncio.Task[None], TopicPartition] = {}
-        self._loop: ConsumeLoop | None = None
-        self.idempotent: bool | None = None  # known once the producer has started
-        self._producer: AIOKafkaProducer | None = None
-        self._watch: BrokerWatch | None = None
+        self._tasks: dict[asyncio.Task[None], Partition] = {}
+        self._sink: GroupSink | None = None
         self._peak_tasks = 0
         self._revocations = 0
         self._handed_over = 0
@@ -142,54 +148,30 @@ class ScoringStream:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
-        """Consume until ``stop`` is set, then shut down in order. Sets ``ready`` once consuming."""
+        """Consume until ``stop`` is set, then shut down in order. Sets ``ready`` once consuming.
+
+        Raises the failure that stopped the stream otherwise (after the same shutdown)."""
         async with contextlib.AsyncExitStack() as stack:
             # The outage lines: one when the broker goes, a summary every 10 s, one when back.
-            self._watch = await stack.enter_async_context(broker_watch(self._kafka))
-            stack.callback(self._watch.add_backlog(lambda: len(self._tasks)))
-            try:
-                started = await self._retry(
-                    "start the producer",
-                    lambda: start_producer(self._kafka, role="scorer", linger_ms=2),
-                    stop,
-                )
-                self._producer = started.producer
-                self.idempotent = started.idempotent
-                stack.push_async_callback(self._stop_producer)
-                self._loop = await self._retry(
-                    "start the consumer",
-                    lambda: stack.enter_async_context(
-                        ConsumeLoop(self._kafka, self.config.consumer(), self)
-                    ),
-                    stop,
-                )
-            except Stopped:
+            watch = await stack.enter_async_context(broker_watch(self._kafka))
+            stack.callback(watch.add_backlog(lambda: len(self._tasks)))
+            sink = GroupSink(
+                self._kafka, self.config.consumer(), self, linger_ms=2, retry=self.config.retry,
+                watch=watch, on_lag=self._set_lag, logger=log,
+            )  # fmt: skip
+            self._sink = await stack.enter_async_context(sink)
+            if not await sink.start(stop):
                 return
-            # Runs before the consumer's exit (its last commit): the in-flight records finish.
-            stack.push_async_callback(self._drain)
             # On a timer of its own: the consume loop's tick stops while a poll waits for a
             # broker that is away, and the line must not stop with it.
             periodic = asyncio.create_task(self._log_periodically(), name="stream-log")
             stack.push_async_callback(_cancel, periodic)
             if ready is not None:
                 ready.set()
-            await self._loop.run(stop)
-
-    async def _retry(
-        self, what: str, attempt: Callable[[], Awaitable[T]], stop: asyncio.Event
-    ) -> T:
-        def failed(exc: BaseException, delay: float) -> None:
-            self._retried("start")
-            log.warning("cannot %s at %s (%s); retrying in %.1f s",
-                        what, self._kafka.bootstrap_servers, exc, delay)  # fmt: skip
-
-        return await retry(
-            attempt,
-            retriable=_broker_failure,
-            backoff=Backoff(self.config.retry),
-            stop=stop,
-            on_retry=failed,
-        )
+            try:
+                await sink.run(stop)
+            finally:  # before the sink's exit (its last commit): the in-flight records finish
+                await self._drain()
 
     async def _drain(self) -> None:
         if self._tasks:
@@ -201,17 +183,15 @@ class ScoringStream:
             if pending:
                 log.warning("%d records were not finished at shutdown; they will be replayed",
                             len(pending))  # fmt: skip
-        if self._producer is not None:
-            with contextlib.suppress(KafkaError, OSError):
-                await self._producer.flush()
+        if self._sink is not None:
+            await self._sink.publisher.flush()
 
-    async def _stop_producer(self) -> None:
-        producer, self._producer = self._producer, None
-        if producer is not None:
-            with contextlib.suppress(KafkaError, OSError):
-                await producer.stop()
+    @property
+    def idempotent(self) -> bool | None:
+        """Whether the broker granted an idempotent producer (None before it started)."""
+        return None if self._sink is None else self._sink.publisher.idempotent
 
-    # -- the consume loop's sink ---------------------------------------------------------------
+    # -- the sink's step ---------------------------------------------------------------------
 
     @property
     def capacity(self) -> int:
@@ -220,80 +200,56 @@ class ScoringStream:
     def room(self) -> int:
         return max(self.config.max_in_flight - len(self._tasks), 0)
 
-    def take(self, partition: TopicPartition, offset: int, value: bytes | None) -> None:
-        self._tracker.start(partition, offset)
+    def take(self, partition: Partition, offset: int, value: bytes | None) -> None:
         origin = Origin(topic=partition.topic, partition=partition.partition, offset=offset,
                         raw=value)  # fmt: skip
         task = asyncio.create_task(self._process(partition, origin))
         self._tasks[task] = partition
         self._peak_tasks = max(self._peak_tasks, len(self._tasks))
         task.add_done_callback(self._task_done)
-        self._metrics.inflight.set(self._tracker.in_flight)
+        self._metrics.inflight.set(len(self._tasks))
 
-    async def tick(self, consumer: AIOKafkaConsumer) -> None:
-        try:
-            await self._commit(consumer)
-        except KafkaError:
-            self._retried("commit")  # the next tick commits the same positions
-            raise
-        await self._update_lag(consumer)
-
-    async def revoked(self, partitions: set[TopicPartition]) -> None:
+    async def revoked(self, partitions: set[Partition]) -> None:
         """Before ``partitions`` move to another member: let their in-flight records finish (for
-        up to ``revoke_timeout_s``), commit, and cancel what is left, which the next owner replays.
+        up to ``revoke_timeout_s``), and cancel what is left, which the next owner replays.
 
         So a clean rebalance repeats nothing, and a slow record delays it by a bounded time.
         """
         self._revocations += 1
         leaving = [task for task, partition in self._tasks.items() if partition in partitions]
-        if leaving:
-            _done, late = await asyncio.wait(leaving, timeout=self.config.revoke_timeout_s)
-            for task in late:
-                task.cancel()
-            if late:
-                await asyncio.wait(late)
-                self._handed_over += len(late)
-                log.warning("%d records of revoked partitions did not finish within %.1f s; "
-                            "their next owner replays them", len(late),
-                            self.config.revoke_timeout_s)  # fmt: skip
-        if self._loop is not None:
-            with contextlib.suppress(KafkaError):
-                await self._commit(self._loop.consumer)
-        self._tracker.forget(partitions)
-
-    async def assigned(self, partitions: set[TopicPartition]) -> None:
-        log.info("assigned partitions: %s",
-                 sorted(f"{tp.topic}:{tp.partition}" for tp in partitions))  # fmt: skip
+        if not leaving:
+            return
+        _done, late = await asyncio.wait(leaving, timeout=self.config.revoke_timeout_s)
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.wait(late)
+            self._handed_over += len(late)
+            log.warning("%d records of revoked partitions did not finish within %.1f s; "
+                        "their next owner replays them", len(late),
+                        self.config.revoke_timeout_s)  # fmt: skip
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
+        """A record task that failed leaves its offset unfinished: the stream stops (a denied
+        topic, a bug) and raises the first such failure; the next start replays the record."""
         self._tasks.pop(task, None)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("a record task failed unexpectedly", exc_info=task.exception())
+        self._metrics.inflight.set(len(self._tasks))
+        if task.cancelled() or (failure := task.exception()) is None:
+            return
+        if not isinstance(failure, ModstreamError):
+            log.error("a record task failed unexpectedly", exc_info=failure)
+        if self._sink is not None:
+            self._sink.fail(failure)
 
-    async def _commit(self, consumer: AIOKafkaConsumer) -> None:
-        positions = self._tracker.committable()
-        if positions:
-            await consumer.commit(positions)
-            self._tracker.mark_committed(positions)
-        self._metrics.inflight.set(self._tracker.in_flight)
-
-    async def _update_lag(self, consumer: AIOKafkaConsumer) -> None:
+    def _set_lag(self, lags: dict[Partition, int]) -> None:
         """Set the lag of each assigned partition, and drop the partitions no longer ours (the
         scorer that took them over reports them now; a stale value would count twice)."""
-        assigned = consumer.assignment()
-        for partition in assigned:
-            highwater = consumer.highwater(partition)
-            if highwater is None:
-                continue
-            with contextlib.suppress(KafkaError, AssertionError):
-                position = await consumer.position(partition)
-                labels = (partition.topic, str(partition.partition))
-                self._metrics.lag.labels(*labels).set(max(highwater - position, 0))
-                self._lag_labels.add(labels)
-        current = {(partition.topic, str(partition.partition)) for partition in assigned}
+        current = {(partition.topic, str(partition.partition)) for partition in lags}
+        for partition, lag in lags.items():
+            self._metrics.lag.labels(partition.topic, str(partition.partition)).set(lag)
         for labels in self._lag_labels - current:
             self._metrics.lag.remove(*labels)
-        self._lag_labels &= current
+        self._lag_labels = current
 
     async def _log_periodically(self) -> None:
         self._window.roll()  # the first window starts with consumption
@@ -303,7 +259,7 @@ class ScoringStream:
 
     def _log_window(self) -> None:
         summary = self._window.roll()
-        in_flight = self._tracker.in_flight
+        in_flight = len(self._tasks)
         if summary.all_failed:
             log.error("every image of the last %.1f s failed: %s; in flight %d; e.g. %s",
                       summary.seconds, summary.describe(), in_flight, summary.example)  # fmt: skip
@@ -314,10 +270,19 @@ class ScoringStream:
 
     # -- one record --------------------------------------------------------------------------
 
-    async def _process(self, partition: TopicPartition, origin: Origin) -> None:
+    async def _process(self, partition: Partition, origin: Origin) -> None:
         topic, record = await self._outcome(origin)
-        await self._publish(topic, record)
-        self._tracker.finish(partition, origin.offset)
+        try:
+            await self._publish(topic, record)
+        except RecordRefused as refused:  # answered on the errors topic; refused again, it stops
+            self._metrics.errors.labels(refused.kind).inc()
+            self._window.add_error(refused.kind, str(refused))
+            log.warning("offset %d of %s: %s; an error record answers it", origin.offset,
+                        origin.topic, refused)  # fmt: skip
+            answer = refused_record(record, refused, topic=topic, published_at=self._now())
+            await self._publish(self.config.topics.errors, answer)
+        assert self._sink is not None
+        self._sink.finish(partition, origin.offset)
 
     async def _outcome(self, origin: Origin) -> tuple[str, dict[str, Any]]:
         topics = self.config.topics
@@ -346,45 +311,26 @@ class ScoringStream:
         return topics.for_decision(moderated.decision), record
 
     async def _publish(self, topic: str, record: dict[str, Any]) -> None:
-        """Publish with acks=all, retrying while the broker is away; never drop the record."""
-        assert self._producer is not None
-        producer = self._producer
-        value = orjson.dumps(record)
+        """Publish with acks=all, sending again while the broker is away; a refusal for good is
+        raised (:class:`RecordRefused`, :class:`~modstream.errors.BrokerDenied`)."""
+        assert self._sink is not None
         key = str(record.get("id", "")).encode() or None
-
-        def failed(exc: BaseException, delay: float) -> None:
-            self._retried("publish")
-            if self._watch is None or not self._watch.unreachable:  # else its summary says it
-                log.warning("publishing to %s failed (%s); retrying in %.1f s", topic, exc, delay)
-
-        await retry(
-            lambda: producer.send_and_wait(topic, value=value, key=key),
-            retriable=lambda exc: isinstance(exc, KafkaError),
-            backoff=Backoff(self.config.retry),
-            on_retry=failed,
-        )
+        await self._sink.publisher.send(topic, orjson.dumps(record), key=key)
         self.published[topic] = self.published.get(topic, 0) + 1
 
-    def _retried(self, what: str) -> None:
-        if self._watch is not None:
-            self._watch.retried(what)
-
     def statistics(self) -> StreamStatistics:
+        sink = None if self._sink is None else self._sink.statistics()
         return StreamStatistics(
             tasks=len(self._tasks),
             peak_tasks=self._peak_tasks,
             revocations=self._revocations,
             handed_over=self._handed_over,
             published=dict(self.published),
-            offsets=self._tracker.statistics(),
-            consumer=None if self._loop is None else self._loop.statistics(),
+            offsets=OffsetStatistics(0, 0, 0) if sink is None else sink.offsets,
+            consumer=None if sink is None else sink.consumer,
         )
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:
     task.cancel()
     await asyncio.wait([task])
-
-
-def _broker_failure(error: BaseException) -> bool:
-    return isinstance(error, KafkaError | OSError)

@@ -12,16 +12,16 @@ from pathlib import Path
 import locations
 import numpy as np
 import pytest
+from scorerconfigs import scorer_config
 
 from modstream.errors import DeviceError
 from modstream.models.capabilities import predict_runs_precision
 from modstream.models.device_spec import DeviceSpec
 from modstream.models.network import compile_network, make_core, prepared_model, runs_precision
-from modstream.models.preprocess import Preprocessing
 from modstream.models.weights import locate_weights
 from modstream.pipeline.score.batcher import BatchPolicy
 from modstream.pipeline.score.devices import DeviceWorker, ScoreArray
-from modstream.pipeline.score.scorer import Scorer, ScorerConfig
+from modstream.pipeline.score.scorer import Scorer
 
 LADDER = locations.LADDER
 REFERENCE: dict[str, float] = json.loads((LADDER / "reference.json").read_text())
@@ -100,10 +100,9 @@ async def test_a_refused_batch_fails_each_of_its_callers_with_device_error(
     """Through the scorer: four calls that fill one batch the device refuses (a static batch of
     2 under batches of 4, a pairing ScorerConfig does not check) each get the retriable
     device_error, and the device's statistics count one failed batch."""
-    config = ScorerConfig(
-        devices=(DeviceSpec(static_batch=2, num_requests=1),),
+    config = scorer_config(
+        tmp_path, devices=(DeviceSpec(static_batch=2, num_requests=1),),
         batch=BatchPolicy(max_batch_size=4, max_delay_s=5.0),
-        preprocessing=Preprocessing.EXACT, cache_dir=tmp_path,
     )  # fmt: skip
     images = [(LADDER / name).read_bytes() for name in sorted(REFERENCE)[:4]]
     async with await Scorer.start(config) as scorer:
@@ -124,10 +123,7 @@ async def test_a_device_this_machine_lacks_is_a_device_error_naming_the_devices_
 ) -> None:
     """Scorer.start for a device OpenVINO cannot compile for (an NPU on a CPU-only machine, or a
     name no plugin knows) raises device_error listing the devices that do exist."""
-    config = ScorerConfig(
-        devices=(DeviceSpec(name="NOSUCHDEVICE"),), preprocessing=Preprocessing.EXACT,
-        cache_dir=tmp_path,
-    )  # fmt: skip
+    config = scorer_config(tmp_path, devices=(DeviceSpec(name="NOSUCHDEVICE"),))
     with pytest.raises(DeviceError) as raised:
         await Scorer.start(config)
     assert raised.value.kind == "device_error"

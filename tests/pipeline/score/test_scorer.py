@@ -14,6 +14,7 @@ from pathlib import Path
 import locations
 import pytest
 from PIL import Image
+from scorerconfigs import scorer_config
 
 from modstream.errors import NotAnImage, Overloaded, ScorerClosed
 from modstream.models import capabilities
@@ -22,7 +23,7 @@ from modstream.models.preprocess import Preprocessing
 from modstream.pipeline.metrics import PipelineMetrics
 from modstream.pipeline.score.batcher import BatchPolicy
 from modstream.pipeline.score.lanes import LaneName
-from modstream.pipeline.score.scorer import Scorer, ScorerConfig
+from modstream.pipeline.score.scorer import Scorer
 from modstream.pipeline.score.screening import FirstPass
 
 LADDER = locations.LADDER
@@ -30,10 +31,7 @@ REFERENCE: dict[str, float] = json.loads((LADDER / "reference.json").read_text()
 IMAGES = {name: (LADDER / name).read_bytes() for name in REFERENCE}
 
 
-def config(ov_cache_dir: Path, **overrides: object) -> ScorerConfig:
-    values: dict[str, object] = {"cache_dir": ov_cache_dir, "preprocessing": Preprocessing.EXACT}
-    values.update(overrides)
-    return ScorerConfig(**values)  # type: ignore[arg-type]
+config = scorer_config  # the exact preprocessing unless told, cached in the session's directory
 
 
 async def test_concurrent_calls_are_batched_and_each_gets_its_own_score(ov_cache_dir: Path) -> None:

@@ -7,9 +7,15 @@ import base64
 import orjson
 import pytest
 
-from modstream.errors import MalformedRecord, NotAnImage
+from modstream.errors import MalformedRecord, NotAnImage, RecordTooLarge
 from modstream.events import event_id_for
-from modstream.pipeline.stream.records import Origin, error_record, parse_event
+from modstream.pipeline.stream.records import (
+    REFUSED_BUDGET,
+    Origin,
+    error_record,
+    parse_event,
+    refused_record,
+)
 
 
 def test_only_url_is_required() -> None:
@@ -67,3 +73,46 @@ def test_error_record_for_an_event_keeps_its_fields() -> None:
     assert record["id"] == "e" and record["url"] == "http://h/x"
     assert record["error"]["kind"] == "not_an_image"
     assert "raw" not in record
+
+
+def test_a_refused_record_keeps_what_fits_and_names_what_it_dropped() -> None:
+    """The result whose meta made it too large: the error record in its place keeps the
+    verdict and drops the meta (the largest field) alone, naming it; the size and the limit
+    travel in the error."""
+    refused = {
+        "id": "e1", "url": "https://example.com/a.jpg", "source": "s", "observed_at": 1.0,
+        "meta": {"blob": "x" * 2_000_000}, "published_at": 2.0, "nsfw": 0.91,
+        "decision": "flagged",
+    }  # fmt: skip
+    error = RecordTooLarge("too large", size=2_000_123, limit=1_048_576)
+    record = refused_record(refused, error, topic="images.flagged", published_at=3.0)
+    assert record["dropped"] == ["meta"]
+    assert "meta" not in record
+    assert record["decision"] == "flagged" and record["nsfw"] == 0.91 and record["id"] == "e1"
+    assert record["refused_topic"] == "images.flagged"
+    assert record["published_at"] == 3.0
+    assert record["error"] == {
+        "kind": "record_too_large", "message": "too large", "size": 2_000_123,
+        "limit": 1_048_576, "retriable": False,
+    }  # fmt: skip
+    assert len(orjson.dumps(record)) < REFUSED_BUDGET
+
+
+def test_a_refused_error_record_keeps_its_own_error_as_the_cause() -> None:
+    """A malformed event of 3 MB answers with its raw bytes, too large in turn: the raw bytes
+    go, the malformed_record error stays as ``cause``, and several large fields all go."""
+    refused = {"published_at": 1.0, "error": {"kind": "malformed_record", "message": "m"},
+               "raw": "A" * 3_000_000, "source_topic": "t", "offset": 7,
+               "url": "u" * 40_000}  # fmt: skip
+    error = RecordTooLarge("too large", size=3_040_000, limit=1_048_576)
+    record = refused_record(refused, error, topic="images.errors", published_at=2.0)
+    assert record["dropped"] == ["raw", "url"]
+    assert record["cause"] == {"kind": "malformed_record", "message": "m"}
+    assert record["error"]["kind"] == "record_too_large"
+    assert record["offset"] == 7
+
+
+def test_a_refused_record_that_fits_already_drops_nothing() -> None:
+    error = RecordTooLarge("too large", size=900, limit=800)
+    record = refused_record({"id": "e", "nsfw": 0.5}, error, topic="t", published_at=1.0)
+    assert record["dropped"] == [] and record["id"] == "e" and record["nsfw"] == 0.5

@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from modstream.errors import InvalidBank
-from modstream.pipeline.stream.banks import (
+from modstream.pipeline.match.records import (
     BankTopicState,
     bank_record,
     parse_bank_record,
