@@ -49,7 +49,7 @@ TESTS = Path(__file__).resolve().parent.parent / "tests"
 # The embedded broker waits out most of a fetch and makes a join wait half the session timeout;
 # Apache Kafka needs neither setting (modstream's defaults are for it).
 SCORER_FLAGS = {
-    "tansu": ["--session-timeout-ms", "2000", "--fetch-max-wait-ms", "20"],
+    "tansu": ["--session-timeout", "2", "--fetch-max-wait", "0.02"],
     "kafka": [],
 }
 

@@ -12,11 +12,25 @@ import pytest_asyncio
 from requirements import check_environment
 from scorerconfigs import scorer_config
 
+from modstream.demo.imageserver import ImageServer
 from modstream.models.capabilities import cpu_flags
 from modstream.models.preprocess import Preprocessing
 from modstream.pipeline.score.scorer import Scorer, ScorerConfig
 
 ScorerConfigFactory = Callable[..., ScorerConfig]
+
+
+@pytest.fixture(scope="session")
+def scorer_settings(ov_cache_dir: Path) -> ScorerConfig:
+    """The scorer as the commands configure it by default (fast mode), cached for the session."""
+    return scorer_config(ov_cache_dir, preprocessing=Preprocessing.FAST)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def image_server() -> AsyncIterator[ImageServer]:
+    """The bundled samples and the hostile endpoints, on a loopback port."""
+    async with ImageServer() as server:
+        yield server
 
 
 CPU_PATH = "cpu path"  # the user property a test records with the ``cpu_path`` fixture

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modstream.cli.kafka_options import add_kafka_options, kafka_settings
-from modstream.cli.options import EXIT_FAILED, EXIT_OK, EXIT_USAGE
-from modstream.errors import BrokerError, ConfigError, ModstreamError
+from modstream.cli.runner import run_command
+from modstream.pipeline.stream.topics import Topics
 
 if TYPE_CHECKING:
     from modstream.kafka.settings import KafkaSettings
@@ -45,7 +45,7 @@ def add_parser(subparsers: Any) -> None:
     export.add_argument("name", nargs="?", default=None)
     for action in (add, remove, load, export):
         action.add_argument(
-            "--bank-topic", default="images.banks", metavar="TOPIC",
+            "--bank-topic", default=Topics().banks, metavar="TOPIC",
             help="the compacted topic the scorers follow (default images.banks)",
         )  # fmt: skip
         add_kafka_options(
@@ -55,29 +55,21 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import asyncio
-
-    try:
+    def setup() -> tuple[KafkaSettings, list[tuple[bytes, bytes | None]]]:
         kafka = kafka_settings(args)
         assert kafka is not None  # --bootstrap-servers is required
-        records = _records(args)
-    except (ConfigError, ValueError) as exc:
-        print(f"modstream bank: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    try:
+        return kafka, _records(args)
+
+    async def main(settings: tuple[KafkaSettings, list[tuple[bytes, bytes | None]]]) -> None:
+        kafka, records = settings
         if args.action == "export":
-            asyncio.run(_export(kafka, args.bank_topic, args.name))
-        else:
-            sent = asyncio.run(_send(kafka, args.bank_topic, records))
-            print(f"modstream bank: {sent} change{'' if sent == 1 else 's'} sent to "
-                  f"{args.bank_topic}", file=sys.stderr)  # fmt: skip
-    except BrokerError as exc:
-        print(f"modstream bank: {exc}", file=sys.stderr)
-        return EXIT_FAILED if exc.retriable else EXIT_USAGE
-    except ModstreamError as exc:
-        print(f"modstream bank: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    return EXIT_OK
+            await _export(kafka, args.bank_topic, args.name)
+            return
+        sent = await _send(kafka, args.bank_topic, records)
+        print(f"modstream bank: {sent} change{'' if sent == 1 else 's'} sent to "
+              f"{args.bank_topic}", file=sys.stderr)  # fmt: skip
+
+    return run_command("bank", setup, main)
 
 
 def _records(args: argparse.Namespace) -> list[tuple[bytes, bytes | None]]:

@@ -6,12 +6,10 @@ import argparse
 import logging
 import secrets
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modstream.cli.kafka_options import add_kafka_options, embedded_port, kafka_settings
 from modstream.cli.options import (
-    EXIT_FAILED,
-    EXIT_USAGE,
     add_scorer_options,
     configure_logging,
     policy_from,
@@ -19,7 +17,11 @@ from modstream.cli.options import (
     positive_int,
     scorer_config,
 )
-from modstream.errors import ConfigError, ModstreamError
+from modstream.cli.runner import run_command
+
+if TYPE_CHECKING:
+    from modstream.demo.app import DemoConfig
+    from modstream.pipeline.stream.service import PipelineSettings
 
 
 def add_parser(subparsers: Any) -> None:
@@ -47,9 +49,12 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import asyncio
+    configure_logging(logging.INFO if args.verbose else logging.WARNING)
+    return run_command("demo", lambda: _settings(args), _demo)
 
-    from modstream.demo.app import DemoConfig, run_demo
+
+def _settings(args: argparse.Namespace) -> tuple[DemoConfig, PipelineSettings]:
+    from modstream.demo.app import DemoConfig
     from modstream.pipeline.fetch.addresses import parse_cidrs
     from modstream.pipeline.fetch.config import FetchConfig
     from modstream.pipeline.moderate.step import ModerationSettings
@@ -57,16 +62,11 @@ def run(args: argparse.Namespace) -> int:
     from modstream.pipeline.stream.service import PipelineSettings
     from modstream.pipeline.stream.topics import Topics
 
-    configure_logging(logging.INFO if args.verbose else logging.WARNING)
-    try:
-        policy = policy_from(args)
-        if args.review_at is None:  # the demo shows a review band
-            policy = policy.with_review(0.3)
-        scorer = scorer_config(args, policy)
-        kafka = kafka_settings(args)
-    except (ConfigError, ValueError) as exc:
-        print(f"modstream demo: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    policy = policy_from(args)
+    if args.review_at is None:  # the demo shows a review band
+        policy = policy.with_review(0.3)
+    scorer = scorer_config(args, policy)
+    kafka = kafka_settings(args)
     run_name = f"modstream-demo-{secrets.token_hex(4)}"
     settings = PipelineSettings(
         kafka=kafka,
@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         # names of this run's own, so the watcher counts this run's outputs only.
         stream=StreamConfig(
             topics=Topics() if kafka is None else Topics.with_prefix(run_name),
-            group_id="modstream-scorers" if kafka is None else run_name,
+            group_id=StreamConfig().group_id if kafka is None else run_name,
         ),
         metrics_port=args.metrics_port or None,
         metrics_host="127.0.0.1",
@@ -90,12 +90,11 @@ def run(args: argparse.Namespace) -> int:
     config = DemoConfig(
         rate_per_s=args.rate, events=args.events, timeout_s=args.timeout, json=args.json
     )
-    try:
-        return asyncio.run(run_demo(config, settings, sys.stdout))
-    except ModstreamError as exc:
-        print(f"modstream demo: {exc.kind}: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    except Exception as exc:  # a bug in a stage: still one line, the traceback in the debug log
-        logging.getLogger("modstream").debug("the demo failed", exc_info=exc)
-        print(f"modstream demo: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+    return config, settings
+
+
+async def _demo(settings: tuple[DemoConfig, PipelineSettings]) -> int:
+    from modstream.demo.app import run_demo
+
+    config, pipeline = settings
+    return await run_demo(config, pipeline, sys.stdout)

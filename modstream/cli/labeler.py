@@ -13,11 +13,17 @@ import argparse
 import json
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modstream.cli.kafka_options import add_kafka_options, kafka_settings
-from modstream.cli.options import EXIT_FAILED, EXIT_OK, EXIT_USAGE, configure_logging
-from modstream.errors import ConfigError, ModstreamError
+from modstream.cli.options import EXIT_OK, EXIT_USAGE, configure_logging, field_default
+from modstream.cli.runner import run_command, signalled
+from modstream.errors import ConfigError
+from modstream.labeler.config import LabelerSettings
+from modstream.pipeline.stream.topics import Topics
+
+if TYPE_CHECKING:
+    from modstream.labeler.keys import SigningKey
 
 KEY_VARIABLE = "MODSTREAM_LABELER_KEY"
 
@@ -42,7 +48,8 @@ def add_parser(subparsers: Any) -> None:
         help="the pipeline's --topic-prefix: decisions from PREFIX.flagged, PREFIX.matched and "
         "PREFIX.reviewed, labels stored in PREFIX.labels (default: images)",
     )  # fmt: skip
-    parser.add_argument("--group-id", default="modstream-labeler", help="consumer group")
+    parser.add_argument("--group-id", default=field_default(LabelerSettings, "group_id"),
+                        help="consumer group (default: %(default)s)")  # fmt: skip
     add_kafka_options(parser, without="required to serve: the decisions come from a cluster")
     parser.set_defaults(handler=_serve, action=None)
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
@@ -97,42 +104,30 @@ def _key() -> Any:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import asyncio
-
     from modstream.labeler.server import serve_labeler
-    from modstream.labeler.service import LabelerSettings
-    from modstream.process import stop_on_signals
 
     configure_logging()
-    try:
-        if args.labeler_did is None:
-            raise ConfigError("--labeler-did is required (the labeler account's DID)")
-        kafka = kafka_settings(args)
-        if kafka is None:
-            raise ConfigError("--bootstrap-servers is required: the decisions come from a cluster")
-        prefix = args.topic_prefix
-        settings = LabelerSettings(
-            kafka=kafka, labeler_did=args.labeler_did, group_id=args.group_id,
-            result_topics=(f"{prefix}.flagged", f"{prefix}.matched"),
-            reviewed_topic=f"{prefix}.reviewed", label_topic=f"{prefix}.labels",
-            policy=_policy(args.label_policy),
-        )  # fmt: skip
-        key = _key()
-    except (ConfigError, ValueError) as exc:
-        print(f"modstream labeler: {exc}", file=sys.stderr)
-        return EXIT_USAGE
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        stop_on_signals(stop)
-        await serve_labeler(settings, key, host=args.host, port=args.port, stop=stop)
+    async def main(settings: tuple[LabelerSettings, SigningKey]) -> None:
+        service, key = settings
+        await serve_labeler(service, key, host=args.host, port=args.port, stop=signalled())
 
-    try:
-        asyncio.run(main())
-    except ModstreamError as exc:
-        print(f"modstream labeler: {exc.kind}: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    return EXIT_OK
+    return run_command("labeler", lambda: _settings(args), main)
+
+
+def _settings(args: argparse.Namespace) -> tuple[LabelerSettings, SigningKey]:
+    if args.labeler_did is None:
+        raise ConfigError("--labeler-did is required (the labeler account's DID)")
+    kafka = kafka_settings(args)
+    if kafka is None:
+        raise ConfigError("--bootstrap-servers is required: the decisions come from a cluster")
+    topics = Topics.with_prefix(args.topic_prefix)
+    settings = LabelerSettings(
+        kafka=kafka, labeler_did=args.labeler_did, group_id=args.group_id,
+        result_topics=(topics.flagged, topics.matched), reviewed_topic=topics.reviewed,
+        label_topic=topics.labels, policy=_policy(args.label_policy),
+    )  # fmt: skip
+    return settings, _key()
 
 
 def _keygen(_args: argparse.Namespace) -> int:

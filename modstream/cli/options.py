@@ -11,7 +11,7 @@ import dataclasses
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from modstream.kafka.logs import limit_repeats
 from modstream.pipeline.moderate.policy import DEFAULT_POLICY, PRESETS, Policy
@@ -46,6 +46,18 @@ def add_allow_file_root(parser: argparse.ArgumentParser | argparse._ArgumentGrou
     )  # fmt: skip
 
 
+def field_default(config: type, name: str) -> Any:
+    """The default a config dataclass gives ``name``: where a flag's default comes from, for a
+    config that cannot be built without values the flags supply (a cluster, a DID)."""
+    for item in dataclasses.fields(config):
+        if item.name == name:
+            if item.default is not dataclasses.MISSING:
+                return item.default
+            if item.default_factory is not dataclasses.MISSING:
+                return item.default_factory()
+    raise ValueError(f"{config.__name__}.{name} has no default")
+
+
 def configure_logging(level: int = logging.INFO) -> None:
     """Log lines on stderr with time, level and logger, as every long-running command does; the
     Kafka client's repeated lines rate-limited (:mod:`modstream.kafka.logs`)."""
@@ -69,7 +81,59 @@ def positive_float(text: str) -> float:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a number of 0 or more")
+    return value
+
+
+class _DeprecatedMilliseconds(argparse.Action):
+    """``--NAME-ms N``: a duration's old spelling, in milliseconds. Still taken, as seconds, with
+    one line saying what to write instead."""
+
+    def __init__(self, option_strings: list[str], dest: str, *, seconds_flag: str,
+                 **kwargs: object) -> None:  # fmt: skip
+        super().__init__(option_strings, dest, **kwargs)  # type: ignore[arg-type]
+        self.seconds_flag = seconds_flag
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        seconds = float(str(values)) / 1000
+        print(f"modstream: {option_string} is deprecated: use {self.seconds_flag} {seconds:g} "
+              "(durations are in seconds)", file=sys.stderr)  # fmt: skip
+        setattr(namespace, self.dest, seconds)
+
+
+def add_duration(
+    group: argparse.ArgumentParser | argparse._ArgumentGroup,
+    flag: str,
+    *,
+    default: float | None,
+    help: str,
+    zero: bool = False,
+) -> None:
+    """``--FLAG S`` in seconds (into ``args.FLAG_s``), and the old ``--FLAG-ms`` spelling, still
+    taken with a deprecation line. ``zero``: 0 is a valid duration."""
+    dest = flag.lstrip("-").replace("-", "_") + "_s"
+    kind = non_negative_float if zero else positive_float
+    group.add_argument(flag, type=kind, default=default, dest=dest, metavar="S", help=help)
+    group.add_argument(f"{flag}-ms", type=kind, dest=dest, action=_DeprecatedMilliseconds,
+                       seconds_flag=flag, help=argparse.SUPPRESS)  # fmt: skip
+
+
 def add_scorer_options(parser: argparse.ArgumentParser) -> None:
+    """The scorer's flags; every default is the config's own (ScorerConfig and its parts)."""
+    from modstream.models.device_spec import DeviceSpec
+    from modstream.pipeline.score.config import ScorerConfig
+
+    config, device = ScorerConfig(cache_dir=None), DeviceSpec()
+
     group = parser.add_argument_group("scoring")
     group.add_argument(
         "--device",
@@ -85,30 +149,31 @@ def add_scorer_options(parser: argparse.ArgumentParser) -> None:
         help="preprocessing: 'exact' reproduces the reference, 'fast' uses DCT-domain JPEG "
         "downscaling (default: fast)",
     )
-    group.add_argument("--batch-size", type=positive_int, default=8, help="max images per batch")
-    group.add_argument(
-        "--max-delay-ms",
-        type=float,
-        default=10.0,
-        help="longest the oldest queued image waits for a fuller batch (default: 10)",
-    )
+    group.add_argument("--batch-size", type=positive_int, default=config.batch.max_batch_size,
+                       help="max images per batch (default: %(default)s)")  # fmt: skip
+    add_duration(
+        group, "--max-delay", default=config.batch.max_delay_s, zero=True,
+        help="seconds the oldest queued image waits at most for a fuller batch "
+        "(default: %(default)s)",
+    )  # fmt: skip
     group.add_argument(
         "--precision",
-        default="f32",
-        help="inference precision hint where the device supports it: f32 (default), bf16, f16",
+        default=device.precision,
+        help="inference precision hint where the device supports it: f32, bf16, f16 "
+        "(default: %(default)s)",
     )
     group.add_argument(
         "--screen-precision",
-        default="bf16",
-        help="precision of fast mode's screening pass (default bf16; scores >= 0.05 are "
-        "confirmed at --precision with the exact crop)",
+        default=config.screen_precision,
+        help="precision of fast mode's screening pass (default %(default)s; scores from "
+        "--confirm-at up are confirmed at --precision with the exact crop)",
     )
     group.add_argument(
         "--confirm-at",
         type=float,
-        default=0.05,
-        help="fast mode rescores exactly every screen score at or above this (default 0.05; "
-        "0 rescores everything, 1 trusts the screen)",
+        default=config.confirm_at,
+        help="fast mode rescores exactly every screen score at or above this (default "
+        "%(default)s; 0 rescores everything, 1 trusts the screen)",
     )
     group.add_argument(
         "--confirm",
@@ -122,7 +187,7 @@ def add_scorer_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--screening",
         choices=["auto", "always", "adaptive"],
-        default="auto",
+        default=config.screening,
         help="fast mode: 'auto' (default) screens only where the device runs the screen "
         "precision (bf16), decided at start-up, and otherwise scores every image on the exact "
         "path; 'always' screens every image; 'adaptive' chooses per image from measured costs "
@@ -132,27 +197,30 @@ def add_scorer_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--performance-hint",
         choices=["LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT"],
-        default="LATENCY",
+        default=device.performance_hint,
         help="OpenVINO performance hint (default: LATENCY; see docs/benchmarks.md)",
     )
     group.add_argument(
-        "--max-image-mb", type=positive_float, default=20.0, help="largest encoded image accepted"
-    )
+        "--max-image-mb", type=positive_float, default=config.limits.max_bytes / MB,
+        help="largest encoded image accepted",
+    )  # fmt: skip
     group.add_argument(
-        "--max-megapixels", type=positive_float, default=64.0, help="largest decoded image accepted"
-    )
+        "--max-megapixels", type=positive_float, default=config.limits.max_pixels / 1e6,
+        help="largest decoded image accepted",
+    )  # fmt: skip
     group.add_argument(
         "--no-pdq",
         action="store_true",
         help="do not compute PDQ hashes (results carry pdq: null; no hash bank can match)",
     )
     group.add_argument(
-        "--max-frames", type=positive_int, default=32,
-        help="frames scored at most per animation or video (default 32; the worst one decides)",
+        "--max-frames", type=positive_int, default=config.limits.video.max_frames,
+        help="frames scored at most per animation or video (default %(default)s; the worst one "
+        "decides)",
     )  # fmt: skip
     group.add_argument(
-        "--max-video-s", type=positive_float, default=600.0,
-        help="longest video accepted, in seconds (default 600; longer is too_long)",
+        "--max-video-s", type=positive_float, default=config.limits.video.max_duration_s,
+        help="longest video accepted, in seconds (default %(default)g; longer is too_long)",
     )  # fmt: skip
     group.add_argument(
         "--decode-workers",
@@ -201,7 +269,7 @@ def scorer_config(args: argparse.Namespace, policy: Policy | None = None) -> Sco
             animation=AnimationLimits(max_scored_frames=args.max_frames),
             video=VideoLimits(max_frames=args.max_frames, max_duration_s=args.max_video_s),
         ),
-        batch=BatchPolicy(max_batch_size=args.batch_size, max_delay_s=args.max_delay_ms / 1000),
+        batch=BatchPolicy(max_batch_size=args.batch_size, max_delay_s=args.max_delay_s),
         cache_dir=cache_dir,
         screen_precision=args.screen_precision,
         confirm_at=args.confirm_at
@@ -214,6 +282,21 @@ def scorer_config(args: argparse.Namespace, policy: Policy | None = None) -> Sco
         else (),
         **({"decode_workers": args.decode_workers} if args.decode_workers else {}),
     )
+
+
+def add_cache_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, what: str) -> None:
+    """``--cache-entries`` and ``--cache-ttl``: ``what`` is reused by url and by sha256."""
+    from modstream.pipeline.moderate.cache import CacheConfig
+
+    cache = CacheConfig()
+    parser.add_argument(
+        "--cache-entries", type=int, default=cache.max_entries,
+        help=f"{what} kept by url and sha256; 0: off (default: %(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--cache-ttl", type=float, default=cache.ttl_s,
+        help=f"seconds one of the {what} is reused (default: %(default)s)",
+    )  # fmt: skip
 
 
 def add_bank_options(parser: argparse.ArgumentParser) -> None:

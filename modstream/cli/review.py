@@ -10,19 +10,19 @@ from typing import TYPE_CHECKING, Any
 
 from modstream.cli.kafka_options import add_kafka_options, kafka_settings
 from modstream.cli.options import (
-    EXIT_FAILED,
-    EXIT_OK,
-    EXIT_USAGE,
     add_allow_cidr,
     add_allow_file_root,
     configure_logging,
     fetch_config,
+    field_default,
 )
-from modstream.errors import ConfigError, ModstreamError
+from modstream.cli.runner import run_command, signalled
+from modstream.errors import ConfigError
+from modstream.pipeline.stream.topics import Topics
+from modstream.review.config import ReviewSettings
 
 if TYPE_CHECKING:
     from modstream.review.reviewers import Reviewers
-    from modstream.review.service import ReviewSettings
 
 log = logging.getLogger("modstream.review")
 
@@ -48,13 +48,17 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--topics",
-        default="images.review",
+        default=Topics().review,
         help="topics to judge, comma-separated (add images.flagged for audits)",
     )
-    parser.add_argument("--reviewed-topic", default="images.reviewed", help="where decisions go")
-    parser.add_argument("--group-id", default="modstream-review", help="consumer group")
+    parser.add_argument("--reviewed-topic", default=Topics().reviewed, help="where decisions go")
+    parser.add_argument("--group-id", default=field_default(ReviewSettings, "group_id"),
+                        help="consumer group (default: %(default)s)")  # fmt: skip
     parser.add_argument(
-        "--lease-s", type=float, default=300.0, help="how long an item shown stays yours (300)"
+        "--lease-s",
+        type=float,
+        default=field_default(ReviewSettings, "lease_s"),
+        help="how long an item shown stays yours, in seconds (default: %(default)s)",
     )
     parser.add_argument(
         "--bank-decisions", default=None, metavar="BANK",
@@ -63,7 +67,7 @@ def add_parser(subparsers: Any) -> None:
         "matched image (--topics images.matched) is recorded as a dispute",
     )  # fmt: skip
     parser.add_argument(
-        "--bank-topic", default="images.banks", metavar="TOPIC",
+        "--bank-topic", default=Topics().banks, metavar="TOPIC",
         help="the compacted topic of shared banks (default images.banks)",
     )  # fmt: skip
     add_allow_cidr(parser, "image fetches")
@@ -84,56 +88,54 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import asyncio
-
-    from modstream.review.export import export_decisions
-    from modstream.review.reviewers import read_reviewers
-    from modstream.review.service import ReviewSettings
-
     configure_logging()
-    try:
-        kafka = kafka_settings(args)
-        if kafka is None:
-            raise ConfigError(
-                "--bootstrap-servers is required: the console starts no broker, it reads a "
-                "cluster's review topics (a modstream run on its embedded broker logs its address)"
-            )
-        if args.export is None and args.reviewers_file is None:
-            raise ConfigError("--reviewers-file is required to serve the console")
-        reviewers = read_reviewers(args.reviewers_file) if args.export is None else None
-        topics = tuple(topic.strip() for topic in args.topics.split(",") if topic.strip())
-        settings = ReviewSettings(
-            kafka=kafka, topics=topics, reviewed_topic=args.reviewed_topic,
-            group_id=args.group_id, lease_s=args.lease_s,
-            fetch=fetch_config(args, file_root=args.allow_file_root),
-            bank_decisions=args.bank_decisions, bank_topic=args.bank_topic,
-        )  # fmt: skip
-    except (ConfigError, ValueError) as exc:
-        print(f"modstream review: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        if args.export is not None:
-            count = asyncio.run(export_decisions(kafka, args.reviewed_topic, args.export))
-            print(f"wrote {count} decisions to {args.export}", file=sys.stderr)
-            return EXIT_OK
-        assert reviewers is not None
-        asyncio.run(_serve(settings, reviewers, args.host, args.port))
-    except ModstreamError as exc:
-        print(f"modstream review: {exc.kind}: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    return EXIT_OK
+
+    async def main(settings: tuple[ReviewSettings, Reviewers | None]) -> None:
+        review, reviewers = settings
+        if reviewers is None:
+            await _export(review, args.export)
+        else:
+            await _serve(review, reviewers, args.host, args.port)
+
+    return run_command("review", lambda: _settings(args), main)
+
+
+def _settings(args: argparse.Namespace) -> tuple[ReviewSettings, Reviewers | None]:
+    """The console's settings, and its reviewers (None: an export, which serves nobody)."""
+    from modstream.review.reviewers import read_reviewers
+
+    kafka = kafka_settings(args)
+    if kafka is None:
+        raise ConfigError(
+            "--bootstrap-servers is required: the console starts no broker, it reads a "
+            "cluster's review topics (a modstream run on its embedded broker logs its address)"
+        )
+    if args.export is None and args.reviewers_file is None:
+        raise ConfigError("--reviewers-file is required to serve the console")
+    reviewers = read_reviewers(args.reviewers_file) if args.export is None else None
+    topics = tuple(topic.strip() for topic in args.topics.split(",") if topic.strip())
+    settings = ReviewSettings(
+        kafka=kafka, topics=topics, reviewed_topic=args.reviewed_topic,
+        group_id=args.group_id, lease_s=args.lease_s,
+        fetch=fetch_config(args, file_root=args.allow_file_root),
+        bank_decisions=args.bank_decisions, bank_topic=args.bank_topic,
+    )  # fmt: skip
+    return settings, reviewers
+
+
+async def _export(settings: ReviewSettings, path: Path) -> None:
+    from modstream.review.export import export_decisions
+
+    count = await export_decisions(settings.kafka, settings.reviewed_topic, path)
+    print(f"wrote {count} decisions to {path}", file=sys.stderr)
 
 
 async def _serve(settings: ReviewSettings, reviewers: Reviewers, host: str, port: int) -> None:
-    import asyncio
-
-    from modstream.process import stop_on_signals
     from modstream.review.app import build_app
     from modstream.review.service import ReviewService
     from modstream.web.site import bound_site
 
-    stop = asyncio.Event()
-    stop_on_signals(stop)
+    stop = signalled()
     async with ReviewService(settings) as service:
         app = build_app(service, reviewers)
         async with bound_site(app, host, port, port_flag="--port") as bound:

@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modstream.cli.kafka_options import add_kafka_options, embedded_port, kafka_settings
 from modstream.cli.options import (
-    EXIT_FAILED,
-    EXIT_OK,
-    EXIT_USAGE,
     add_allow_cidr,
     add_allow_file_root,
     add_bank_options,
+    add_cache_options,
+    add_duration,
     add_scorer_options,
     bank_settings,
     configure_logging,
@@ -28,15 +26,21 @@ from modstream.cli.options import (
     positive_int,
     scorer_config,
 )
+from modstream.cli.runner import run_command, signalled
 from modstream.cli.sources import source_requests
 from modstream.connectors.registry import SOURCES, SourceSpec
-from modstream.errors import ConfigError, ModstreamError
+from modstream.errors import ConfigError
+from modstream.pipeline.fetch.config import FetchConfig
+from modstream.pipeline.stream.config import StreamConfig
+from modstream.pipeline.stream.topics import Topics
 
 if TYPE_CHECKING:
     from modstream.pipeline.stream.service import PipelineSettings
+    from modstream.process import ProcessPlan
     from modstream.serve.server import ApiListen
 
 log = logging.getLogger("modstream")
+STREAM = StreamConfig()  # the defaults of the stream's flags
 
 
 EMBEDDED_HELP = (
@@ -60,7 +64,8 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
         help="address the metrics bind (default: %(default)s; 0.0.0.0 to be scraped from "
         "another host or container)",
     )  # fmt: skip
-    group.add_argument("--group-id", default="modstream-scorers", help="consumer group")
+    group.add_argument("--group-id", default=STREAM.group_id,
+                       help="consumer group (default: %(default)s)")  # fmt: skip
     group.add_argument(
         "--topic-prefix",
         default="images",
@@ -69,24 +74,20 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--partitions", type=positive_int, default=4, help="for created topics")
     group.add_argument("--replication-factor", type=positive_int, default=1)
-    group.add_argument("--max-in-flight", type=positive_int, default=64)
-    group.add_argument("--fetch-timeout", type=float, default=30.0, help="seconds per image")
-    group.add_argument(
-        "--cache-entries", type=int, default=100_000, help="scores cached by url and sha256; 0: off"
-    )
-    group.add_argument("--cache-ttl", type=float, default=3600.0, help="seconds a score is reused")
-    group.add_argument(
-        "--fetch-max-wait-ms",
-        type=positive_int,
-        default=None,
-        help="longest a consumer fetch waits for records (default: 500; 20 on the embedded broker)",
-    )
-    group.add_argument(
-        "--session-timeout-ms",
-        type=positive_int,
-        default=None,
-        help="consumer group session timeout (default: 10000; 2000 on the embedded broker)",
-    )
+    group.add_argument("--max-in-flight", type=positive_int, default=STREAM.max_in_flight,
+                       help="records being scored at once (default: %(default)s)")  # fmt: skip
+    group.add_argument("--fetch-timeout", type=float, default=FetchConfig().total_timeout_s,
+                       help="seconds per image (default: %(default)s)")  # fmt: skip
+    add_cache_options(group, "scores")
+    add_duration(
+        group, "--fetch-max-wait", default=None,
+        help="seconds a consumer fetch waits at most for records (default: 0.5; 0.02 on the "
+        "embedded broker)",
+    )  # fmt: skip
+    add_duration(
+        group, "--session-timeout", default=None,
+        help="consumer group session timeout in seconds (default: 10; 2 on the embedded broker)",
+    )  # fmt: skip
 
 
 def add_source_options(parser: argparse.ArgumentParser) -> None:
@@ -158,7 +159,7 @@ def add_parser(subparsers: Any) -> None:
     add_scorer_options(parser)
     add_bank_options(parser)
     parser.add_argument(
-        "--bank-topic", nargs="?", const="images.banks", default=None, metavar="TOPIC",
+        "--bank-topic", nargs="?", const=Topics().banks, default=None, metavar="TOPIC",
         help="also match against the shared banks of this compacted topic (default "
         "images.banks), read to its end at start and followed: what modstream bank and "
         "review --bank-decisions write",
@@ -167,43 +168,31 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import asyncio
-
-    from modstream.connectors.registry import make_source
-    from modstream.process import ProcessPlan, run_pipeline, stop_on_signals
-
     configure_logging()
-    try:
-        requests = source_requests(args)
-        settings = pipeline_settings(args, file_root=_file_root(args, requests))
-        sources = [make_source(spec, options) for spec, options in requests]
-        if args.role == "connector" and not sources:
-            raise ConfigError("--role connector needs --source")
-        if args.role == "connector" and args.serve_port is not None:
-            raise ConfigError("--serve-port needs a scorer (--role all or scorer)")
-        plan = ProcessPlan(
-            settings=settings, role=args.role, sources=sources, state_dir=args.state_dir,
-            api=_api_listen(args, settings),
-        )  # fmt: skip
-    except (ConfigError, ValueError) as exc:
-        print(f"modstream run: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    return run_command("run", lambda: _plan(args), _run)
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        stop_on_signals(stop)
-        await run_pipeline(plan, stop)
 
-    try:
-        asyncio.run(main())
-    except ModstreamError as exc:
-        print(f"modstream run: {exc.kind}: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    except Exception as exc:  # a bug: still one line, with the traceback in the debug log
-        log.debug("stopped by an unexpected error", exc_info=exc)
-        print(f"modstream run: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    return EXIT_OK
+def _plan(args: argparse.Namespace) -> ProcessPlan:
+    from modstream.connectors.registry import make_source
+    from modstream.process import ProcessPlan
+
+    requests = source_requests(args)
+    settings = pipeline_settings(args, file_root=_file_root(args, requests))
+    sources = [make_source(spec, options) for spec, options in requests]
+    if args.role == "connector" and not sources:
+        raise ConfigError("--role connector needs --source")
+    if args.role == "connector" and args.serve_port is not None:
+        raise ConfigError("--serve-port needs a scorer (--role all or scorer)")
+    return ProcessPlan(
+        settings=settings, role=args.role, sources=sources, state_dir=args.state_dir,
+        api=_api_listen(args, settings),
+    )  # fmt: skip
+
+
+async def _run(plan: ProcessPlan) -> None:
+    from modstream.process import run_pipeline
+
+    await run_pipeline(plan, signalled())
 
 
 def _file_root(args: argparse.Namespace, requests: list[tuple[SourceSpec, Any]]) -> Path | None:
@@ -252,14 +241,10 @@ def pipeline_settings(
         ),
         metrics_port=args.metrics_port or None,
         metrics_host=args.metrics_host,
-        session_timeout_s=_seconds(args.session_timeout_ms),
-        fetch_max_wait_s=_seconds(args.fetch_max_wait_ms),
+        session_timeout_s=args.session_timeout_s,
+        fetch_max_wait_s=args.fetch_max_wait_s,
         bank_topic=args.bank_topic,
     )
-
-
-def _seconds(milliseconds: int | None) -> float | None:
-    return None if milliseconds is None else milliseconds / 1000
 
 
 def _api_listen(args: argparse.Namespace, settings: PipelineSettings) -> ApiListen | None:

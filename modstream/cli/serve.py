@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modstream.cli.options import (
-    EXIT_FAILED,
-    EXIT_OK,
-    EXIT_USAGE,
     add_allow_cidr,
     add_bank_options,
+    add_cache_options,
     add_scorer_options,
     bank_settings,
     configure_logging,
@@ -20,11 +17,12 @@ from modstream.cli.options import (
     policy_from,
     scorer_config,
 )
-from modstream.errors import ConfigError, ModstreamError
+from modstream.cli.runner import run_command, signalled
 
 if TYPE_CHECKING:
     from modstream.pipeline.score.scorer import ScorerConfig
     from modstream.serve.app import ServeConfig
+    from modstream.serve.server import ServerSettings
 
 
 def add_parser(subparsers: Any) -> None:
@@ -42,10 +40,7 @@ def add_parser(subparsers: Any) -> None:
     )  # fmt: skip
     add_allow_cidr(parser, "URLs")
     parser.add_argument("--fetch-timeout", type=float, default=10.0, help="seconds per image URL")
-    parser.add_argument(
-        "--cache-entries", type=int, default=100_000, help="results kept by url and sha256"
-    )
-    parser.add_argument("--cache-ttl", type=float, default=3600.0, help="seconds a result is kept")
+    add_cache_options(parser, "results")
     add_scorer_options(parser)
     add_bank_options(parser)
     parser.set_defaults(handler=run)
@@ -69,39 +64,29 @@ def _api_keys(path: Path | None) -> frozenset[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    import asyncio
+    configure_logging()
+    return run_command("serve", lambda: _settings(args), _serve)
 
+
+def _settings(args: argparse.Namespace) -> ServerSettings:
     from modstream.pipeline.moderate.cache import CacheConfig
     from modstream.pipeline.moderate.step import ModerationSettings
-    from modstream.process import stop_on_signals
-    from modstream.serve.server import ApiListen, ServerSettings, serve
+    from modstream.serve.server import ApiListen, ServerSettings
 
-    configure_logging()
-    try:
-        policy = policy_from(args)
-        scorer = scorer_config(args, policy)
-        settings = ServerSettings(
-            listen=ApiListen(
-                host=args.host, port=args.port, config=api_config(args.api_key_file, scorer)
-            ),
-            moderation=ModerationSettings(
-                scorer=scorer, policy=policy, fetch=fetch_config(args, scorer),
-                cache=CacheConfig(max_entries=args.cache_entries, ttl_s=args.cache_ttl),
-                banks=bank_settings(args), bank_reload_s=args.bank_reload,
-            ),
-        )  # fmt: skip
-    except (ConfigError, ValueError) as exc:
-        print(f"modstream serve: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    policy = policy_from(args)
+    scorer = scorer_config(args, policy)
+    return ServerSettings(
+        listen=ApiListen(host=args.host, port=args.port,
+                         config=api_config(args.api_key_file, scorer)),
+        moderation=ModerationSettings(
+            scorer=scorer, policy=policy, fetch=fetch_config(args, scorer),
+            cache=CacheConfig(max_entries=args.cache_entries, ttl_s=args.cache_ttl),
+            banks=bank_settings(args), bank_reload_s=args.bank_reload,
+        ),
+    )  # fmt: skip
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        stop_on_signals(stop)  # SIGTERM and SIGINT stop the server gracefully
-        await serve(settings, stop)
 
-    try:
-        asyncio.run(main())
-    except ModstreamError as exc:
-        print(f"modstream serve: {exc.kind}: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    return EXIT_OK
+async def _serve(settings: ServerSettings) -> None:
+    from modstream.serve.server import serve
+
+    await serve(settings, signalled())  # SIGTERM and SIGINT stop the server gracefully

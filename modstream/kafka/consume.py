@@ -22,14 +22,14 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
 from modstream.kafka.access import start_client
-from modstream.kafka.settings import KafkaSettings
+from modstream.kafka.settings import GroupTimings, KafkaSettings
 
 __all__ = ["ConsumeLoop", "ConsumerSettings", "LoopStatistics", "Sink", "should_pause"]
 
@@ -43,34 +43,18 @@ class ConsumerSettings:
     topics: tuple[str, ...]
     group_id: str
     role: str  # names the client (client.id) in the broker's logs
-    session_timeout_s: float = 10.0
-    fetch_max_wait_s: float = 0.5
-    # How long the group waits for members to rejoin; None: the session timeout.
-    rebalance_timeout_s: float | None = None
-    # aiokafka leaves the group when getmany has not been called for this long; the loop polls
-    # every poll_s, paused or not, so only a stalled event loop can reach it.
-    max_poll_interval_s: float = 300.0
-    poll_s: float = 0.05
-    commit_interval_s: float = 0.5
+    timings: GroupTimings = field(default_factory=GroupTimings)
 
     def __post_init__(self) -> None:
         if not self.topics:
             raise ValueError("a consumer needs at least one topic")
-        if min(self.session_timeout_s, self.poll_s, self.commit_interval_s) <= 0:
-            raise ValueError("session_timeout_s, poll_s and commit_interval_s must be positive")
 
     def consumer_options(self) -> dict[str, Any]:
-        session_ms = _ms(self.session_timeout_s)
-        rebalance = self.rebalance_timeout_s
         return {
             "group_id": self.group_id,
             "enable_auto_commit": False,
             "auto_offset_reset": "earliest",
-            "session_timeout_ms": session_ms,
-            "heartbeat_interval_ms": max(session_ms // 5, 100),
-            "rebalance_timeout_ms": session_ms if rebalance is None else _ms(rebalance),
-            "max_poll_interval_ms": _ms(self.max_poll_interval_s),
-            "fetch_max_wait_ms": _ms(self.fetch_max_wait_s),
+            **self.timings.consumer_options(),
         }
 
 
@@ -163,8 +147,8 @@ class ConsumeLoop:
     async def run(self, stop: asyncio.Event) -> None:
         """Poll until ``stop`` is set, pausing while the sink is full and still polling."""
         consumer = self.consumer
-        interval = self.settings.commit_interval_s
-        poll_ms = _ms(self.settings.poll_s)
+        interval = self.settings.timings.commit_interval_s
+        poll_ms = _ms(self.settings.timings.poll_s)
         next_tick = time.monotonic() + interval
         while not stop.is_set():
             room = self._sink.room()

@@ -26,6 +26,7 @@ __all__ = [
     "PASSWORD_VARIABLE",
     "SASL_MECHANISMS",
     "SECURITY_PROTOCOLS",
+    "GroupTimings",
     "KafkaSettings",
     "Secret",
 ]
@@ -212,3 +213,40 @@ def _host_port(entry: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit():
         raise ConfigError(f"--bootstrap-servers: {entry.strip()!r} is not HOST:PORT")
     return host.strip("[]"), int(port)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class GroupTimings:
+    """How a consumer group member paces itself, in seconds (Kafka's milliseconds inside): one
+    object, embedded in every stage's settings that consumes in a group.
+
+    ``rebalance_timeout_s``: how long the group waits for members to rejoin (None: the session
+    timeout). aiokafka leaves the group when getmany has not been called for
+    ``max_poll_interval_s``; the consume loop polls every ``poll_s``, paused or not, so only a
+    stalled event loop can reach it. ``commit_interval_s``: how often finished offsets commit."""
+
+    session_timeout_s: float = 10.0
+    fetch_max_wait_s: float = 0.5
+    rebalance_timeout_s: float | None = None
+    max_poll_interval_s: float = 300.0
+    poll_s: float = 0.05
+    commit_interval_s: float = 0.5
+
+    def __post_init__(self) -> None:
+        if min(self.session_timeout_s, self.poll_s, self.commit_interval_s) <= 0:
+            raise ValueError("session_timeout_s, poll_s and commit_interval_s must be positive")
+
+    def consumer_options(self) -> dict[str, Any]:
+        session_ms = _ms(self.session_timeout_s)
+        rebalance = self.rebalance_timeout_s
+        return {
+            "session_timeout_ms": session_ms,
+            "heartbeat_interval_ms": max(session_ms // 5, 100),
+            "rebalance_timeout_ms": session_ms if rebalance is None else _ms(rebalance),
+            "max_poll_interval_ms": _ms(self.max_poll_interval_s),
+            "fetch_max_wait_ms": _ms(self.fetch_max_wait_s),
+        }
+
+
+def _ms(seconds: float) -> int:
+    return max(round(seconds * 1000), 1)

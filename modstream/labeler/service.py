@@ -29,46 +29,17 @@ from modstream.errors import RecordRefused
 from modstream.kafka.access import check_access
 from modstream.kafka.broker import TopicSpec, ensure_topics
 from modstream.kafka.changes import read_log
-from modstream.kafka.consume import ConsumerSettings
-from modstream.kafka.settings import KafkaSettings
 from modstream.kafka.sink import GroupSink, Partition
 from modstream.labeler.book import LabelBook, Pending
+from modstream.labeler.config import LabelerSettings
 from modstream.labeler.keys import SigningKey
 from modstream.labeler.labels import Label, now_cts
 from modstream.labeler.log import LabelLog
 from modstream.labeler.metrics import LabelerMetrics
-from modstream.labeler.policy import LABEL_PRESETS, LabelPolicy
 
 __all__ = ["LabelerService", "LabelerSettings", "decode_stored", "encode_stored"]
 
 log = logging.getLogger("modstream.labeler")
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class LabelerSettings:
-    kafka: KafkaSettings
-    labeler_did: str
-    result_topics: tuple[str, ...] = ("images.flagged", "images.matched")
-    reviewed_topic: str = "images.reviewed"
-    label_topic: str = "images.labels"
-    group_id: str = "modstream-labeler"
-    policy: LabelPolicy = LABEL_PRESETS["porn"]
-    max_pending: int = 1000
-    session_timeout_s: float = 10.0
-    fetch_max_wait_s: float = 0.5
-    commit_interval_s: float = 1.0
-
-    def __post_init__(self) -> None:
-        if not self.labeler_did.startswith("did:"):
-            raise ValueError(f"the labeler's DID must start with did:, not {self.labeler_did!r}")
-
-    def consumer(self) -> ConsumerSettings:
-        return ConsumerSettings(
-            topics=(*self.result_topics, self.reviewed_topic), group_id=self.group_id,
-            role="labeler", session_timeout_s=self.session_timeout_s,
-            fetch_max_wait_s=self.fetch_max_wait_s, commit_interval_s=self.commit_interval_s,
-            poll_s=0.05,
-        )  # fmt: skip
 
 
 def encode_stored(label: Label) -> bytes:
@@ -190,7 +161,7 @@ class LabelerService:
     async def revoked(self, partitions: set[Partition]) -> None:
         """Store what was decided before the partitions leave, so the sink commits its offsets."""
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self.settings.session_timeout_s / 2):
+            async with asyncio.timeout(self.settings.timings.session_timeout_s / 2):
                 await self._work.join()
 
     # -- storing -----------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Self
 
@@ -31,16 +31,15 @@ import orjson
 from modstream.errors import UnknownItem
 from modstream.kafka.access import check_access
 from modstream.kafka.broker import TopicSpec, ensure_topics
-from modstream.kafka.consume import ConsumerSettings, LoopStatistics
-from modstream.kafka.settings import KafkaSettings
+from modstream.kafka.consume import LoopStatistics
 from modstream.kafka.sink import GroupSink, Partition
 from modstream.media import sniff
 from modstream.models.pdq import parse_hex
-from modstream.pipeline.fetch.config import FetchConfig
 from modstream.pipeline.fetch.fetcher import Fetcher
 from modstream.pipeline.match.records import bank_record
-from modstream.pipeline.moderate.cache import CacheConfig, TTLCache
+from modstream.pipeline.moderate.cache import TTLCache
 from modstream.pipeline.stream.banks import ensure_bank_topic
+from modstream.review.config import ReviewSettings
 from modstream.review.export import decided_ids
 from modstream.review.queue import Item, ReviewQueue
 
@@ -60,40 +59,6 @@ log = logging.getLogger("modstream.review")
 LABELS = ("nsfw", "safe", "skip")
 _ITEM_FIELDS = ("id", "url", "nsfw", "decision", "policy", "source", "meta", "observed_at",
                 "model", "width", "height", "sha256", "pdq", "pdq_quality", "match")  # fmt: skip
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class ReviewSettings:
-    kafka: KafkaSettings
-    topics: tuple[str, ...] = ("images.review",)
-    reviewed_topic: str = "images.reviewed"
-    group_id: str = "modstream-review"
-    lease_s: float = 300.0
-    max_pending: int = 1000
-    remember: int = 10_000  # recent decisions per partition read back at start
-    commit_interval_s: float = 1.0
-    session_timeout_s: float = 10.0
-    fetch_max_wait_s: float = 0.5
-    max_poll_interval_s: float = 300.0
-    # --bank-decisions: the hash of every image judged nsfw goes to this bank on bank_topic, so
-    # the scorers following it match the next copy; None: decisions are not banked.
-    bank_decisions: str | None = None
-    bank_topic: str = "images.banks"
-
-    def consumer(self) -> ConsumerSettings:
-        return ConsumerSettings(
-            topics=self.topics,
-            group_id=self.group_id,
-            role="review",
-            session_timeout_s=self.session_timeout_s,
-            fetch_max_wait_s=self.fetch_max_wait_s,
-            max_poll_interval_s=self.max_poll_interval_s,
-            poll_s=0.2,
-            commit_interval_s=self.commit_interval_s,
-        )
-
-    fetch: FetchConfig = field(default_factory=FetchConfig)
-    images: CacheConfig = field(default_factory=lambda: CacheConfig(max_entries=256, ttl_s=300))
 
 
 @dataclass(frozen=True, slots=True)

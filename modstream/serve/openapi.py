@@ -4,39 +4,26 @@ from __future__ import annotations
 
 from typing import Any
 
+from modstream.errors import (
+    AlreadyDecided,
+    ConfigError,
+    MalformedRecord,
+    RecordRefused,
+    SourceError,
+    UnknownItem,
+)
+from modstream.web.statuses import kind_table
+
 __all__ = ["ERROR_KINDS", "openapi_document"]
 
-# Every kind a response can carry, with its status (see modstream.web.statuses).
+# Every kind a response can carry, with its status: the table of modstream.web.statuses (made
+# from modstream.errors) less the kinds no request to this API can meet (a stream's records, the
+# review console's items, what stops a process before it serves).
+_ELSEWHERE = (MalformedRecord, UnknownItem, AlreadyDecided, SourceError, ConfigError, RecordRefused)
 ERROR_KINDS: dict[str, tuple[int, str]] = {
-    "bad_request": (400, "bad JSON, no url, no multipart 'image' field, a malformed hash"),
-    "unauthorized": (401, "no API key, or one that is not valid"),
-    "not_found": (404, "no result known for this sha256, or no such route"),
-    "method_not_allowed": (405, "a method the route does not take (see Allow)"),
-    "too_large": (413, "the body or the fetched image is larger than the limit"),
-    "not_an_image": (415, "garbage, HTML, JSON or other non-image bytes"),
-    "unsupported_format": (415, "an image format modstream does not decode (SVG, ...)"),
-    "unsupported_codec": (415, "a video container or codec outside the allow-list"),
-    "empty": (422, "an empty body"),
-    "truncated": (422, "the image data ends early"),
-    "decompression_bomb": (422, "more pixels than the limit, refused from the header"),
-    "decode_failed": (422, "any other decoder failure"),
-    "too_long": (422, "a video longer than --max-video-s"),
-    "too_many_frames": (422, "an animation with more frames or decoded pixels than the caps"),
-    "decode_timeout": (422, "decoding an animation or a video took longer than its budget"),
-    "invalid_url": (422, "not an http(s) URL"),
-    "blocked_address": (422, "the URL's host is private, loopback, link-local or reserved"),
-    "connect_failed": (502, "the image's host could not be reached"),
-    "fetch_failed": (502, "the image's host broke the exchange: not HTTP, or cut off"),
-    "http_status": (502, "the image's host answered with an error"),
-    "too_many_redirects": (502, "more than 5 redirects"),
-    "overloaded": (503, "no scoring slot free in time; retry after Retry-After seconds"),
-    "fetch_timeout": (504, "the image's host did not answer in time"),
-    "device_error": (500, "the inference device failed the batch"),
-    "scorer_closed": (500, "the server is shutting down"),
-    "model_error": (500, "the model did not load (the server stops)"),
-    "weights_not_found": (500, "the weights file is missing (the server stops)"),
-    "checksum_mismatch": (500, "the weights file is not the pinned one (the server stops)"),
-    "internal": (500, "a failure no code expected (a bug, which the server logs)"),
+    row.kind: (row.status, row.meaning)
+    for row in kind_table()
+    if row.error is None or not issubclass(row.error, _ELSEWHERE)
 }
 
 _MATCH = {

@@ -76,3 +76,26 @@ def test_every_flag_with_a_default_names_it_in_its_help(command: str) -> None:
         assert "default" in entry.lower() or any(s in entry for s in spelled), (
             command, action.option_strings, default
         )  # fmt: skip
+
+
+def test_durations_are_seconds_and_the_old_milliseconds_spelling_works_with_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--max-delay, --session-timeout and --fetch-max-wait take seconds; the old -ms spellings
+    are still taken (as seconds inside) with one deprecation line each, naming the new flag."""
+    parser = build_parser()
+    args = parser.parse_args(
+        ["run", "--session-timeout", "2", "--fetch-max-wait", "0.02", "--max-delay", "0"]
+    )
+    assert (args.session_timeout_s, args.fetch_max_wait_s, args.max_delay_s) == (2.0, 0.02, 0.0)
+    assert capsys.readouterr().err == ""
+    old = parser.parse_args(["run", "--session-timeout-ms", "2000", "--max-delay-ms", "5"])
+    assert (old.session_timeout_s, old.max_delay_s) == (2.0, 0.005)
+    assert capsys.readouterr().err.splitlines() == [
+        "modstream: --session-timeout-ms is deprecated: use --session-timeout 2 (durations are "
+        "in seconds)",
+        "modstream: --max-delay-ms is deprecated: use --max-delay 0.005 (durations are in seconds)",
+    ]
+    assert build_parser().parse_args(["score", "x"]).max_delay_s == 0.01  # BatchPolicy's
+    with pytest.raises(SystemExit):
+        parser.parse_args(["run", "--session-timeout", "0"])

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Protocol
 
 import pytest
@@ -22,18 +21,9 @@ from apache_kafka import (
     maven_repository,
 )
 from requirements import required, unavailable
-from scorerconfigs import scorer_config
 
-from modstream.demo.imageserver import ImageServer
 from modstream.kafka.broker import EmbeddedBroker
 from modstream.kafka.settings import KafkaSettings
-from modstream.models.preprocess import Preprocessing
-from modstream.pipeline.score.scorer import ScorerConfig
-
-
-@pytest.fixture(scope="session")
-def scorer_settings(ov_cache_dir: Path) -> ScorerConfig:
-    return scorer_config(ov_cache_dir, preprocessing=Preprocessing.FAST)
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
@@ -42,13 +32,6 @@ async def broker(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Embe
     log_path = tmp_path_factory.mktemp("broker") / "tansu.log"
     async with EmbeddedBroker(log_path=log_path) as started:
         yield started
-
-
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def image_server() -> AsyncIterator[ImageServer]:
-    """The bundled samples and the hostile endpoints, on a loopback port."""
-    async with ImageServer() as server:
-        yield server
 
 
 class Broker(Protocol):

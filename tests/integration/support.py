@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import subprocess
 import time
 import uuid
@@ -15,7 +16,23 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import RecordMetadata
 
+from modstream.kafka.settings import GroupTimings
 from modstream.pipeline.stream.topics import Topics
+
+
+def embedded_timings(base: GroupTimings | None = None, **changes: float) -> GroupTimings:
+    """``base`` (default: a group member's usual timings) with the embedded broker's short
+    session (tansu makes each join wait about half of it) and fetch wait (it waits out most of
+    a fetch), and any other ``changes``."""
+    return dataclasses.replace(
+        base or GroupTimings(), session_timeout_s=2.0, fetch_max_wait_s=0.02, **changes
+    )  # type: ignore[arg-type]
+
+
+def default_timings(settings: type) -> GroupTimings:
+    """The timings a settings class gives its consumer by default (the review console's, ...)."""
+    factory = settings.__dataclass_fields__["timings"].default_factory
+    return factory()  # type: ignore[no-any-return]
 
 
 def unique_topics(label: str) -> Topics:

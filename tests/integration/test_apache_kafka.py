@@ -47,7 +47,7 @@ def _scorer(servers: str, prefix: str, cache_dir: Path, log: Path) -> subprocess
         sys.executable, "-m", "modstream", "run", "--role", "scorer", "--topic-prefix", prefix,
         "--bootstrap-servers", servers, "--metrics-port", "0", "--allow-cidr", "127.0.0.0/8",
         "--cache-dir", str(cache_dir), "--group-id", unique_group("restart"),
-        "--session-timeout-ms", "6000", "--fetch-max-wait-ms", "50",
+        "--session-timeout", "6", "--fetch-max-wait", "0.05",
     ]  # fmt: skip
     with log.open("ab") as sink:
         return subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)

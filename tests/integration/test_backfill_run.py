@@ -141,8 +141,8 @@ async def test_on_one_cluster_a_backfill_resumes_and_restart_true_starts_over(
     state = tmp_path / "state"
     cluster = [
         "--bootstrap-servers", broker.bootstrap_servers, "--topic-prefix", prefix,
-        "--group-id", unique_group("bfr"), "--session-timeout-ms", "2000",
-        "--fetch-max-wait-ms", "20",
+        "--group-id", unique_group("bfr"), "--session-timeout", "2",
+        "--fetch-max-wait", "0.02",
     ]  # fmt: skip
     command = _command(ov_cache_dir, state, uploads, *cluster)
     run = _run_until_scored
@@ -199,8 +199,8 @@ async def test_a_window_where_every_image_failed_is_an_error_line(
         "--source-option", "progress=false", "--state-dir", str(tmp_path / "state"),
         "--metrics-port", "0", "--cache-dir", str(ov_cache_dir),
         "--bootstrap-servers", broker.bootstrap_servers, "--topic-prefix", prefix,
-        "--group-id", unique_group("bfe"), "--session-timeout-ms", "2000",
-        "--fetch-max-wait-ms", "20",
+        "--group-id", unique_group("bfe"), "--session-timeout", "2",
+        "--fetch-max-wait", "0.02",
     ]  # fmt: skip
     log = tmp_path / "run.log"
     process = _spawn(command, log)

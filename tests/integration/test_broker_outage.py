@@ -13,7 +13,7 @@ import pytest
 from modstream.backoff import BackoffPolicy
 from modstream.demo.imageserver import ImageServer
 from modstream.kafka.broker import EmbeddedBroker, TopicSpec, ensure_topics, free_loopback_port
-from modstream.kafka.settings import KafkaSettings
+from modstream.kafka.settings import GroupTimings, KafkaSettings
 from modstream.pipeline.fetch.addresses import parse_cidrs
 from modstream.pipeline.fetch.config import FetchConfig
 from modstream.pipeline.metrics import PipelineMetrics
@@ -43,7 +43,7 @@ async def test_stream_waits_for_a_late_broker_then_scores_everything(
         topics=topics,
         group_id=unique_group("outage"),
         retry=BackoffPolicy(initial_s=0.1, max_s=0.5, jitter=0.0),
-        session_timeout_s=2.0,  # tansu makes each join wait about half of it
+        timings=GroupTimings(session_timeout_s=2.0),  # tansu makes a join wait half of it
     )
     moderation = ModerationSettings(
         scorer=scorer_settings,

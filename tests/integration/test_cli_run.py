@@ -30,7 +30,7 @@ def _run_command(servers: str, prefix: str, cache_dir: Path, *extra: str) -> lis
     return [
         sys.executable, "-m", "modstream", "run", "--bootstrap-servers", servers,
         "--topic-prefix", prefix, "--group-id", unique_group("cli"), "--allow-cidr", "127.0.0.0/8",
-        "--cache-dir", str(cache_dir), "--session-timeout-ms", "2000", "--fetch-max-wait-ms", "20",
+        "--cache-dir", str(cache_dir), "--session-timeout", "2", "--fetch-max-wait", "0.02",
         *extra,
     ]  # fmt: skip
 

@@ -163,8 +163,8 @@ async def test_a_backfill_is_scored_end_to_end_and_cannot_leave_its_root(
         sys.executable, "-m", "modstream", "run",
         "--bootstrap-servers", any_broker.bootstrap_servers, "--topic-prefix", prefix,
         "--group-id", unique_group("bf"), "--metrics-port", "0",
-        "--cache-dir", str(ov_cache_dir), "--session-timeout-ms", "2000",
-        "--fetch-max-wait-ms", "20", "--state-dir", str(tmp_path / "state"),
+        "--cache-dir", str(ov_cache_dir), "--session-timeout", "2",
+        "--fetch-max-wait", "0.02", "--state-dir", str(tmp_path / "state"),
         "--allow-file-root", str(allowed), "--source", f"backfill:{listing}",
     ]  # fmt: skip
     log_path = tmp_path / "run.log"

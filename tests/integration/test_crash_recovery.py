@@ -65,8 +65,8 @@ def _start_scorer(
         sys.executable, "-m", "modstream", "run", "--role", "scorer", "--topic-prefix", prefix,
         "--bootstrap-servers", servers, "--metrics-port", "0", "--allow-cidr", "127.0.0.0/8",
         "--cache-dir", str(cache_dir), "--group-id", group,
-        "--session-timeout-ms", "2000",  # the embedded broker's setting; a join waits ~half
-        "--fetch-max-wait-ms", "20",  # ditto: the embedded broker waits out most of a fetch
+        "--session-timeout", "2",  # the embedded broker's setting; a join waits ~half
+        "--fetch-max-wait", "0.02",  # ditto: the embedded broker waits out most of a fetch
     ]  # fmt: skip
     with log.open("ab") as sink:
         return subprocess.Popen(

@@ -242,7 +242,7 @@ async def test_the_policy_file_drives_the_pipelines_decisions(
         [
             sys.executable, "-m", "modstream", "run", "--bootstrap-servers",
             broker.bootstrap_servers, "--topic-prefix", prefix, "--group-id", unique_group("eval"),
-            "--metrics-port", "0", "--session-timeout-ms", "2000", "--fetch-max-wait-ms", "20",
+            "--metrics-port", "0", "--session-timeout", "2", "--fetch-max-wait", "0.02",
             "--cache-dir", str(evaluated.cache_dir), "--decode", "exact",
             "--policy", str(evaluated.out / "policy.json"),
             "--source", f"backfill:{evaluated.images}", "--allow-file-root", str(evaluated.images),

@@ -45,7 +45,16 @@ from modstream.pipeline.stream.topics import Topics
 from modstream.review.service import ReviewService, ReviewSettings
 
 from .conftest import Broker
-from .support import Output, OutputReader, produce, scorer_ready, unique_group, unique_topics
+from .support import (
+    Output,
+    OutputReader,
+    default_timings,
+    embedded_timings,
+    produce,
+    scorer_ready,
+    unique_group,
+    unique_topics,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -220,7 +229,8 @@ async def _judge(running: Running, topic: str, item_id: str, label: str) -> dict
     it stored."""
     settings = ReviewSettings(
         kafka=running.broker.kafka, topics=(topic,), reviewed_topic=f"{topic}.reviewed",
-        group_id=unique_group("match-review"), session_timeout_s=2.0, fetch_max_wait_s=0.02,
+        group_id=unique_group("match-review"),
+        timings=embedded_timings(default_timings(ReviewSettings)),
         bank_decisions="reviewed", bank_topic=running.bank_topic,
     )  # fmt: skip
     stop = asyncio.Event()

@@ -80,8 +80,8 @@ async def test_run_scores_every_image_of_every_image_post_and_resumes_after_a_dr
             "--jetstream-url", jetstream.url, "--bsky-image-base-url", cdn.base_url,
             "--allow-cidr", "127.0.0.0/8", "--bootstrap-servers", broker.bootstrap_servers,
             "--topic-prefix", prefix, "--group-id", unique_group("js"), "--metrics-port", "0",
-            "--cache-dir", str(ov_cache_dir), "--session-timeout-ms", "2000",
-            "--fetch-max-wait-ms", "20", "--state-dir", str(tmp_path / "state"),
+            "--cache-dir", str(ov_cache_dir), "--session-timeout", "2",
+            "--fetch-max-wait", "0.02", "--state-dir", str(tmp_path / "state"),
         ]  # fmt: skip
         log_path = tmp_path / "run.log"
         process = _spawn(command, log_path)

@@ -22,7 +22,7 @@ from requirements import unavailable
 from modstream.demo.imageserver import ImageServer
 from modstream.kafka.broker import TopicSpec, ensure_topics
 from modstream.kafka.producers import start_producer
-from modstream.kafka.settings import KafkaSettings
+from modstream.kafka.settings import GroupTimings, KafkaSettings
 from modstream.pipeline.fetch.addresses import parse_cidrs
 from modstream.pipeline.fetch.config import FetchConfig
 from modstream.pipeline.metrics import PipelineMetrics
@@ -79,7 +79,9 @@ async def test_a_partition_leader_killed_mid_stream_loses_no_event(
         orjson.dumps({"id": f"e{n}", "url": f"{images[n % len(images)]}?n={n}"})
         for n in range(EVENTS)
     ]
-    config = StreamConfig(topics=topics, group_id=group, session_timeout_s=6.0)
+    config = StreamConfig(
+        topics=topics, group_id=group, timings=GroupTimings(session_timeout_s=6.0)
+    )
     moderation = ModerationSettings(
         scorer=scorer_settings,
         policy=Policy(name="t", flag_at=0.8, review_at=0.3),

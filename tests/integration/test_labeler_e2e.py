@@ -39,7 +39,7 @@ from modstream.pipeline.fetch.config import FetchConfig
 from modstream.pipeline.stream.topics import Topics
 from modstream.review.service import ReviewService, ReviewSettings
 
-from .support import OutputReader, unique_group
+from .support import OutputReader, default_timings, embedded_timings, unique_group
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow]
 
@@ -133,7 +133,7 @@ async def _review(broker: EmbeddedBroker, prefix: str, verdicts: dict[str, str])
     settings = ReviewSettings(
         kafka=broker.kafka, topics=(f"{prefix}.review", f"{prefix}.flagged"),
         reviewed_topic=f"{prefix}.reviewed", group_id=unique_group("lb-review"),
-        session_timeout_s=2.0, fetch_max_wait_s=0.02,
+        timings=embedded_timings(default_timings(ReviewSettings)),
         fetch=FetchConfig(allow_cidrs=parse_cidrs(["127.0.0.0/8"])),
     )  # fmt: skip
     stop = asyncio.Event()
@@ -205,8 +205,8 @@ async def test_flagged_posts_are_labelled_reviews_negate_and_a_restart_serves_th
             "--jetstream-url", jetstream.url, "--bsky-image-base-url", cdn.base_url,
             "--allow-cidr", "127.0.0.0/8", "--bootstrap-servers", broker.bootstrap_servers,
             "--topic-prefix", prefix, "--group-id", unique_group("lb"), "--metrics-port", "0",
-            "--cache-dir", str(ov_cache_dir), "--session-timeout-ms", "2000",
-            "--fetch-max-wait-ms", "20", "--state-dir", str(tmp_path / "state"),
+            "--cache-dir", str(ov_cache_dir), "--session-timeout", "2",
+            "--fetch-max-wait", "0.02", "--state-dir", str(tmp_path / "state"),
             "--policy", "flag=0.8,review=0.3",
         ]  # fmt: skip
         received: list[Received] = []

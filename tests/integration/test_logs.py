@@ -63,7 +63,7 @@ def _run_command(servers: str, prefix: str, cache_dir: Path, urls: list[str]) ->
         sys.executable, "-m", "modstream", "run", "--role", "all", "--bootstrap-servers", servers,
         "--topic-prefix", prefix, "--group-id", unique_group("logs"), "--metrics-port", "0",
         "--allow-cidr", "127.0.0.0/8", "--cache-dir", str(cache_dir),
-        "--session-timeout-ms", "6000", "--fetch-max-wait-ms", "50", "--source", "synthetic",
+        "--session-timeout", "6", "--fetch-max-wait", "0.05", "--source", "synthetic",
         "--source-option", f"urls={','.join(urls)}", "--source-option", "rate=10",
         "--source-option", "events=100000",
     ]  # fmt: skip

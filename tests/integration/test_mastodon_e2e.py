@@ -141,7 +141,7 @@ async def test_gifv_and_video_attachments_are_scored_by_their_frames(
         command = [
             *_command(broker.bootstrap_servers, prefix, replica.url, tmp_path / "state"),
             "--allow-cidr", "127.0.0.0/8", "--cache-dir", str(ov_cache_dir),
-            "--session-timeout-ms", "2000", "--fetch-max-wait-ms", "20",
+            "--session-timeout", "2", "--fetch-max-wait", "0.02",
         ]  # fmt: skip
         command[command.index("connector")] = "all"
         process = _spawn(command, tmp_path / "run.log", TOKEN)

@@ -82,7 +82,7 @@ def _start_scorer(
         sys.executable, "-m", "modstream", "run", "--role", "scorer", "--topic-prefix", prefix,
         "--bootstrap-servers", servers, "--metrics-port", "0", "--allow-cidr", "127.0.0.0/8",
         "--cache-dir", str(cache_dir), "--group-id", group,
-        "--session-timeout-ms", "2000", "--fetch-max-wait-ms", "20",
+        "--session-timeout", "2", "--fetch-max-wait", "0.02",
     ]  # fmt: skip
     with log.open("ab") as sink:
         return subprocess.Popen(

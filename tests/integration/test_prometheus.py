@@ -244,7 +244,7 @@ async def deployment(
         "scorer": _modstream(
             "run", "--role", "scorer", *kafka, *cache, "--group-id", unique_group("prom"),
             "--allow-cidr", "127.0.0.0/8", "--metrics-port", str(ports["modstream"]),
-            "--session-timeout-ms", "2000", "--fetch-max-wait-ms", "20", "--review-at", "0.1",
+            "--session-timeout", "2", "--fetch-max-wait", "0.02", "--review-at", "0.1",
             "--hash-banks", str(work / "banks.toml"),
             log=work / "scorer.log",
         ),

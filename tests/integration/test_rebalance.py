@@ -18,6 +18,7 @@ from polling import until
 
 from modstream.demo.imageserver import ImageServer
 from modstream.kafka.broker import EmbeddedBroker, TopicSpec, ensure_topics
+from modstream.kafka.settings import GroupTimings
 from modstream.pipeline.fetch.addresses import parse_cidrs
 from modstream.pipeline.fetch.config import FetchConfig
 from modstream.pipeline.metrics import PipelineMetrics
@@ -75,7 +76,9 @@ async def test_a_scorer_joining_and_leaving_under_load_loses_and_repeats_nothing
         topics=topics,
         group_id=group,
         # tansu makes each join wait about half the session timeout, so it gets a short one
-        session_timeout_s=2.0 if isinstance(any_broker, EmbeddedBroker) else 6.0,
+        timings=GroupTimings(
+            session_timeout_s=2.0 if isinstance(any_broker, EmbeddedBroker) else 6.0
+        ),
         max_in_flight=32,
     )
     moderation = ModerationSettings(

@@ -37,7 +37,7 @@ from modstream.review.service import ReviewService, ReviewSettings
 from modstream.web.site import bound_site
 
 from .conftest import Broker
-from .support import OutputReader, produce, unique_group
+from .support import OutputReader, default_timings, embedded_timings, produce, unique_group
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -72,9 +72,12 @@ def new_topics() -> Topics:
 
 @contextlib.asynccontextmanager
 async def console(broker: Broker, topics: Topics, **overrides: Any) -> AsyncIterator[Console]:
+    poll = {"max_poll_interval_s": overrides.pop("max_poll_interval_s")} if (
+        "max_poll_interval_s" in overrides) else {}  # fmt: skip
     settings = ReviewSettings(
         kafka=broker.kafka, topics=(topics.review,), reviewed_topic=topics.reviewed,
-        group_id=topics.group, session_timeout_s=2.0, fetch_max_wait_s=0.02, lease_s=60,
+        group_id=topics.group, lease_s=60,
+        timings=embedded_timings(default_timings(ReviewSettings), **poll),
         fetch=FetchConfig(allow_cidrs=parse_cidrs(["127.0.0.0/8"]), total_timeout_s=5),
         **overrides,
     )  # fmt: skip

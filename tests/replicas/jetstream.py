@@ -119,12 +119,22 @@ class JetstreamReplica(LoopbackServer):
             return web.json_response({"error": "BadRequest", "message": "bad query"}, status=400)
         cursor = int(cursor_text) if cursor_text is not None else None
         subscription = Subscription(request.query.getall("wantedCollections", []), cursor)
+        # Live from here: a frame published once the subscription shows is sent, however soon
+        # after (the sender starts after the handshake, and must not start later than this).
+        events = self._state.events
+        start = (
+            len(events)
+            if cursor is None
+            else next(
+                (i for i, stored in enumerate(events) if stored.time_us >= cursor), len(events)
+            )
+        )
         self._state.subscriptions.append(subscription)
         async with self._published:
             self._published.notify_all()
         socket = web.WebSocketResponse(heartbeat=None)
         await socket.prepare(request)
-        sender = asyncio.create_task(self._send(request, socket, subscription, cursor))
+        sender = asyncio.create_task(self._send(request, socket, subscription, start))
         try:
             async for _message in socket:  # answers pings and the client's close frame
                 pass
@@ -138,16 +148,9 @@ class JetstreamReplica(LoopbackServer):
         request: web.Request,
         socket: web.WebSocketResponse,
         subscription: Subscription,
-        cursor: int | None,
+        index: int,
     ) -> None:
         events = self._state.events
-        index = (
-            len(events)
-            if cursor is None
-            else next(
-                (i for i, stored in enumerate(events) if stored.time_us >= cursor), len(events)
-            )
-        )
         while True:
             while index < len(events):
                 stored = events[index]

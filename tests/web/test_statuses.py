@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import locations
 import pytest
 
+from modstream import errors
 from modstream.errors import (
     AlreadyDecided,
     BadRequest,
@@ -30,7 +32,13 @@ from modstream.errors import (
     UnsupportedFormat,
 )
 from modstream.web.responses import error_response
-from modstream.web.statuses import status_for
+from modstream.web.statuses import (
+    HTTP_ONLY_KINDS,
+    kind_table,
+    markdown_table,
+    status_for,
+    status_of,
+)
 
 
 @pytest.mark.parametrize(
@@ -63,3 +71,27 @@ def test_a_503_asks_the_client_to_come_back_and_a_401_names_the_scheme() -> None
     assert busy.body == b'{"error":{"kind":"broker_unavailable","message":"the broker is away"}}'
     refused = error_response(Unauthorized("who are you"))
     assert refused.status == 401 and refused.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_every_kind_has_a_status_and_a_meaning_and_a_kind_shared_by_two_classes_one_status() -> (
+    None
+):
+    """The table of kinds covers every class that has a kind of its own, each with a sentence;
+    two classes that share a kind (too_large) answer the same status."""
+    rows = {row.kind: row for row in kind_table()}
+    own = [cls for cls in vars(errors).values()
+           if isinstance(cls, type) and issubclass(cls, errors.ModstreamError)
+           and "kind" in vars(cls)]  # fmt: skip
+    assert {cls.kind for cls in own} | set(HTTP_ONLY_KINDS) == set(rows)
+    assert all(row.meaning and not row.meaning.endswith(".") for row in rows.values())
+    for cls in own:
+        assert rows[cls.kind].status == status_of(cls), cls
+
+
+def test_docs_errors_table_is_the_generated_one() -> None:
+    """docs/errors.md carries the table python -m modstream.web.statuses prints: an error kind
+    added, renamed or given another status or meaning without regenerating it fails here."""
+    text = (locations.REPO / "docs" / "errors.md").read_text()
+    begin = text.index("<!-- kinds:")
+    block = text[text.index("\n", begin) + 1 : text.index("<!-- /kinds -->")]
+    assert block == markdown_table(), "regenerate it: python -m modstream.web.statuses"

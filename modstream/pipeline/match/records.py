@@ -24,7 +24,6 @@ from modstream.models.pdq import parse_hex
 from modstream.pipeline.match.banks import BankEntries, BankSettings
 
 __all__ = [
-    "DEFAULT_BANK_TOPIC",
     "BankRecord",
     "BankTopicState",
     "bank_key",
@@ -35,7 +34,6 @@ __all__ = [
 
 log = logging.getLogger("modstream.banks")
 Change = tuple[bytes, bytes | None]  # a record of the topic: (key, value; None: removed)
-DEFAULT_BANK_TOPIC = "images.banks"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -35,21 +35,21 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from modstream.backoff import BackoffPolicy
 from modstream.errors import ModstreamError, RecordRefused
 from modstream.events import ImageEvent
-from modstream.kafka.consume import ConsumerSettings, LoopStatistics
+from modstream.kafka.consume import LoopStatistics
 from modstream.kafka.offsets import OffsetStatistics
 from modstream.kafka.outage import broker_watch
 from modstream.kafka.settings import KafkaSettings
 from modstream.kafka.sink import GroupSink, Partition
 from modstream.pipeline.metrics import LatencyWindow, PipelineMetrics
 from modstream.pipeline.moderate.moderator import Moderator
+from modstream.pipeline.stream.config import StreamConfig
 from modstream.pipeline.stream.records import (
     Origin,
     error_record,
@@ -57,47 +57,10 @@ from modstream.pipeline.stream.records import (
     refused_record,
     result_record,
 )
-from modstream.pipeline.stream.topics import Topics
 
 __all__ = ["ScoringStream", "StreamConfig", "StreamStatistics"]
 
 log = logging.getLogger("modstream.stream")
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class StreamConfig:
-    """How the stream consumes and publishes; durations in seconds."""
-
-    topics: Topics = field(default_factory=Topics)
-    group_id: str = "modstream-scorers"
-    max_in_flight: int = 64
-    commit_interval_s: float = 0.5
-    drain_timeout_s: float = 30.0
-    # How long a revoked partition's in-flight records may take to finish before the partition
-    # moves on; the rest are cancelled and replayed by its next owner.
-    revoke_timeout_s: float = 5.0
-    log_interval_s: float = 10.0
-    # Starting the clients and publishing retry with this backoff while the broker is away.
-    retry: BackoffPolicy = field(
-        default_factory=lambda: BackoffPolicy(initial_s=0.25, max_s=5.0, jitter=0.0)
-    )
-    session_timeout_s: float = 10.0
-    fetch_max_wait_s: float = 0.5
-    max_poll_interval_s: float = 300.0
-
-    def consumer(self) -> ConsumerSettings:
-        return ConsumerSettings(
-            topics=(self.topics.incoming,),
-            group_id=self.group_id,
-            role="scorer",
-            session_timeout_s=self.session_timeout_s,
-            fetch_max_wait_s=self.fetch_max_wait_s,
-            # The group waits this long for members to rejoin: room for a revoked partition's
-            # in-flight records to finish (revoke_timeout_s) before we do.
-            rebalance_timeout_s=self.session_timeout_s + self.revoke_timeout_s,
-            max_poll_interval_s=self.max_poll_interval_s,
-            commit_interval_s=self.commit_interval_s,
-        )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

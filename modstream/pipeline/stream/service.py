@@ -23,7 +23,7 @@ from wsgiref.simple_server import WSGIServer
 from modstream.errors import PortInUse
 from modstream.kafka.access import check_access
 from modstream.kafka.broker import EmbeddedBroker, TopicSpec, ensure_topics
-from modstream.kafka.settings import KafkaSettings
+from modstream.kafka.settings import GroupTimings, KafkaSettings
 from modstream.pipeline.metrics import PipelineMetrics
 from modstream.pipeline.moderate.moderator import Moderator
 from modstream.pipeline.moderate.step import ModerationSettings, open_moderator
@@ -34,11 +34,11 @@ from modstream.pipeline.stream.topics import Topics
 log = logging.getLogger("modstream.service")
 # Kafka's usual session timeout; the embedded broker makes every join wait about half of it, so a
 # development pipeline uses 2 s (see README, "Embedded broker").
-KAFKA_SESSION_TIMEOUT_S = 10.0
+KAFKA_SESSION_TIMEOUT_S = GroupTimings().session_timeout_s
 EMBEDDED_SESSION_TIMEOUT_S = 2.0
 # Kafka answers a waiting fetch as soon as a record arrives; the embedded broker waits out most of
 # fetch_max_wait, so there the wait is kept short (it costs the broker some CPU instead).
-KAFKA_FETCH_MAX_WAIT_S = 0.5
+KAFKA_FETCH_MAX_WAIT_S = GroupTimings().fetch_max_wait_s
 EMBEDDED_FETCH_MAX_WAIT_S = 0.02
 
 
@@ -160,9 +160,10 @@ class Pipeline:
         fetch_wait = settings.fetch_max_wait_s or (
             EMBEDDED_FETCH_MAX_WAIT_S if embedded else KAFKA_FETCH_MAX_WAIT_S
         )
-        return dataclasses.replace(
-            settings.stream, session_timeout_s=session, fetch_max_wait_s=fetch_wait
+        timings = dataclasses.replace(
+            settings.stream.timings, session_timeout_s=session, fetch_max_wait_s=fetch_wait
         )
+        return dataclasses.replace(settings.stream, timings=timings)
 
     def stream_for(self, moderator: Moderator) -> ScoringStream:
         """The scoring stream of this pipeline, on ``moderator`` (kept as :attr:`stream`)."""

@@ -1,8 +1,9 @@
-"""The stream's topic names: one incoming, one per decision, one for errors.
+"""Every topic's name, in one value: the stream's (one incoming, one per decision, one for
+errors), the review console's decisions, the shared hash banks and the labeler's label log.
 
 ``matched`` holds images whose hash matched a bank of known content: often the most sensitive
 records a deployment has (known abuse material), so it is its own topic, readable only by those
-who must act on it (Kafka ACLs: README, "Known-content matching").
+who must act on it (Kafka ACLs: docs/matching.md).
 """
 
 from __future__ import annotations
@@ -22,18 +23,14 @@ class Topics:
     safe: str = "images.safe"
     matched: str = "images.matched"
     errors: str = "images.errors"
+    reviewed: str = "images.reviewed"  # the review console's decisions
+    banks: str = "images.banks"  # the shared hash banks (compacted)
+    labels: str = "images.labels"  # the labeler's signed labels (one partition)
 
     @classmethod
     def with_prefix(cls, prefix: str) -> Topics:
         """``PREFIX.incoming``, ``PREFIX.flagged``, ...; the defaults use ``images``."""
-        return cls(
-            incoming=f"{prefix}.incoming",
-            flagged=f"{prefix}.flagged",
-            review=f"{prefix}.review",
-            safe=f"{prefix}.safe",
-            matched=f"{prefix}.matched",
-            errors=f"{prefix}.errors",
-        )
+        return cls(**{name: f"{prefix}.{name}" for name in cls.__dataclass_fields__})
 
     def for_decision(self, decision: Decision) -> str:
         return {

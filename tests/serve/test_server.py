@@ -283,7 +283,7 @@ SCORE_ERRORS = {
     "checksum_mismatch": 500, "internal": 500, "connect_failed": 502, "fetch_failed": 502,
     "http_status": 502, "too_many_redirects": 502, "overloaded": 503, "fetch_timeout": 504,
     "method_not_allowed": 405, "unsupported_codec": 415, "too_long": 422,
-    "too_many_frames": 422, "decode_timeout": 422,
+    "too_many_frames": 422, "decode_timeout": 422, "blocked_path": 422,
 }  # fmt: skip
 
 

@@ -1,0 +1,47 @@
+"""The scoring stream's settings: a light module, so the command line reads its defaults here
+without importing a Kafka client."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from modstream.backoff import BackoffPolicy
+from modstream.kafka.settings import GroupTimings
+from modstream.pipeline.stream.topics import Topics
+
+if TYPE_CHECKING:
+    from modstream.kafka.consume import ConsumerSettings
+
+__all__ = ["StreamConfig"]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StreamConfig:
+    """How the stream consumes and publishes; durations in seconds."""
+
+    topics: Topics = field(default_factory=Topics)
+    group_id: str = "modstream-scorers"
+    max_in_flight: int = 64
+    drain_timeout_s: float = 30.0
+    # How long a revoked partition's in-flight records may take to finish before the partition
+    # moves on; the rest are cancelled and replayed by its next owner.
+    revoke_timeout_s: float = 5.0
+    log_interval_s: float = 10.0
+    # Starting the clients and publishing retry with this backoff while the broker is away.
+    retry: BackoffPolicy = field(
+        default_factory=lambda: BackoffPolicy(initial_s=0.25, max_s=5.0, jitter=0.0)
+    )
+    timings: GroupTimings = field(default_factory=GroupTimings)
+
+    def consumer(self) -> ConsumerSettings:
+        from modstream.kafka.consume import ConsumerSettings
+
+        # The group waits this long for members to rejoin: room for a revoked partition's
+        # in-flight records to finish (revoke_timeout_s) before we do.
+        rejoin = self.timings.session_timeout_s + self.revoke_timeout_s
+        return ConsumerSettings(
+            topics=(self.topics.incoming,), group_id=self.group_id, role="scorer",
+            timings=dataclasses.replace(self.timings, rebalance_timeout_s=rejoin),
+        )  # fmt: skip
