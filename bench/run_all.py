@@ -56,6 +56,10 @@ def main() -> int:
         run("PDQ from the scorer's decode, mixed", str(BENCH / "pdq_from_decode.py"), str(mixed)),
         run("video: a 30 s clip, and stills beside videos", str(BENCH / "video_bench.py")),
     ]  # fmt: skip
+    if shutil.which("java") and shutil.which("mvn"):  # the verdict topic on Apache Kafka
+        results.append(run("verdicts: 100 k posts, lookups, batches, freshness",
+                           str(BENCH / "verdicts_bench.py"), "--posts", "100000",
+                           "--duration", "10"))  # fmt: skip
     return 0 if all(results) else 1
 
 

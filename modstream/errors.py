@@ -33,6 +33,8 @@ report for an exception no code mapped.
     │   │   └── BodyTooLarge           kind=too_large
     │   ├── MalformedRecord            kind=malformed_record
     │   └── BadRequest                 kind=bad_request         (an HTTP request we cannot read)
+    │       ├── InvalidSubject         kind=invalid_subject     (a verdict lookup's subject)
+    │       └── TooManySubjects        kind=too_many_subjects   (a verdict batch over its cap)
     ├── Overloaded                     kind=overloaded          (retriable)
     ├── Unauthorized                   kind=unauthorized        (no or a wrong API key)
     ├── UnknownItem                    kind=unknown_item        (no review item with that id)
@@ -237,6 +239,19 @@ class BadRequest(InputError):
     meaning = (
         "an HTTP request that names no image: bad JSON, no url, no image field, a malformed hash"
     )
+
+
+class InvalidSubject(BadRequest):
+    kind = "invalid_subject"
+    meaning = (
+        "a verdict lookup's subject that is not one of post, url, sha256, or is empty, over "
+        "2048 bytes, not UTF-8, or a sha256 that is not 64 hex digits"
+    )
+
+
+class TooManySubjects(BadRequest):
+    kind = "too_many_subjects"
+    meaning = "a batch verdict lookup with more subjects than its cap (500)"
 
 
 class Unauthorized(ModstreamError):

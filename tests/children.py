@@ -6,8 +6,10 @@ import asyncio
 import contextlib
 import signal
 import subprocess
+from collections.abc import Iterator
+from pathlib import Path
 
-__all__ = ["reap", "terminate"]
+__all__ = ["reap", "running", "terminate"]
 
 STOP_WITHIN_S = 40.0  # a graceful stop drains for up to 30 s, then closes its clients
 
@@ -32,3 +34,26 @@ def reap(process: subprocess.Popen[bytes]) -> None:
         with contextlib.suppress(ProcessLookupError):
             process.kill()
         process.wait()
+
+
+@contextlib.contextmanager
+def running(
+    command: list[str],
+    log_path: Path,
+    *,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``command`` running, its output appended to ``log_path``; on the way out SIGTERM, a wait
+    of up to STOP_WITHIN_S, then :func:`reap`."""
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                   cwd=cwd)  # fmt: skip
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(STOP_WITHIN_S)
+        reap(process)

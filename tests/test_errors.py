@@ -33,6 +33,8 @@ KINDS = {
     "BodyTooLarge": "too_large",
     "MalformedRecord": "malformed_record",
     "BadRequest": "bad_request",
+    "InvalidSubject": "invalid_subject",
+    "TooManySubjects": "too_many_subjects",
     "Overloaded": "overloaded",
     "Unauthorized": "unauthorized",
     "UnknownItem": "unknown_item",

@@ -6,8 +6,21 @@ import argparse
 import sys
 
 from modstream import __version__
-from modstream.cli import bank, demo, eval, hash, labeler, results, review, run, score, serve
+from modstream.cli import (
+    bank,
+    demo,
+    eval,
+    hash,
+    labeler,
+    results,
+    review,
+    run,
+    score,
+    serve,
+    verdicts,
+)
 from modstream.cli.helptext import PlainTextParser
+from modstream.cli.runner import failed
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,14 +38,18 @@ def build_parser() -> argparse.ArgumentParser:
     review.add_parser(subparsers)
     bank.add_parser(subparsers)
     labeler.add_parser(subparsers)
+    verdicts.add_parser(subparsers)
     demo.add_parser(subparsers)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one sub-command; what escapes its own handling still ends in one line, not a trace."""
     args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args))
     except KeyboardInterrupt:
         print("modstream: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - the last net: one line (see runner.failed), exit 1
+        return failed(args.command, exc)

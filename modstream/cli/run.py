@@ -31,7 +31,12 @@ from modstream.cli.sources import source_requests
 from modstream.connectors.registry import SOURCES, SourceSpec
 from modstream.errors import ConfigError
 from modstream.pipeline.fetch.config import FetchConfig
-from modstream.pipeline.stream.config import StreamConfig
+from modstream.pipeline.stream.config import (
+    METRICS_PORT,
+    PARTITIONS,
+    REPLICATION_FACTOR,
+    StreamConfig,
+)
 from modstream.pipeline.stream.topics import Topics
 
 if TYPE_CHECKING:
@@ -56,7 +61,7 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
     add_allow_cidr(group, "fetches")
     add_allow_file_root(group)
     group.add_argument(
-        "--metrics-port", type=int, default=9108,
+        "--metrics-port", type=int, default=METRICS_PORT,
         help="Prometheus port; 0 turns it off (default: %(default)s)",
     )  # fmt: skip
     group.add_argument(
@@ -72,8 +77,9 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
         help="topics are PREFIX.incoming, PREFIX.flagged, PREFIX.review, PREFIX.safe, "
         "PREFIX.errors (default: images)",
     )
-    group.add_argument("--partitions", type=positive_int, default=4, help="for created topics")
-    group.add_argument("--replication-factor", type=positive_int, default=1)
+    group.add_argument("--partitions", type=positive_int, default=PARTITIONS,
+                       help="for created topics")  # fmt: skip
+    group.add_argument("--replication-factor", type=positive_int, default=REPLICATION_FACTOR)
     group.add_argument("--max-in-flight", type=positive_int, default=STREAM.max_in_flight,
                        help="records being scored at once (default: %(default)s)")  # fmt: skip
     group.add_argument("--fetch-timeout", type=float, default=FetchConfig().total_timeout_s,

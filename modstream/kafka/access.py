@@ -68,6 +68,21 @@ async def start_client(client: Client) -> Client:
     return client
 
 
+async def stop_client(client: Client) -> None:
+    """Stop an aiokafka client, shielded from the caller's cancellation, whatever the broker's
+    state. aiokafka's consumer, stopped while its broker is away, lets the CancelledError of its
+    own cancelled fetch tasks escape ``stop()``; that one is swallowed here, a cancellation of
+    the caller is not."""
+    try:
+        await asyncio.shield(client.stop())
+    except (KafkaError, OSError):
+        pass
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+
+
 async def check_access(
     settings: KafkaSettings, *, timeout_s: float = 10.0, wait_s: float | None = None
 ) -> None:

@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from modstream.errors import BrokerUnavailable, ConfigError
-from modstream.kafka.access import start_client
+from modstream.kafka.access import start_client, stop_client
 from modstream.kafka.settings import KafkaSettings
 
 __all__ = ["Change", "Changes", "changes", "read_log"]
@@ -32,14 +32,28 @@ class Changes:
 
     async def to_end(self) -> list[Change]:
         """Every record from the beginning to the end offsets the topic has now."""
+        return [change async for batch in self.batches_to_end() for change in batch]
+
+    async def batches_to_end(self) -> AsyncIterator[list[Change]]:
+        """:meth:`to_end` fetch by fetch, for a reader that applies each as it comes (a large
+        topic is never held whole in memory)."""
         consumer = self._consumer
         ends = await consumer.end_offsets(self._partitions)
-        read: list[Change] = []
         # A fetch returns whole batches, so reading until every position reaches its end reads
         # every record (the embedded broker's end offset can lie inside its last batch).
         while any([await consumer.position(p) < end for p, end in ends.items()]):
-            read += _changes(await consumer.getmany(timeout_ms=500))
-        return read
+            batch = _changes(await consumer.getmany(timeout_ms=500))
+            if batch:
+                yield batch
+
+    async def answered(self, *, timeout_s: float) -> bool:
+        """Does the broker answer now (the topic's end offsets, within ``timeout_s``)?"""
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._consumer.end_offsets(self._partitions)
+        except (TimeoutError, KafkaError, OSError):
+            return False
+        return True
 
     async def next_batch(self, *, timeout_s: float) -> list[Change]:
         """The records that arrived, waiting up to ``timeout_s`` for one; raises
@@ -79,8 +93,7 @@ async def changes(kafka: KafkaSettings, topic: str, *, role: str) -> AsyncIterat
         await consumer.seek_to_beginning(*partitions)
         yield Changes(consumer, partitions)
     finally:
-        with contextlib.suppress(KafkaError, OSError):
-            await asyncio.shield(consumer.stop())
+        await stop_client(consumer)
 
 
 async def read_log(kafka: KafkaSettings, topic: str, *, role: str) -> list[tuple[int, bytes]]:
@@ -102,5 +115,4 @@ async def read_log(kafka: KafkaSettings, topic: str, *, role: str) -> list[tuple
                 read += [(m.offset, m.value) for m in messages if m.value is not None]
         return read
     finally:
-        with contextlib.suppress(KafkaError, OSError):
-            await asyncio.shield(consumer.stop())
+        await stop_client(consumer)

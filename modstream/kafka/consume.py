@@ -18,7 +18,6 @@ Rebalances reach the sink through :class:`Sink.revoked` (finish, commit, forget)
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -28,7 +27,7 @@ from typing import Any, Protocol
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
-from modstream.kafka.access import start_client
+from modstream.kafka.access import start_client, stop_client
 from modstream.kafka.settings import GroupTimings, KafkaSettings
 
 __all__ = ["ConsumeLoop", "ConsumerSettings", "LoopStatistics", "Sink", "should_pause"]
@@ -139,10 +138,14 @@ class ConsumeLoop:
         consumer, self._consumer = self._consumer, None
         if consumer is None:
             return
-        with contextlib.suppress(KafkaError, OSError):
-            await asyncio.shield(self._sink.tick(consumer))
-        with contextlib.suppress(KafkaError, OSError):
-            await asyncio.shield(consumer.stop())
+        # The last commit, shielded from the caller's cancellation but bounded: while the broker
+        # is away aiokafka's commit waits for the coordinator for ever.
+        tick = asyncio.ensure_future(self._sink.tick(consumer))
+        try:
+            await asyncio.wait({tick}, timeout=self.settings.timings.final_commit_s)
+        finally:
+            await _settle(tick)
+            await stop_client(consumer)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll until ``stop`` is set, pausing while the sink is full and still polling."""
@@ -164,8 +167,18 @@ class ConsumeLoop:
             now = time.monotonic()
             if now >= next_tick:
                 next_tick = now + interval
-                with contextlib.suppress(KafkaError):
-                    await self._sink.tick(consumer)
+                await self._tick(consumer, stop)
+
+    async def _tick(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
+        """The sink's tick (a commit, the lag), given up when ``stop`` is set meanwhile: while
+        the broker is away a commit waits for it, and a stop must not."""
+        tick = asyncio.ensure_future(self._sink.tick(consumer))
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({tick, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            await _settle(tick)
 
     def _set_paused(self, consumer: AIOKafkaConsumer, room: int) -> None:
         """Pause with no room left; resume once a quarter of the capacity is free again."""
@@ -207,6 +220,18 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
         await self._loop._assigned(assigned)
+
+
+async def _settle(tick: asyncio.Future[None]) -> None:
+    """Cancel ``tick`` unless it is done, wait for it, and raise what it raised unless that is
+    the broker's (the next tick commits the same positions) or its cancellation."""
+    if not tick.done():
+        tick.cancel()
+    (outcome,) = await asyncio.gather(tick, return_exceptions=True)
+    if isinstance(outcome, BaseException) and not isinstance(
+        outcome, KafkaError | OSError | asyncio.CancelledError
+    ):
+        raise outcome
 
 
 def _ms(seconds: float) -> int:

@@ -12,15 +12,13 @@ watcher.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
 
 from modstream.errors import ConfigError
-from modstream.kafka.access import check_access, start_client
+from modstream.kafka.access import check_access, start_client, stop_client
 from modstream.kafka.settings import KafkaSettings
 
 __all__ = ["Follower", "follow", "read_topic", "read_topics"]
@@ -75,8 +73,7 @@ async def read_topics(
                     if message.value is not None:
                         yield partition.topic, message.value
     finally:
-        with contextlib.suppress(KafkaError, OSError):
-            await asyncio.shield(consumer.stop())
+        await stop_client(consumer)
 
 
 async def _partitions_of(
@@ -142,5 +139,4 @@ async def follow(
     try:
         yield Follower(consumer)
     finally:
-        with contextlib.suppress(KafkaError, OSError):
-            await asyncio.shield(consumer.stop())
+        await stop_client(consumer)

@@ -223,7 +223,10 @@ class GroupTimings:
     ``rebalance_timeout_s``: how long the group waits for members to rejoin (None: the session
     timeout). aiokafka leaves the group when getmany has not been called for
     ``max_poll_interval_s``; the consume loop polls every ``poll_s``, paused or not, so only a
-    stalled event loop can reach it. ``commit_interval_s``: how often finished offsets commit."""
+    stalled event loop can reach it. ``commit_interval_s``: how often finished offsets commit.
+    ``final_commit_s``: how long the commit on the way out waits for a broker that is away
+    (aiokafka's commit waits for the group's coordinator for ever); what it could not commit is
+    replayed, as after a crash."""
 
     session_timeout_s: float = 10.0
     fetch_max_wait_s: float = 0.5
@@ -231,10 +234,14 @@ class GroupTimings:
     max_poll_interval_s: float = 300.0
     poll_s: float = 0.05
     commit_interval_s: float = 0.5
+    final_commit_s: float = 5.0
 
     def __post_init__(self) -> None:
-        if min(self.session_timeout_s, self.poll_s, self.commit_interval_s) <= 0:
-            raise ValueError("session_timeout_s, poll_s and commit_interval_s must be positive")
+        if min(self.session_timeout_s, self.poll_s, self.commit_interval_s,
+               self.final_commit_s) <= 0:  # fmt: skip
+            raise ValueError(
+                "session_timeout_s, poll_s, commit_interval_s and final_commit_s must be positive"
+            )
 
     def consumer_options(self) -> dict[str, Any]:
         session_ms = _ms(self.session_timeout_s)

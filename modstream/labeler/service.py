@@ -21,7 +21,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Self
 
 import orjson
 
@@ -36,6 +36,7 @@ from modstream.labeler.keys import SigningKey
 from modstream.labeler.labels import Label, now_cts
 from modstream.labeler.log import LabelLog
 from modstream.labeler.metrics import LabelerMetrics
+from modstream.pipeline.stream.records import read_object
 
 __all__ = ["LabelerService", "LabelerSettings", "decode_stored", "encode_stored"]
 
@@ -144,7 +145,7 @@ class LabelerService:
         return self._work.maxsize - self._work.qsize()
 
     def take(self, partition: Partition, offset: int, value: bytes | None) -> None:
-        record = _record(value)
+        record = read_object(value)
         if record is None:
             self.malformed += 1
             self.sink.finish(partition, offset)
@@ -199,11 +200,3 @@ def _failing(sink: GroupSink) -> Callable[[asyncio.Task[None]], None]:
             sink.fail(failure)
 
     return done
-
-
-def _record(value: bytes | None) -> dict[str, Any] | None:
-    try:
-        record = orjson.loads(value or b"")
-    except orjson.JSONDecodeError:
-        return None
-    return record if isinstance(record, dict) else None

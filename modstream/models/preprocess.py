@@ -81,11 +81,9 @@ def prepare(
 ) -> PreparedImage:
     """Decode ``data`` into the model's input crop; raises :class:`~modstream.errors.ImageError`.
 
-    ``hashing``: also compute the PDQ hash (:mod:`.pdq`), always of the pixels fast mode's first
-    pass decodes, whichever ``mode`` this is: so an image has one hash whatever route the scorer
-    took (an exact first pass on a CPU without a cheaper screen, the planner's occasional other
-    route), the hash ``POST /v1/hash`` answers (:func:`hash_image`). Animations and videos give
-    their sampled frames' crops (:mod:`.animation`, :mod:`.video`).
+    ``hashing``: also compute the PDQ hash, from the same decoded pixels (:mod:`.pdq`), as
+    :func:`hash_image` does for the same ``mode``. Animations and videos give their sampled
+    frames' crops (:mod:`.animation`, :mod:`.video`).
     """
     if (medium := sniff(data[:16])) is not None and medium.kind is Kind.VIDEO:
         return _prepare_video(data, limits, hashing)
@@ -93,11 +91,7 @@ def prepare(
     rgb = decoded.rgb
     pdq = None
     if hashing is not PdqHashing.OFF:
-        if mode is not Preprocessing.FAST and decoded.format in _DRAFTED_FORMATS:
-            hashed = _decode_rgb(data, Preprocessing.FAST, limits).rgb  # the screen's pixels
-        else:
-            hashed = rgb  # the fast decode of any other format is the exact one
-        pdq = hash_pixels(hash_source(hashed), dihedral=hashing is PdqHashing.DIHEDRAL)
+        pdq = hash_pixels(hash_source(rgb), dihedral=hashing is PdqHashing.DIHEDRAL)
     if decoded.animated:
         # Every sampled frame takes the exact path: frames are decoded whole anyway.
         frames, total = decode_frames(decoded.source, limits.animation, model_crop)
@@ -153,12 +147,17 @@ class HashedImage:
 
 
 def hash_image(
-    data: bytes, limits: DecodeLimits, *, reference: bool = False, dihedral: bool = False
+    data: bytes,
+    limits: DecodeLimits,
+    *,
+    mode: Preprocessing = Preprocessing.FAST,
+    reference: bool = False,
+    dihedral: bool = False,
 ) -> HashedImage:
-    """The PDQ hash of an image, decoded as fast mode's first pass decodes it (the hash the
-    stream computes), or, with ``reference``, from every pixel of the full image, as the C++
-    reference hashes a file (for banks other systems will read)."""
-    decoded = _decode_rgb(data, Preprocessing.EXACT if reference else Preprocessing.FAST, limits)
+    """The PDQ hash of an image decoded as a first pass in ``mode`` decodes it (the hash
+    :func:`prepare` computes then), or, with ``reference``, from every pixel of the full image,
+    as the C++ reference hashes a file (for banks other systems will read)."""
+    decoded = _decode_rgb(data, Preprocessing.EXACT if reference else mode, limits)
     pixels = np.asarray(decoded.rgb) if reference else hash_source(decoded.rgb)
     return HashedImage(
         pdq=hash_pixels(pixels, dihedral=dihedral), width=decoded.width, height=decoded.height,

@@ -39,6 +39,7 @@ from modstream.pipeline.fetch.fetcher import Fetcher
 from modstream.pipeline.match.records import bank_record
 from modstream.pipeline.moderate.cache import TTLCache
 from modstream.pipeline.stream.banks import ensure_bank_topic
+from modstream.pipeline.stream.records import read_object
 from modstream.review.config import ReviewSettings
 from modstream.review.export import decided_ids
 from modstream.review.queue import Item, ReviewQueue
@@ -152,11 +153,8 @@ class ReviewService:
                      dropped)  # fmt: skip
 
     def take(self, partition: Partition, offset: int, value: bytes | None) -> None:
-        try:
-            record = orjson.loads(value or b"")
-        except orjson.JSONDecodeError:
-            record = None
-        if not isinstance(record, dict) or not isinstance(record.get("url"), str):
+        record = read_object(value)
+        if record is None or not isinstance(record.get("url"), str):
             self.malformed += 1
             log.warning("skipped a review record that is not a result record (%s[%d]@%d)",
                         partition.topic, partition.partition, offset)  # fmt: skip

@@ -7,19 +7,23 @@ from typing import Any
 from modstream.errors import (
     AlreadyDecided,
     ConfigError,
+    InvalidSubject,
     MalformedRecord,
     RecordRefused,
     SourceError,
+    TooManySubjects,
     UnknownItem,
 )
+from modstream.pipeline.moderate.brandsafety import ADULT, TAXONOMY, Risk
 from modstream.web.statuses import kind_table
 
 __all__ = ["ERROR_KINDS", "openapi_document"]
 
 # Every kind a response can carry, with its status: the table of modstream.web.statuses (made
 # from modstream.errors) less the kinds no request to this API can meet (a stream's records, the
-# review console's items, what stops a process before it serves).
-_ELSEWHERE = (MalformedRecord, UnknownItem, AlreadyDecided, SourceError, ConfigError, RecordRefused)
+# review console's items, the verdict lookups, what stops a process before it serves).
+_ELSEWHERE = (MalformedRecord, UnknownItem, AlreadyDecided, SourceError, ConfigError, RecordRefused,
+              InvalidSubject, TooManySubjects)  # fmt: skip
 ERROR_KINDS: dict[str, tuple[int, str]] = {
     row.kind: (row.status, row.meaning)
     for row in kind_table()
@@ -54,13 +58,47 @@ _HASHED = {
         **_HASH_PROPERTIES,
     },
 }
+BRAND_SAFETY: dict[str, Any] = {
+    "type": "object",
+    "description": "the IAB brand-safety tier: open_nsfw rates Adult & Explicit Sexual Content "
+    "only; no other category is claimed",
+    "required": ["taxonomy", "risk", "categories"],
+    "properties": {
+        "taxonomy": {"const": TAXONOMY},
+        "risk": {"enum": [risk.value for risk in Risk]},
+        "categories": {
+            "type": "array",
+            "maxItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["id", "name", "suitability"],
+                "properties": {
+                    "id": {"const": ADULT["id"]},
+                    "name": {"const": ADULT["name"]},
+                    "suitability": {"enum": [r.suitability for r in Risk if r.suitability]},
+                },
+            },
+        },
+    },
+}
 _RESULT = {
     "type": "object",
-    "required": ["nsfw", "decision", "policy", "model", "sha256", "width", "height", "timings"],
+    "required": [
+        "nsfw",
+        "decision",
+        "policy",
+        "brand_safety",
+        "model",
+        "sha256",
+        "width",
+        "height",
+        "timings",
+    ],
     "properties": {
         "nsfw": {"type": "number", "minimum": 0, "maximum": 1},
         "decision": {"enum": ["flagged", "review", "safe", "matched"]},
         "policy": {"type": "string"},
+        "brand_safety": BRAND_SAFETY,
         "model": {"type": "string", "examples": ["open_nsfw@864bb37b"]},
         "device": {"type": "string"},
         "precision": {"type": "string"},

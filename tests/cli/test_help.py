@@ -99,3 +99,27 @@ def test_durations_are_seconds_and_the_old_milliseconds_spelling_works_with_one_
     assert build_parser().parse_args(["score", "x"]).max_delay_s == 0.01  # BatchPolicy's
     with pytest.raises(SystemExit):
         parser.parse_args(["run", "--session-timeout", "0"])
+
+
+def test_the_flags_defaults_are_the_configs() -> None:
+    """What a flag defaults to is what the settings it fills default to: the scorer's, the
+    stream's, the pipeline's and the moderation step's (read from them, or, for --bank-reload,
+    whose module is too heavy to load for --help, checked here)."""
+    from modstream.models.device_spec import DeviceSpec
+    from modstream.pipeline.moderate.step import ModerationSettings
+    from modstream.pipeline.score.config import ScorerConfig
+    from modstream.pipeline.stream.config import StreamConfig
+    from modstream.pipeline.stream.service import PipelineSettings
+
+    run = build_parser().parse_args(["run"])
+    scorer, stream, pipeline = ScorerConfig(cache_dir=None), StreamConfig(), PipelineSettings()
+    assert (run.batch_size, run.max_delay_s) == (scorer.batch.max_batch_size,
+                                                 scorer.batch.max_delay_s)  # fmt: skip
+    assert (run.confirm_at, run.screening, run.screen_precision) == (
+        scorer.confirm_at, scorer.screening, scorer.screen_precision)  # fmt: skip
+    assert (run.precision, run.performance_hint) == (DeviceSpec().precision,
+                                                     DeviceSpec().performance_hint)  # fmt: skip
+    assert (run.group_id, run.max_in_flight) == (stream.group_id, stream.max_in_flight)
+    assert (run.partitions, run.replication_factor, run.metrics_port) == (
+        pipeline.partitions, pipeline.replication_factor, pipeline.metrics_port)  # fmt: skip
+    assert run.bank_reload == ModerationSettings().bank_reload_s

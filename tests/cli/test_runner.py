@@ -56,3 +56,28 @@ def test_a_bug_is_one_line_without_a_traceback(capsys: pytest.CaptureFixture[str
 @pytest.mark.parametrize(("code", "exit"), [(None, 0), (0, 0), (1, 1), (3, 3)])
 def test_the_code_a_command_returns_is_its_exit(code: int | None, exit: int) -> None:
     assert run_command("demo", lambda: code, _main) == exit
+
+
+def test_what_a_command_lets_escape_is_still_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The commands that keep their own handling (score, hash, eval, results) still end in one
+    line when something escapes it: ``modstream.cli.main`` is the last net."""
+    import argparse
+
+    from modstream import cli
+
+    def escapes(_args: argparse.Namespace) -> int:
+        raise BrokerDenied("the broker denies reading images.flagged")
+
+    def bug(_args: argparse.Namespace) -> int:
+        raise KeyError("oops")
+
+    monkeypatch.setattr(cli.hash, "run", escapes)
+    assert cli.main(["hash", "x.jpg"]) == 1
+    assert capsys.readouterr().err == (
+        "modstream hash: broker_denied: the broker denies reading images.flagged\n"
+    )
+    monkeypatch.setattr(cli.hash, "run", bug)
+    assert cli.main(["hash", "x.jpg"]) == 1
+    assert capsys.readouterr().err == "modstream hash: internal error: KeyError: 'oops'\n"

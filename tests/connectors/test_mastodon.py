@@ -61,6 +61,7 @@ def test_a_status_yields_its_images_gifv_and_videos_with_their_warnings() -> Non
     ]
     assert [e.meta["type"] for e in events[2:]] == ["gifv", "video", "video"]
     assert events[0].meta == {
+        "post": "https://replica.test/users/alice/statuses/109876543210",
         "status": "109876543210", "status_url": "https://replica.test/@alice/109876543210",
         "account": "alice", "sensitive": True, "spoiler_text": "nsfw", "attachment": "1",
         "type": "image", "alt": "a beach",

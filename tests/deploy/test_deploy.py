@@ -122,7 +122,8 @@ def test_compose_runs_kafka_topics_connector_scorers_serve_prometheus_and_grafan
     built = [s for s in services.values() if "build" in s]
     assert {s["build"]["dockerfile"] for s in built} == {"deploy/Dockerfile"}
     # Each modstream service tells the image's health check where it answers.
-    ports = {"connector": "9109/metrics", "serve": "8080/readyz", "labeler": "8071/xrpc/_health"}
+    ports = {"connector": "9109/metrics", "serve": "8080/readyz", "labeler": "8071/xrpc/_health",
+             "verdicts": "8072/readyz"}  # fmt: skip
     for name, port in ports.items():
         assert services[name]["environment"]["MODSTREAM_HEALTH_URL"].endswith(port), name
 
@@ -135,8 +136,8 @@ def test_prometheus_scrapes_every_modstream_service_on_its_port() -> None:
         for job in yaml.safe_load((DEPLOY / "prometheus.yml").read_text())["scrape_configs"]
     }
     assert set(jobs) == {"modstream", "modstream-connector", "modstream-serve", "modstream-review",
-                         "modstream-labeler"}  # fmt: skip
-    for name, port in (("review", 8070), ("labeler", 8071)):
+                         "modstream-labeler", "modstream-verdicts"}  # fmt: skip
+    for name, port in (("review", 8070), ("labeler", 8071), ("verdicts", 8072)):
         found = jobs[f"modstream-{name}"]["dns_sd_configs"][0]  # no target unless its profile runs
         assert found["names"] == [name] and found["port"] == port
         assert f"--port={port}" in services[name]["command"]
@@ -176,6 +177,8 @@ def test_grafana_provisions_the_datasource_the_dashboard_uses() -> None:
         "modstream_results_total", "modstream_stage_seconds_bucket", "modstream_batch_size",
         "modstream_errors_total", "modstream_consumer_lag", "modstream_device_images_total",
         "modstream_connector_events_total", "modstream_connector_reconnects_total",
+        "modstream_verdict_lookups_total", "modstream_verdict_lookup_seconds_bucket",
+        "modstream_verdict_freshness_seconds_bucket", "modstream_verdict_entries",
     )  # fmt: skip
     for metric in wanted:
         assert any(metric in expr for expr in exprs), metric
@@ -207,6 +210,17 @@ def test_the_review_console_is_an_opt_in_profile_with_reviewers_from_a_secret() 
     assert review["secrets"] == ["reviewers"]
     assert compose["secrets"]["reviewers"] == {"environment": "MODSTREAM_REVIEWERS"}
     assert "images.reviewed" in compose["services"]["topics"]["command"][0]
+
+
+def test_the_verdict_topic_is_created_compacted_in_compose_and_kubernetes() -> None:
+    """images.verdicts keeps the newest entry per key: compacted where compose and the Kubernetes
+    Job create it, as the verdict service would create it itself."""
+    script = _compose()["services"]["topics"]["command"][0]
+    job = (DEPLOY / "kubernetes" / "topics.yaml").read_text()
+    for text in (script, job):
+        (line,) = [line for line in text.replace("\\\n", " ").splitlines()
+                   if "images.verdicts" in line]  # fmt: skip
+        assert "cleanup.policy=compact" in line, line
 
 
 def test_the_topic_step_is_a_valid_shell_script() -> None:
@@ -246,7 +260,7 @@ def test_every_listener_a_container_opens_binds_all_interfaces_explicitly() -> N
             if port_flag in flags:
                 assert flags.get(host_flag) == "0.0.0.0", (name, host_flag)
                 checked += 1
-    assert checked == 5  # scorer and connector metrics, serve, review, labeler
+    assert checked == 6  # scorer and connector metrics, serve, review, labeler, verdicts
     dockerfile = (DEPLOY / "Dockerfile").read_text()
     (cmd,) = [line for line in dockerfile.splitlines() if line.startswith("CMD ")]
     argv = json.loads(cmd.removeprefix("CMD "))
@@ -270,7 +284,7 @@ def test_every_modstream_service_runs_one_image_with_a_health_check_and_build_ar
     arguments the Dockerfile declares."""
     services = _compose()["services"]
     built = {name: s for name, s in services.items() if "build" in s}
-    assert set(built) == {"scorer", "connector", "serve", "review", "labeler"}
+    assert set(built) == {"scorer", "connector", "serve", "review", "labeler", "verdicts"}
     assert {s["image"] for s in built.values()} == {"modstream:${MODSTREAM_TAG:-latest}"}
     for service in built.values():
         assert "MODSTREAM_HEALTH_URL" in service["healthcheck"]["test"][-1]

@@ -122,3 +122,25 @@ def test_serve_is_behind_a_service_ready_from_readyz_and_every_pod_is_scraped() 
             assert pod["metadata"]["annotations"]["prometheus.io/scrape"] == "true", name
             assert pod["spec"]["securityContext"]["runAsNonRoot"] is True, name
             assert _container(workload)["image"] == "modstream:latest", name
+
+
+def test_verdicts_are_two_replicas_behind_a_service_ready_from_readyz() -> None:
+    """Two verdict replicas (either answers while the other restarts), both behind one Service on
+    the port the command opens, ready once the verdict topic is read; compose runs the same
+    command in its `verdicts` profile."""
+    kinds = _kinds()
+    verdicts = kinds[("Deployment", "modstream-verdicts")]
+    assert verdicts["spec"]["replicas"] == 2
+    container = _container(verdicts)
+    args = container["args"]
+    assert args[0] == "verdicts" and _flag(args, "host") == "0.0.0.0"
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    assert int(_flag(args, "port")) == ports["http"]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    service = kinds[("Service", "modstream-verdicts")]
+    assert service["spec"]["selector"] == verdicts["spec"]["selector"]["matchLabels"]
+    budget = kinds[("PodDisruptionBudget", "modstream-verdicts")]
+    assert budget["spec"]["minAvailable"] == 1
+    compose = yaml.safe_load((locations.DEPLOY / "docker-compose.yml").read_text())["services"]
+    assert compose["verdicts"]["profiles"] == ["verdicts"]
+    assert f"--port={ports['http']}" in compose["verdicts"]["command"]

@@ -13,11 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,18 +27,16 @@ import locations
 import pytest
 from atproto import AsyncFirehoseSubscribeLabelsClient, parse_subscribe_labels_message
 from atproto_crypto.verify import verify_signature
-from children import STOP_WITHIN_S, reap
+from children import running
 from polling import until
 from replicas.cdn import CdnReplica
 from replicas.jetstream import JetstreamReplica, images, post
 
 from modstream.kafka.broker import EmbeddedBroker, free_loopback_port
-from modstream.pipeline.fetch.addresses import parse_cidrs
-from modstream.pipeline.fetch.config import FetchConfig
 from modstream.pipeline.stream.topics import Topics
-from modstream.review.service import ReviewService, ReviewSettings
 
-from .support import OutputReader, default_timings, embedded_timings, unique_group
+from .reviewing import decide_in_console
+from .support import OutputReader, unique_group
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow]
 
@@ -75,25 +72,6 @@ def _firehose(start_us: int) -> list[dict[str, Any]]:
     ]
 
 
-def _spawn(command: list[str], log_path: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    with log_path.open("ab") as log:
-        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                cwd=locations.REPO)  # fmt: skip
-
-
-@contextlib.contextmanager
-def _running(command: list[str], log_path: Path, env: dict[str, str]) -> Iterator[Any]:
-    process = _spawn(command, log_path, env)
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(STOP_WITHIN_S)
-        reap(process)
-
-
 async def _ready(url: str, process: Any, log_path: Path) -> None:
     async with aiohttp.ClientSession() as session:
         for _attempt in range(600):
@@ -126,32 +104,6 @@ async def _subscribed(port: int, received: list[Received]) -> AsyncIterator[None
         await client.stop()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(task, 10)
-
-
-async def _review(broker: EmbeddedBroker, prefix: str, verdicts: dict[str, str]) -> None:
-    """People judge items in the real review console, which publishes to PREFIX.reviewed."""
-    settings = ReviewSettings(
-        kafka=broker.kafka, topics=(f"{prefix}.review", f"{prefix}.flagged"),
-        reviewed_topic=f"{prefix}.reviewed", group_id=unique_group("lb-review"),
-        timings=embedded_timings(default_timings(ReviewSettings)),
-        fetch=FetchConfig(allow_cidrs=parse_cidrs(["127.0.0.0/8"])),
-    )  # fmt: skip
-    stop = asyncio.Event()
-    async with ReviewService(settings) as service:
-        task = asyncio.create_task(service.run(stop))
-        try:
-            pending: set[str] = set()
-
-            def queued() -> bool:
-                pending.update(item["id"] for item in service.next_items("alice", 100))
-                return set(verdicts) <= pending
-
-            await _until(queued, "the items in the review queue", 30)
-            for item_id, verdict in verdicts.items():
-                await service.decide(item_id, verdict, "alice")
-        finally:
-            stop.set()
-            await asyncio.wait_for(task, 20)
 
 
 def _tail(path: Path) -> str:
@@ -210,7 +162,7 @@ async def test_flagged_posts_are_labelled_reviews_negate_and_a_restart_serves_th
             "--policy", "flag=0.8,review=0.3",
         ]  # fmt: skip
         received: list[Received] = []
-        with _running(run, tmp_path / "run.log", env) as scorer:
+        with running(run, tmp_path / "run.log", env=env, cwd=locations.REPO) as scorer:
             async with asyncio.timeout(60):
                 while not jetstream.subscriptions:
                     assert scorer.poll() is None, (tmp_path / "run.log").read_text()[-3000:]
@@ -223,7 +175,7 @@ async def test_flagged_posts_are_labelled_reviews_negate_and_a_restart_serves_th
             results = {o.record["id"]: o.record for o in reader.outputs}
         assert {r["decision"] for r in results.values()} == {"flagged", "review", "safe"}
 
-        with _running(labeler, log_path, env) as process:
+        with running(labeler, log_path, env=env, cwd=locations.REPO) as process:
             await _ready(url, process, log_path)
             async with _subscribed(port, received):
                 await _until(lambda: len(received) >= 2, "the two flagged posts' labels")
@@ -233,7 +185,9 @@ async def test_flagged_posts_are_labelled_reviews_negate_and_a_restart_serves_th
                     (HOT, "porn", False), (PAIR, "porn", False)}  # fmt: skip
                 assert [seq for seq, *_ in automatic] == [1, 2]
                 # The review console, queueing the review band and the flagged posts.
-                await _review(broker, prefix, {f"{MIDDLE}#0": "nsfw", f"{HOT}#0": "safe"})
+                await decide_in_console(
+                    broker.kafka, prefix, {f"{MIDDLE}#0": "nsfw", f"{HOT}#0": "safe"}
+                )
                 await _until(lambda: len(received) >= 4, "the reviewers' labels")
             async with aiohttp.ClientSession() as session:
                 query = {"uriPatterns": f"at://{ALICE}/*"}
@@ -255,7 +209,7 @@ async def test_flagged_posts_are_labelled_reviews_negate_and_a_restart_serves_th
         assert sorted(label["neg"] for label in queried) == [False, True]
 
         again: list[Received] = []
-        with _running(labeler, log_path, env) as process:
+        with running(labeler, log_path, env=env, cwd=locations.REPO) as process:
             await _ready(url, process, log_path)
             async with _subscribed(port, again):
                 await _until(lambda: len(again) >= 4, "the replayed log")

@@ -228,6 +228,7 @@ async def deployment(
         "modstream-serve": free_loopback_port(),
         "modstream-review": free_loopback_port(),
         "modstream-labeler": free_loopback_port(),
+        "modstream-verdicts": free_loopback_port(),
     }
     reviewers = work / "reviewers"
     reviewers.write_text("sre:prometheus-test-token-0123\n")
@@ -252,6 +253,10 @@ async def deployment(
             "labeler", *kafka, "--labeler-did", "did:plc:prometheustest",
             "--group-id", unique_group("prom-labeler"), "--port", str(ports["modstream-labeler"]),
             log=work / "labeler.log", env=labeler_env,
+        ),
+        "verdicts": _modstream(
+            "verdicts", *kafka, "--group-id", unique_group("prom-verdicts"),
+            "--port", str(ports["modstream-verdicts"]), log=work / "verdicts.log",
         ),
         "review": _modstream(
             "review", "--bootstrap-servers", broker.bootstrap_servers,
@@ -322,9 +327,9 @@ def _values(result: list[dict[str, Any]]) -> Iterator[float]:
 
 @on_session_loop
 async def test_every_dashboard_and_alert_query_returns_data(deployment: Deployment) -> None:
-    """Scraping the connector, the scorer, the API and the review console, Prometheus answers
-    every panel's and every alert's query with at least one series; latency quantiles are real
-    numbers of seconds."""
+    """Scraping the connector, the scorer, the API, the review console, the labeler and the
+    verdicts, Prometheus answers every panel's and every alert's query with at least one series;
+    latency quantiles are real numbers of seconds."""
     queries = {**dashboard_queries(), **alert_queries()}
     assert len(queries) >= 20
     answers = await _answers(deployment, queries, timeout_s=45)
@@ -338,12 +343,12 @@ async def test_every_dashboard_and_alert_query_returns_data(deployment: Deployme
 
 @on_session_loop
 async def test_every_target_is_up_and_every_rule_evaluates(deployment: Deployment) -> None:
-    """All five jobs answer their scrapes, and Prometheus evaluates the four alert rules without
+    """All six jobs answer their scrapes, and Prometheus evaluates the four alert rules without
     an error (each rule reports health "ok")."""
     answers = await _answers(deployment, {"up": "up == 1"}, timeout_s=30)
     jobs = {series["metric"]["job"] for series in answers["up"]}
     assert jobs == {"modstream", "modstream-connector", "modstream-serve", "modstream-review",
-                    "modstream-labeler"}  # fmt: skip
+                    "modstream-labeler", "modstream-verdicts"}  # fmt: skip
     async with (
         aiohttp.ClientSession() as session,
         session.get(f"{deployment.prometheus_url}/api/v1/rules") as response,

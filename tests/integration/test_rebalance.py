@@ -130,6 +130,12 @@ async def test_a_scorer_joining_and_leaving_under_load_loses_and_repeats_nothing
         )
         stop_b.set()
         await asyncio.wait_for(task_b, 60)
+        # The second scorer's leave moves its partitions back: wait for that rebalance, which
+        # may come after the last event when the second scorer had answered its share already.
+        await _until(
+            lambda: first.statistics().revocations >= 2, "the first scorer to take them back",
+            timeout_s=30,
+        )  # fmt: skip
         await asyncio.wait_for(feeder, 60)
         await reader.wait_until(
             lambda o: len({x.record["id"] for x in o}) >= EVENTS, timeout_s=120,

@@ -6,8 +6,9 @@ own copy), falling back to ``preview_url`` when the server has not stored the or
 ``gifv`` (an MP4 animation) and a ``video`` are events of their MP4 ``url`` too, whose frames the
 scorer samples (their still ``preview_url`` only while the server has no original). Audio and
 unknown attachments are skipped. ``id`` names the server, the status and the attachment;
-``meta`` carries the status URL, the ``sensitive`` flag and ``spoiler_text`` (the author's
-content warning), to compare with the score later.
+``meta`` carries the status's ``uri`` as ``post`` (what a verdict lookup names), its URL, the
+``sensitive`` flag and ``spoiler_text`` (the author's content warning), to compare with the
+score later.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ def images_in_status(
         return []
     account = status.get("account")
     meta: dict[str, Any] = {
+        "post": _text(status.get("uri")) or _text(status.get("url")),  # the verdicts' subject
         "status": identifier,
         "status_url": _text(status.get("url")) or _text(status.get("uri")),
         "account": _text(account.get("acct")) if isinstance(account, dict) else "",

@@ -29,10 +29,11 @@ from typing import TYPE_CHECKING, Any
 from modstream.errors import FetchError, ModstreamError
 from modstream.models.decode import DecodeLimits
 from modstream.models.pdq import PdqHash
-from modstream.models.preprocess import HashedImage, hash_image
+from modstream.models.preprocess import HashedImage, Preprocessing, hash_image
 from modstream.pipeline.match.banks import BankAction
 from modstream.pipeline.match.matcher import Match, Matcher
 from modstream.pipeline.metrics import PipelineMetrics
+from modstream.pipeline.moderate.brandsafety import Risk, tier_fields
 from modstream.pipeline.moderate.cache import CacheConfig, CacheStatistics, TTLCache
 from modstream.pipeline.moderate.policy import Decision, Policy
 from modstream.pipeline.score.results import ScoreResult
@@ -53,6 +54,7 @@ class Moderated:
     result: ScoreResult
     decision: Decision
     policy: str
+    risk: Risk  # the brand-safety tier (brandsafety.py)
     cached: bool = False
     fetch_s: float | None = None  # fetched from a URL
     fetch_attempts: int | None = None  # requests it took (above 1: retried)
@@ -104,6 +106,7 @@ def result_fields(moderated: Moderated) -> dict[str, Any]:
         "nsfw": round(result.nsfw, 6),
         "decision": moderated.decision.value,
         "policy": moderated.policy,
+        "brand_safety": tier_fields(moderated.risk),
         "model": result.model,
         "device": result.device,
         "precision": result.precision,
@@ -189,12 +192,14 @@ class Moderator:
         return self._counted(moderated)
 
     async def hash_bytes(self, body: bytes) -> Hashed:
-        """Hash an image (decoded as the stream's first pass decodes it) and look it up, without
-        scoring it; on a thread, as every decode."""
+        """Hash an image (decoded as the scorer's first pass decodes it, so a score of the same
+        image carries the same hash) and look it up, without scoring it; on a thread, as every
+        decode."""
         limits = self.scorer.config.limits
         dihedral = self.matcher is not None and self.matcher.rotations
         try:
-            hashed, digest = await asyncio.to_thread(_hashed, body, limits, dihedral)
+            mode = await self.scorer.hashing_pass()
+            hashed, digest = await asyncio.to_thread(_hashed, body, limits, mode, dihedral)
         except ModstreamError as exc:
             self._metrics.errors.labels(exc.kind).inc()
             raise
@@ -264,9 +269,11 @@ class Moderator:
         read_s: float | None = None,
     ) -> Moderated:
         match = self._match(result.pdq)
+        decision = decide(self.policy, result.nsfw, match)
         return Moderated(
-            result=result, decision=decide(self.policy, result.nsfw, match),
-            policy=self.policy.name, cached=cached, fetch_s=fetch_s, read_s=read_s, match=match,
+            result=result, decision=decision, policy=self.policy.name,
+            risk=self.policy.brand_safety.risk(decision, result.nsfw), cached=cached,
+            fetch_s=fetch_s, read_s=read_s, match=match,
         )  # fmt: skip
 
     def _match(self, pdq: PdqHash | None) -> Match | None:
@@ -285,6 +292,8 @@ def _sha256(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
-def _hashed(body: bytes, limits: DecodeLimits, dihedral: bool) -> tuple[HashedImage, str]:
+def _hashed(
+    body: bytes, limits: DecodeLimits, mode: Preprocessing, dihedral: bool
+) -> tuple[HashedImage, str]:
     """The PDQ hash and the sha256 of an upload, in one trip to a worker thread."""
-    return hash_image(body, limits, dihedral=dihedral), _sha256(body)
+    return hash_image(body, limits, mode=mode, dihedral=dihedral), _sha256(body)

@@ -17,24 +17,20 @@ as NSFW-as-a-Service did with everything above 0.3.
 from __future__ import annotations
 
 import dataclasses
-import enum
 from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 
 from modstream.errors import ConfigError
+from modstream.pipeline.moderate.brandsafety import BrandSafety
+from modstream.pipeline.moderate.decisions import Decision
+
+__all__ = ["DEFAULT_POLICY", "PRESETS", "Decision", "Policy", "resolve_policy"]
 
 # The largest |screen - exact| measured on the score ladders (0.0175, large and progressive JPEGs,
 # f32 screen), with room to spare.
 SCREEN_ERROR_MARGIN = 0.025
-
-
-class Decision(enum.StrEnum):
-    FLAGGED = "flagged"
-    REVIEW = "review"
-    SAFE = "safe"
-    MATCHED = "matched"  # its hash matched a bank of known content (pipeline/match)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -46,6 +42,8 @@ class Policy:
     # and the preprocessing its scores were computed with. None for presets and hand-made ones.
     model: str | None = None
     preprocessing: str | None = None
+    # The brand-safety tiers' own thresholds (brandsafety.py); the decision gives the rest.
+    brand_safety: BrandSafety = dataclasses.field(default_factory=BrandSafety)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.flag_at <= 1.0:
@@ -149,6 +147,21 @@ def _load_file(path: Path) -> Policy:
             review_at=None if data.get("review_at") is None else float(data["review_at"]),
             model=None if data.get("model") is None else str(data["model"]),
             preprocessing=None if data.get("preprocessing") is None else str(data["preprocessing"]),
+            brand_safety=_brand_safety(data.get("brand_safety")),
         )
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (ConfigError, orjson.JSONDecodeError, KeyError, TypeError, ValueError,
+            AttributeError) as exc:  # fmt: skip
         raise ConfigError(f"policy file {path} is not valid: {exc}") from exc
+
+
+def _brand_safety(data: object) -> BrandSafety:
+    """A policy file's ``"brand_safety": {"floor_at": 0.97, "low_at": 0.05}``; either may be left
+    out (its default holds)."""
+    if data is None:
+        return BrandSafety()
+    if not isinstance(data, dict):
+        raise ConfigError(f"brand_safety must be an object, got {type(data).__name__}")
+    unknown = sorted(set(data) - {"floor_at", "low_at"})
+    if unknown:
+        raise ConfigError(f"brand_safety has unknown fields: {', '.join(unknown)}")
+    return BrandSafety(**data)

@@ -17,6 +17,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+from modstream.backoff import Backoff, BackoffPolicy
 from modstream.errors import BrokerUnavailable
 from modstream.kafka.broker import TopicSpec, ensure_topics
 from modstream.kafka.changes import changes
@@ -46,13 +47,16 @@ async def following_banks(
         await _install(state, state.apply(await reader.to_end()), matcher)
 
         async def follow() -> None:
+            backoff = Backoff(BackoffPolicy(initial_s=0.5, max_s=5.0))
             while True:
                 try:
                     batch = await reader.next_batch(timeout_s=1.0)
                 except BrokerUnavailable as exc:  # the client reconnects; say so and go on
-                    log.warning("reading the bank topic %s: %s", topic, exc)
-                    await asyncio.sleep(1.0)
+                    delay = backoff.next_delay()
+                    log.warning("reading the bank topic %s: %s; again in %.1f s", topic, exc, delay)
+                    await asyncio.sleep(delay)
                     continue
+                backoff.reset()
                 changed = state.apply(batch)
                 if changed:
                     await _install(state, changed, matcher)

@@ -14,7 +14,13 @@ from modstream.pipeline.stream.topics import Topics
 if TYPE_CHECKING:
     from modstream.kafka.consume import ConsumerSettings
 
-__all__ = ["StreamConfig"]
+__all__ = ["METRICS_PORT", "PARTITIONS", "REPLICATION_FACTOR", "StreamConfig"]
+
+# The pipeline's defaults for the topics it creates and its Prometheus port (PipelineSettings,
+# and the flags of modstream run, which read them here).
+PARTITIONS = 4
+REPLICATION_FACTOR = 1
+METRICS_PORT = 9108
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

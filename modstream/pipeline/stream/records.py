@@ -75,6 +75,16 @@ def parse_event(raw: bytes | None, *, now: float) -> ImageEvent:
     )
 
 
+def read_object(raw: bytes | None) -> dict[str, Any] | None:
+    """A consumed record's value as a JSON object, or None when it is not one (what a reader of
+    the result and decision topics skips and counts)."""
+    try:
+        record = orjson.loads(raw or b"")
+    except orjson.JSONDecodeError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
 def result_record(
     event: ImageEvent, moderated: Moderated, *, published_at: float
 ) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from modstream.pipeline.metrics import PipelineMetrics
 from modstream.pipeline.moderate.moderator import Moderator
 from modstream.pipeline.moderate.step import ModerationSettings, open_moderator
 from modstream.pipeline.stream.banks import following_banks
+from modstream.pipeline.stream.config import METRICS_PORT, PARTITIONS, REPLICATION_FACTOR
 from modstream.pipeline.stream.scoring import ScoringStream, StreamConfig
 from modstream.pipeline.stream.topics import Topics
 
@@ -48,9 +49,9 @@ class PipelineSettings:
     embedded_port: int | None = None  # the embedded broker's port (None: a free one)
     moderation: ModerationSettings = field(default_factory=ModerationSettings)
     stream: StreamConfig = field(default_factory=StreamConfig)
-    partitions: int = 4
-    replication_factor: int = 1
-    metrics_port: int | None = 9108
+    partitions: int = PARTITIONS
+    replication_factor: int = REPLICATION_FACTOR
+    metrics_port: int | None = METRICS_PORT
     metrics_host: str = "127.0.0.1"  # loopback, as every listener; containers set 0.0.0.0
     # None: chosen for the broker (KAFKA_* or EMBEDDED_* above).
     session_timeout_s: float | None = None

@@ -1,5 +1,6 @@
 """Every topic's name, in one value: the stream's (one incoming, one per decision, one for
-errors), the review console's decisions, the shared hash banks and the labeler's label log.
+errors), the review console's decisions, the shared hash banks, the labeler's label log and
+the verdict service's table.
 
 ``matched`` holds images whose hash matched a bank of known content: often the most sensitive
 records a deployment has (known abuse material), so it is its own topic, readable only by those
@@ -26,6 +27,7 @@ class Topics:
     reviewed: str = "images.reviewed"  # the review console's decisions
     banks: str = "images.banks"  # the shared hash banks (compacted)
     labels: str = "images.labels"  # the labeler's signed labels (one partition)
+    verdicts: str = "images.verdicts"  # the verdict service's newest word per image (compacted)
 
     @classmethod
     def with_prefix(cls, prefix: str) -> Topics:
