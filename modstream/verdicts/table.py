@@ -11,7 +11,7 @@ image (by sha256, else by URL) overrides the model's.
 A million posts of two images is a table of millions of entries, so each verdict is packed in
 one int (risk, who decided, the score to 1e-6, the time to the millisecond and, for an image,
 its sha256): a dict of str to int is not tracked by the garbage collector, and costs about a
-third of a small object per entry. ``docs/brand-safety.md`` has the measured footprint.
+third of a small object per entry. ``docs/benchmarks.md`` (Verdicts) has the measured footprint.
 """
 
 from __future__ import annotations
