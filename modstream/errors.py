@@ -56,7 +56,8 @@ report for an exception no code mapped.
             ├── BrokerUnavailable      kind=broker_unavailable  (retriable)
             ├── BrokerAuthFailed       kind=broker_auth_failed
             ├── BrokerTlsFailed        kind=broker_tls_failed
-            └── BrokerDenied           kind=broker_denied       (an ACL refuses an operation)
+            ├── BrokerDenied           kind=broker_denied       (an ACL refuses an operation)
+            └── ProducerFenced         kind=producer_fenced     (another member owns the input)
 """
 
 from __future__ import annotations
@@ -419,4 +420,16 @@ class BrokerDenied(BrokerError):
     meaning = (
         "the cluster's ACLs refuse an operation modstream needs (writing a result topic): the "
         "process stops"
+    )
+
+
+class ProducerFenced(BrokerError):
+    """Exactly once: a newer producer took this input partition's transactional id (its partition
+    moved while this process was stalled, a zombie). Nothing more may be committed from here, so
+    the process stops; the new owner answers the partition's records once."""
+
+    kind = "producer_fenced"
+    meaning = (
+        "exactly once: another member took over an input partition's transactions (this one "
+        "stalled while its partitions moved); the process stops, the new owner answers the records"
     )

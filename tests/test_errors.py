@@ -54,6 +54,7 @@ KINDS = {
     "BrokerAuthFailed": "broker_auth_failed",
     "BrokerTlsFailed": "broker_tls_failed",
     "BrokerDenied": "broker_denied",
+    "ProducerFenced": "producer_fenced",
     "RecordRefused": "record_refused",
     "RecordTooLarge": "record_too_large",
 }

@@ -23,6 +23,7 @@ from modstream.cli.options import (
     configure_logging,
     fetch_config,
     policy_from,
+    positive_float,
     positive_int,
     scorer_config,
 )
@@ -30,6 +31,7 @@ from modstream.cli.runner import run_command, signalled
 from modstream.cli.sources import source_requests
 from modstream.connectors.registry import SOURCES, SourceSpec
 from modstream.errors import ConfigError
+from modstream.kafka.settings import Delivery
 from modstream.pipeline.fetch.config import FetchConfig
 from modstream.pipeline.stream.config import (
     METRICS_PORT,
@@ -93,6 +95,19 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
     add_duration(
         group, "--session-timeout", default=None,
         help="consumer group session timeout in seconds (default: 10; 2 on the embedded broker)",
+    )  # fmt: skip
+    group.add_argument(
+        "--delivery", choices=[mode.value for mode in Delivery], default=STREAM.delivery.value,
+        help="at-least-once: a replay after a crash may repeat a result (any broker); "
+        "exactly-once: results and input offsets committed in one transaction per input "
+        "partition, read_committed readers see each result once (Apache Kafka only; "
+        "default: %(default)s)",
+    )  # fmt: skip
+    group.add_argument(
+        "--transaction-interval", type=positive_float, metavar="S",
+        default=STREAM.transaction_interval_s,
+        help="exactly once: seconds between a partition's transaction commits; results wait "
+        "for it (default: %(default)s)",
     )  # fmt: skip
 
 
@@ -226,8 +241,15 @@ def pipeline_settings(
 
     policy = policy_from(args)
     scorer = scorer_config(args, policy)
+    kafka = kafka_settings(args)
+    delivery = Delivery(args.delivery)
+    if delivery is Delivery.EXACTLY_ONCE and kafka is None:
+        raise ConfigError(
+            "--delivery exactly-once is unsupported: the embedded broker's transactions are "
+            "incomplete; use Apache Kafka (--bootstrap-servers)"
+        )
     return PipelineSettings(
-        kafka=kafka_settings(args),
+        kafka=kafka,
         embedded_port=embedded_port(args),
         partitions=args.partitions,
         replication_factor=args.replication_factor,
@@ -244,6 +266,8 @@ def pipeline_settings(
             topics=Topics.with_prefix(args.topic_prefix),
             group_id=args.group_id,
             max_in_flight=args.max_in_flight,
+            delivery=delivery,
+            transaction_interval_s=args.transaction_interval,
         ),
         metrics_port=args.metrics_port or None,
         metrics_host=args.metrics_host,

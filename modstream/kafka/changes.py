@@ -80,7 +80,7 @@ async def changes(kafka: KafkaSettings, topic: str, *, role: str) -> AsyncIterat
     """Read ``topic`` from its beginning for as long as the block runs."""
     consumer = AIOKafkaConsumer(
         **kafka.client_options(role), group_id=None, enable_auto_commit=False,
-        auto_offset_reset="earliest", fetch_max_wait_ms=100,
+        auto_offset_reset="earliest", fetch_max_wait_ms=100, isolation_level="read_committed",
     )  # fmt: skip
     await start_client(consumer)
     try:
@@ -101,7 +101,7 @@ async def read_log(kafka: KafkaSettings, topic: str, *, role: str) -> list[tuple
     a single writer (the labeler) reads back at start to continue its sequence."""
     consumer = AIOKafkaConsumer(
         **kafka.client_options(role), group_id=None, enable_auto_commit=False,
-        auto_offset_reset="earliest", fetch_max_wait_ms=100,
+        auto_offset_reset="earliest", fetch_max_wait_ms=100, isolation_level="read_committed",
     )  # fmt: skip
     await start_client(consumer)
     try:

@@ -49,10 +49,13 @@ class ConsumerSettings:
             raise ValueError("a consumer needs at least one topic")
 
     def consumer_options(self) -> dict[str, Any]:
+        # read_committed: a transaction's records only once it commits, never an aborted one's
+        # (exactly once upstream); a producer without transactions is read as before.
         return {
             "group_id": self.group_id,
             "enable_auto_commit": False,
             "auto_offset_reset": "earliest",
+            "isolation_level": "read_committed",
             **self.timings.consumer_options(),
         }
 
@@ -118,6 +121,7 @@ class ConsumeLoop:
         self._polls = 0
         self._consumed = 0
         self._rebalances = 0
+        self._held: set[TopicPartition] = set()  # paused by the sink until it is ready for them
         self.joined = asyncio.Event()  # set once partitions were assigned (or none remained)
 
     @property
@@ -131,7 +135,12 @@ class ConsumeLoop:
             **self._kafka.client_options(self.settings.role), **self.settings.consumer_options()
         )
         consumer.subscribe(list(self.settings.topics), listener=_Listener(self))
-        self._consumer = await start_client(consumer)
+        self._consumer = consumer  # the group may assign partitions before the start returns
+        try:
+            await start_client(consumer)
+        except BaseException:
+            self._consumer = None
+            raise
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -144,8 +153,10 @@ class ConsumeLoop:
         try:
             await asyncio.wait({tick}, timeout=self.settings.timings.final_commit_s)
         finally:
-            await _settle(tick)
-            await stop_client(consumer)
+            try:
+                await _settle(tick)
+            finally:
+                await stop_client(consumer)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll until ``stop`` is set, pausing while the sink is full and still polling."""
@@ -189,8 +200,18 @@ class ConsumeLoop:
         if pause:  # again each time: partitions assigned while paused start paused too
             consumer.pause(*consumer.assignment())
         elif self._paused:
-            consumer.resume(*consumer.paused())
+            consumer.resume(*(set(consumer.paused()) - self._held))
         self._paused = pause
+
+    def hold(self, partitions: set[TopicPartition]) -> None:
+        """Fetch nothing of ``partitions`` until :meth:`release` (the sink prepares them)."""
+        self._held |= partitions
+        self.consumer.pause(*partitions)
+
+    def release(self, partitions: set[TopicPartition]) -> None:
+        self._held -= partitions
+        if not self._paused and self._consumer is not None:
+            self._consumer.resume(*(partitions & self._consumer.assignment()))
 
     def statistics(self) -> LoopStatistics:
         return LoopStatistics(

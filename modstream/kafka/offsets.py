@@ -57,6 +57,11 @@ class OffsetTracker(Generic[P]):
             state.done.discard(finished)
             state.position = finished + 1
 
+    def position(self, partition: P) -> int | None:
+        """The next offset to commit of ``partition`` (None: not tracked)."""
+        state = self._partitions.get(partition)
+        return None if state is None else state.position
+
     def committable(self) -> dict[P, int]:
         """Positions that moved since the last :meth:`mark_committed`."""
         return {

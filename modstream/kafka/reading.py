@@ -8,6 +8,9 @@ what ``review --export``, ``eval --results kafka:`` and a review console's start
 arrive: what ``modstream results`` prints.
 :func:`follow` reads topics from their beginning and goes on as records arrive: the demo's
 watcher.
+
+Every reader reads ``read_committed``: a transaction's records once it commits, an aborted one's
+never (the scorers' exactly-once delivery); records written without transactions read as ever.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ async def read_topics(
     await check_access(kafka)
     consumer = AIOKafkaConsumer(
         **kafka.client_options(role), enable_auto_commit=False, auto_offset_reset="earliest",
-        fetch_max_wait_ms=100 if follow else 500,
+        fetch_max_wait_ms=100 if follow else 500, isolation_level="read_committed",
     )  # fmt: skip
     await start_client(consumer)
     try:
@@ -134,6 +137,7 @@ async def follow(
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         fetch_max_wait_ms=20,
+        isolation_level="read_committed",
     )
     await start_client(consumer)
     try:

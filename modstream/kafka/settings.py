@@ -13,6 +13,7 @@ user, a client certificate without its key, a file that does not exist, each is 
 
 from __future__ import annotations
 
+import enum
 import math
 import ssl
 from collections.abc import Mapping
@@ -26,6 +27,7 @@ __all__ = [
     "PASSWORD_VARIABLE",
     "SASL_MECHANISMS",
     "SECURITY_PROTOCOLS",
+    "Delivery",
     "GroupTimings",
     "KafkaSettings",
     "Secret",
@@ -257,3 +259,12 @@ class GroupTimings:
 
 def _ms(seconds: float) -> int:
     return max(round(seconds * 1000), 1)
+
+
+class Delivery(enum.StrEnum):
+    """How often a consumed record's outputs may appear: ``at-least-once`` (a replay after a
+    crash may repeat one; any broker) or ``exactly-once`` (outputs and offsets in one Kafka
+    transaction per input partition; Apache Kafka only)."""
+
+    AT_LEAST_ONCE = "at-least-once"
+    EXACTLY_ONCE = "exactly-once"

@@ -117,6 +117,8 @@ def test_compose_runs_kafka_topics_connector_scorers_serve_prometheus_and_grafan
     assert {"--role=connector", "--source=jetstream"} <= set(connector["command"])
     assert connector["depends_on"]["topics"]["condition"] == "service_completed_successfully"
     assert "connector-state:/var/lib/modstream" in connector["volumes"]
+    # exactly once is an opt-in of the environment; at least once otherwise
+    assert "--delivery=${MODSTREAM_DELIVERY:-at-least-once}" in services["scorer"]["command"]
     assert "3000:3000" in services["grafana"]["ports"]
     assert "9090:9090" in services["prometheus"]["ports"]
     built = [s for s in services.values() if "build" in s]

@@ -76,6 +76,10 @@ def test_scorers_are_a_deployment_no_larger_than_the_partitions_ready_from_ready
     assert args[:2] == ["run", "--role=scorer"]
     assert int(_flag(args, "partitions")) == partitions
     assert _flag(args, "wait-for-broker") == "180"
+    # The delivery is the ConfigMap's, at least once unless a deployment opts in.
+    assert _flag(args, "delivery") == "$(DELIVERY)"
+    config = kinds[("ConfigMap", "modstream-kafka")]["data"]
+    assert config["DELIVERY"] == "at-least-once"
     ports = {port["name"]: port["containerPort"] for port in container["ports"]}
     assert int(_flag(args, "serve-port")) == ports["http"]
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}

@@ -91,7 +91,14 @@ class Output:
 class OutputReader:
     """Reads every partition of some topics from the beginning, without a consumer group."""
 
-    def __init__(self, servers: str, topics: Iterable[str], *, decode: bool = True) -> None:
+    def __init__(
+        self,
+        servers: str,
+        topics: Iterable[str],
+        *,
+        decode: bool = True,
+        isolation: str = "read_uncommitted",
+    ) -> None:
         self._topics = tuple(topics)
         self._decode = decode
         self._servers = servers
@@ -101,6 +108,7 @@ class OutputReader:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             fetch_max_wait_ms=50,
+            isolation_level=isolation,
         )
         self.outputs: list[Output] = []
 

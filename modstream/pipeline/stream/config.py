@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from modstream.backoff import BackoffPolicy
-from modstream.kafka.settings import GroupTimings
+from modstream.kafka.settings import Delivery, GroupTimings
 from modstream.pipeline.stream.topics import Topics
 
 if TYPE_CHECKING:
@@ -40,6 +40,16 @@ class StreamConfig:
         default_factory=lambda: BackoffPolicy(initial_s=0.25, max_s=5.0, jitter=0.0)
     )
     timings: GroupTimings = field(default_factory=GroupTimings)
+    delivery: Delivery = Delivery.AT_LEAST_ONCE
+    # Exactly once: how often each input partition's transaction commits (its outputs wait for
+    # it: the round trip grows by up to this much; each commit costs a few round trips).
+    transaction_interval_s: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.transaction_interval_s <= 0:
+            raise ValueError(
+                f"--transaction-interval must be above 0 s, got {self.transaction_interval_s}"
+            )
 
     def consumer(self) -> ConsumerSettings:
         from modstream.kafka.consume import ConsumerSettings
@@ -47,7 +57,10 @@ class StreamConfig:
         # The group waits this long for members to rejoin: room for a revoked partition's
         # in-flight records to finish (revoke_timeout_s) before we do.
         rejoin = self.timings.session_timeout_s + self.revoke_timeout_s
+        timings = dataclasses.replace(self.timings, rebalance_timeout_s=rejoin)
+        if self.delivery is Delivery.EXACTLY_ONCE:  # the commit is the transaction's
+            timings = dataclasses.replace(timings, commit_interval_s=self.transaction_interval_s)
         return ConsumerSettings(
             topics=(self.topics.incoming,), group_id=self.group_id, role="scorer",
-            timings=dataclasses.replace(self.timings, rebalance_timeout_s=rejoin),
+            timings=timings,
         )  # fmt: skip

@@ -1,10 +1,13 @@
 """The scoring stream: consume -> moderate -> publish (acks=all) -> commit.
 
-Delivery is at least once. Each consumed record produces exactly one output record, on the
-flagged, review, safe or errors topic; its offset is committed only after that output, and the
-outputs of every earlier offset of the partition, are acknowledged by the broker
+Delivery is at least once by default. Each consumed record produces exactly one output record,
+on the flagged, review, safe or errors topic; its offset is committed only after that output, and
+the outputs of every earlier offset of the partition, are acknowledged by the broker
 (:class:`~modstream.kafka.offsets.OffsetTracker`). After a crash, the records after the last
-commit are replayed; their outputs may appear twice, recognisable by ``id``.
+commit are replayed; their outputs may appear twice, recognisable by ``id``. With
+``delivery=exactly-once`` (Apache Kafka) the outputs and the offsets are committed together in
+one transaction per input partition every ``transaction_interval_s``
+(:mod:`modstream.kafka.transactions`): a replay repeats nothing a ``read_committed`` reader sees.
 
 The stream is a :class:`~modstream.kafka.sink.Step` of the one group sink, which owns the
 consumer, the offsets, their commit and the producer: in-flight work is bounded by
@@ -46,7 +49,7 @@ from modstream.kafka.consume import LoopStatistics
 from modstream.kafka.offsets import OffsetStatistics
 from modstream.kafka.outage import broker_watch
 from modstream.kafka.settings import KafkaSettings
-from modstream.kafka.sink import GroupSink, Partition
+from modstream.kafka.sink import GroupSink, Output, Partition
 from modstream.pipeline.metrics import LatencyWindow, PipelineMetrics
 from modstream.pipeline.moderate.moderator import Moderator
 from modstream.pipeline.stream.config import StreamConfig
@@ -120,7 +123,7 @@ class ScoringStream:
             stack.callback(watch.add_backlog(lambda: len(self._tasks)))
             sink = GroupSink(
                 self._kafka, self.config.consumer(), self, linger_ms=2, retry=self.config.retry,
-                watch=watch, on_lag=self._set_lag, logger=log,
+                watch=watch, on_lag=self._set_lag, logger=log, delivery=self.config.delivery,
             )  # fmt: skip
             self._sink = await stack.enter_async_context(sink)
             if not await sink.start(stop):
@@ -235,17 +238,25 @@ class ScoringStream:
 
     async def _process(self, partition: Partition, origin: Origin) -> None:
         topic, record = await self._outcome(origin)
-        try:
-            await self._publish(topic, record)
-        except RecordRefused as refused:  # answered on the errors topic; refused again, it stops
+        errors = self.config.topics.errors
+        key = str(record.get("id", "")).encode() or None
+
+        def instead(refused: RecordRefused) -> Output:
+            """The error record that answers a result the broker refuses for good (refused
+            again, the stream stops)."""
             self._metrics.errors.labels(refused.kind).inc()
             self._window.add_error(refused.kind, str(refused))
             log.warning("offset %d of %s: %s; an error record answers it", origin.offset,
                         origin.topic, refused)  # fmt: skip
             answer = refused_record(record, refused, topic=topic, published_at=self._now())
-            await self._publish(self.config.topics.errors, answer)
+            self.published[topic] -= 1  # counted below as the result's; the error answers it
+            self.published[errors] = self.published.get(errors, 0) + 1
+            return Output(errors, orjson.dumps(answer), key=key)
+
         assert self._sink is not None
-        self._sink.finish(partition, origin.offset)
+        self.published[topic] = self.published.get(topic, 0) + 1
+        output = Output(topic, orjson.dumps(record), key=key, instead=instead)
+        await self._sink.emit(partition, origin.offset, [output])
 
     async def _outcome(self, origin: Origin) -> tuple[str, dict[str, Any]]:
         topics = self.config.topics
@@ -272,14 +283,6 @@ class ScoringStream:
         self._metrics.roundtrip.labels(moderated.decision.value).observe(roundtrip)
         self._window.add(roundtrip)
         return topics.for_decision(moderated.decision), record
-
-    async def _publish(self, topic: str, record: dict[str, Any]) -> None:
-        """Publish with acks=all, sending again while the broker is away; a refusal for good is
-        raised (:class:`RecordRefused`, :class:`~modstream.errors.BrokerDenied`)."""
-        assert self._sink is not None
-        key = str(record.get("id", "")).encode() or None
-        await self._sink.publisher.send(topic, orjson.dumps(record), key=key)
-        self.published[topic] = self.published.get(topic, 0) + 1
 
     def statistics(self) -> StreamStatistics:
         sink = None if self._sink is None else self._sink.statistics()
