@@ -9,7 +9,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["reap", "running", "terminate"]
+__all__ = ["reap", "running", "spawn", "terminate"]
 
 STOP_WITHIN_S = 40.0  # a graceful stop drains for up to 30 s, then closes its clients
 
@@ -36,6 +36,19 @@ def reap(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
+def spawn(
+    command: list[str],
+    log_path: Path,
+    *,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start ``command`` with its output appended to ``log_path`` and no stdin."""
+    with log_path.open("ab") as log:
+        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, env=env, cwd=cwd)  # fmt: skip
+
+
 @contextlib.contextmanager
 def running(
     command: list[str],
@@ -44,11 +57,9 @@ def running(
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """``command`` running, its output appended to ``log_path``; on the way out SIGTERM, a wait
-    of up to STOP_WITHIN_S, then :func:`reap`."""
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                   cwd=cwd)  # fmt: skip
+    """``command`` running (:func:`spawn`); on the way out SIGTERM, a wait of up to
+    STOP_WITHIN_S, then :func:`reap`."""
+    process = spawn(command, log_path, env=env, cwd=cwd)
     try:
         yield process
     finally:

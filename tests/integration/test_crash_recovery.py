@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 import pytest
-from children import reap, terminate
+from children import reap, spawn, terminate
 from PIL import Image
 
 from modstream.demo.imageserver import ImageServer, with_tag
@@ -68,11 +68,7 @@ def _start_scorer(
         "--session-timeout", "2",  # the embedded broker's setting; a join waits ~half
         "--fetch-max-wait", "0.02",  # ditto: the embedded broker waits out most of a fetch
     ]  # fmt: skip
-    with log.open("ab") as sink:
-        return subprocess.Popen(
-            command, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )  # fmt: skip
+    return spawn(command, log, env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
 
 def _tail(log: Path) -> str:

@@ -19,13 +19,14 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from apache_kafka import ApacheKafka
-from children import reap, terminate
+from children import reap, spawn, terminate
 from requirements import unavailable
 
 from modstream.demo.imageserver import ImageServer
@@ -48,11 +49,7 @@ def _scorer(
         "--cache-dir", str(cache_dir), "--group-id", group, "--session-timeout", "6",
         "--delivery", "exactly-once", "--transaction-interval", str(interval),
     ]  # fmt: skip
-    with log.open("ab") as sink:
-        return subprocess.Popen(
-            command, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )  # fmt: skip
+    return spawn(command, log, env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
 
 def _assigned(log: Path) -> bool:
@@ -64,33 +61,46 @@ def _tail(log: Path) -> str:
     return log.read_text(errors="replace")[-3000:]
 
 
+@dataclass(frozen=True)
+class _Stream:
+    kafka: ApacheKafka
+    topics: Topics
+    prefix: str
+    group: str
+    urls: list[str]
+
+    @property
+    def servers(self) -> str:
+        return self.kafka.bootstrap_servers
+
+
 @contextlib.asynccontextmanager
-async def _stream(
-    kafka_jars: str | None, root: Path, prefix: str
-) -> AsyncIterator[tuple[ApacheKafka, ImageServer, Topics]]:
+async def _stream(kafka_jars: str | None, root: Path, tag: str) -> AsyncIterator[_Stream]:
+    """An Apache Kafka node of the test's own, its topics, a group name and image URLs."""
     if kafka_jars is None:
         unavailable("KAFKA", "it needs java and mvn on PATH")
+    prefix = f"{tag}-{uuid.uuid4().hex[:8]}"
     topics = Topics.with_prefix(prefix)
     async with ApacheKafka(root / "kafka", kafka_jars) as kafka, ImageServer() as server:
         specs = [TopicSpec(name, PARTITIONS) for name in (topics.incoming, *topics.outputs())]
         await ensure_topics(KafkaSettings(bootstrap_servers=kafka.bootstrap_servers), specs)
-        yield kafka, server, topics
+        assert server.served is not None
+        yield _Stream(kafka, topics, prefix, unique_group(tag), server.served.image_urls())
 
 
 async def _publish_events(
     servers: str, topic: str, urls: list[str], count: int, sent: list[str]
 ) -> None:
-    """``count`` events at RATE a second, round-robin over the partitions; an idempotent
-    producer that waits out a broker restart, so no event is stored twice."""
+    """``count`` events at RATE a second, round-robin over the partitions, paced one after the
+    other (no burst after a broker restart: events keep arriving while the faults come); an
+    idempotent producer that waits out the restart, so no event is stored twice."""
     producer = AIOKafkaProducer(bootstrap_servers=servers, acks="all", enable_idempotence=True,
                                 request_timeout_ms=60_000)  # fmt: skip
     await producer.start()
     try:
-        started = time.monotonic()
         for n in range(count):
-            delay = started + n / RATE - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            if n:
+                await asyncio.sleep(1 / RATE)
             event_id = f"once-{n:03d}"
             value = orjson.dumps({"id": event_id, "url": f"{urls[n % len(urls)]}?n={n}",
                                   "source": "once"})  # fmt: skip
@@ -165,12 +175,9 @@ async def test_every_event_once_through_a_broker_kill_a_scorer_kill_and_a_rebala
     killed -9 and restarted, and a second scorer joins and is stopped with SIGTERM: the
     read_committed reader sees every event exactly once."""
     events = 300
-    prefix = f"once-{uuid.uuid4().hex[:8]}"
-    async with _stream(kafka_jars, tmp_path, prefix) as (kafka, server, topics):
-        servers = kafka.bootstrap_servers
-        group = unique_group("once")
-        assert server.served is not None
-        urls = server.served.image_urls()
+    async with _stream(kafka_jars, tmp_path, "once") as stream:
+        kafka, servers, topics = stream.kafka, stream.servers, stream.topics
+        prefix, group, urls = stream.prefix, stream.group, stream.urls
         logs = [tmp_path / f"scorer-{n}.log" for n in range(3)]
         # The first scorer commits every second: its transactions hold results most of the time,
         # so the broker's and its own kill find some open (the aborted copies below).
@@ -221,12 +228,9 @@ async def test_a_stalled_scorer_whose_partitions_moved_is_fenced_and_commits_not
     its partitions to another: resumed, it cannot commit (producer_fenced, one line, exit 1), and
     every event is still answered once."""
     events = 150
-    prefix = f"zombie-{uuid.uuid4().hex[:8]}"
-    async with _stream(kafka_jars, tmp_path, prefix) as (kafka, server, topics):
-        servers = kafka.bootstrap_servers
-        group = unique_group("zombie")
-        assert server.served is not None
-        urls = server.served.image_urls()
+    async with _stream(kafka_jars, tmp_path, "zombie") as stream:
+        servers, topics = stream.servers, stream.topics
+        prefix, group, urls = stream.prefix, stream.group, stream.urls
         zombie_log, heir_log = tmp_path / "zombie.log", tmp_path / "heir.log"
         # A long interval: its transactions stay open, with results in them, most of the time.
         zombie = _scorer(servers, prefix, group, ov_cache_dir, zombie_log, interval=2.0)
