@@ -41,13 +41,20 @@ RATE = 15.0  # events a second
 
 
 def _scorer(
-    servers: str, prefix: str, group: str, cache_dir: Path, log: Path, *, interval: float = 0.1
+    servers: str,
+    prefix: str,
+    group: str,
+    cache_dir: Path,
+    log: Path,
+    *,
+    interval: float = 0.1,
+    extra: tuple[str, ...] | list[str] = (),
 ) -> subprocess.Popen[bytes]:
     command = [
         sys.executable, "-m", "modstream", "run", "--role", "scorer", "--topic-prefix", prefix,
         "--bootstrap-servers", servers, "--metrics-port", "0", "--allow-cidr", "127.0.0.0/8",
         "--cache-dir", str(cache_dir), "--group-id", group, "--session-timeout", "6",
-        "--delivery", "exactly-once", "--transaction-interval", str(interval),
+        "--delivery", "exactly-once", "--transaction-interval", str(interval), *extra,
     ]  # fmt: skip
     return spawn(command, log, env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
@@ -102,8 +109,8 @@ async def _publish_events(
             if n:
                 await asyncio.sleep(1 / RATE)
             event_id = f"once-{n:03d}"
-            value = orjson.dumps({"id": event_id, "url": f"{urls[n % len(urls)]}?n={n}",
-                                  "source": "once"})  # fmt: skip
+            url = f"{urls[n % len(urls)]}?n={n}"
+            value = orjson.dumps({"id": event_id, "url": url, "source": "once"})
             await producer.send_and_wait(topic, value, key=event_id.encode(),
                                          partition=n % PARTITIONS)  # fmt: skip
             sent.append(event_id)
@@ -266,3 +273,70 @@ async def test_a_stalled_scorer_whose_partitions_moved_is_fenced_and_commits_not
     assert line.startswith("modstream run: producer_fenced: the transactions of "), line
     assert {event: n for event, n in counts.items() if n > 1} == {}
     assert set(counts) == set(sent) and len(sent) == events
+
+
+@pytest.mark.timeout(240)
+async def test_a_slow_image_holds_results_back_in_memory_never_a_transaction_open(
+    kafka_jars: str | None, tmp_path: Path, ov_cache_dir: Path
+) -> None:
+    """Every tenth image trickles in slower than --fetch-timeout (8 s): the results after it in
+    its partition wait for it in memory, so no transaction stays open while it waits (a batch
+    slower than transaction.timeout.ms cannot time a transaction out), and each event is answered
+    once, the slow ones by fetch_timeout."""
+    events = 60
+    async with _stream(kafka_jars, tmp_path, "slow") as stream:
+        servers, topics = stream.servers, stream.topics
+        base = stream.urls[0].split("/img/")[0]
+        urls = [f"{base}/bad/slow" if n % 10 == 9 else stream.urls[n % len(stream.urls)]
+                for n in range(events)]  # fmt: skip
+        log = tmp_path / "scorer.log"
+        scorer = _scorer(servers, stream.prefix, stream.group, ov_cache_dir, log,
+                         extra=["--fetch-timeout", "8"])  # fmt: skip
+        sent: list[str] = []
+        publishing = asyncio.create_task(
+            _publish_events(servers, topics.incoming, urls, events, sent)
+        )
+        longest = 0.0
+        try:
+            readers = {
+                isolation: AIOKafkaConsumer(bootstrap_servers=servers, isolation_level=isolation)
+                for isolation in ("read_uncommitted", "read_committed")
+            }
+            for reader in readers.values():
+                await reader.start()
+            partitions = [TopicPartition(topic, n) for topic in topics.outputs()
+                          for n in range(PARTITIONS)]  # fmt: skip
+            open_since: dict[TopicPartition, float] = {}
+            try:
+                while not publishing.done() or len(open_since) > 0:
+                    assert scorer.poll() is None, _tail(log)
+                    high = await readers["read_uncommitted"].end_offsets(partitions)
+                    stable = await readers["read_committed"].end_offsets(partitions)
+                    now = time.monotonic()
+                    for tp in partitions:
+                        if stable[tp] < high[tp]:
+                            longest = max(longest, now - open_since.setdefault(tp, now))
+                        else:
+                            open_since.pop(tp, None)
+                    await asyncio.sleep(0.05)
+            finally:
+                for reader in readers.values():
+                    await reader.stop()
+            await publishing
+            async with OutputReader(servers, topics.outputs(), isolation="read_committed") as r:
+                await r.wait_until(lambda outputs: len({o.record["id"] for o in outputs}) >= events,
+                                   timeout_s=90, what="every event answered")  # fmt: skip
+                await r.read_to_end()
+                outputs = list(r.outputs)
+            assert await terminate(scorer) == 0, _tail(log)
+        finally:
+            publishing.cancel()
+            reap(scorer)
+    counts = Counter(o.record["id"] for o in outputs)
+    slow = {f"once-{n:03d}" for n in range(events) if n % 10 == 9}
+    timed_out = {o.record["id"] for o in outputs if o.topic == topics.errors
+                 and o.record["error"]["kind"] == "fetch_timeout"}  # fmt: skip
+    print(f"\nslow images: the longest open transaction seen lasted {longest:.2f} s")
+    assert set(counts) == set(sent) and all(n == 1 for n in counts.values())
+    assert timed_out == slow
+    assert longest < 2.0, longest
