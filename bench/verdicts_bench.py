@@ -30,7 +30,6 @@ import hashlib
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -46,7 +45,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 from benchlib import cpu_model, doc_parser
 
-from modstream.kafka.broker import TopicSpec, ensure_topics
+from modstream.kafka.broker import TopicSpec, ensure_topics, free_loopback_port
 from modstream.kafka.settings import KafkaSettings
 from modstream.pipeline.metrics import percentile
 from modstream.pipeline.moderate.brandsafety import Risk
@@ -127,12 +126,6 @@ async def load(servers: str, topic: str, posts: int, images: int) -> float:
     finally:
         await producer.stop()
     return time.monotonic() - started
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_replica(servers: str, port: int, log: Path) -> subprocess.Popen[bytes]:
@@ -353,7 +346,7 @@ async def bench(args: Any) -> dict[str, Any]:
                                                    post_of(args.posts - 1))  # fmt: skip
             print(f"peer: {results['peer_scan']}", flush=True)
 
-            port = free_port()
+            port = free_loopback_port()
             base = f"http://127.0.0.1:{port}"
             process = start_replica(servers, port, Path(directory) / "verdicts.log")
             try:

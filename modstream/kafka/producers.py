@@ -32,7 +32,7 @@ from aiokafka.errors import (
 from modstream.kafka.access import start_client
 from modstream.kafka.settings import KafkaSettings
 
-__all__ = ["MAX_REQUEST_BYTES", "StartedProducer", "start_producer"]
+__all__ = ["MAX_REQUEST_BYTES", "StartedProducer", "start_producer", "start_transactional_producer"]
 
 log = logging.getLogger("modstream.kafka")
 
@@ -94,8 +94,21 @@ async def _ask_for_idempotence(kafka: KafkaSettings, role: str, linger_ms: int) 
         _asking.reset(asking)
 
 
+async def start_transactional_producer(
+    kafka: KafkaSettings, *, role: str, linger_ms: int, transactional_id: str
+) -> AIOKafkaProducer:
+    """A started producer for transactions under ``transactional_id`` (idempotent, acks=all);
+    its start fences an older producer of the same id. aiokafka's errors propagate."""
+    return await _start(kafka, role, linger_ms, idempotent=True, transactional_id=transactional_id)
+
+
 async def _start(
-    kafka: KafkaSettings, role: str, linger_ms: int, *, idempotent: bool
+    kafka: KafkaSettings,
+    role: str,
+    linger_ms: int,
+    *,
+    idempotent: bool,
+    transactional_id: str | None = None,
 ) -> AIOKafkaProducer:
     producer = AIOKafkaProducer(
         **kafka.client_options(role),
@@ -103,5 +116,6 @@ async def _start(
         linger_ms=linger_ms,
         max_request_size=MAX_REQUEST_BYTES,
         enable_idempotence=idempotent,
+        transactional_id=transactional_id,
     )
     return await start_client(producer)

@@ -58,8 +58,8 @@ from modstream.errors import (
     ProducerFenced,
     RecordRefused,
 )
-from modstream.kafka.access import start_client, stop_client
-from modstream.kafka.producers import MAX_REQUEST_BYTES
+from modstream.kafka.access import stop_client
+from modstream.kafka.producers import MAX_REQUEST_BYTES, start_transactional_producer
 from modstream.kafka.publish import send_failure
 from modstream.kafka.settings import KafkaSettings
 
@@ -108,6 +108,7 @@ class _Lane:
     open: bool = False
     broken: BaseException | None = None  # a send failed: abort before anything else
     stale: bool = False  # its producer was stopped and a new one could not start yet
+    pump: asyncio.Task[None] | None = None  # sending the released outputs, if under way
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -122,7 +123,6 @@ class Transactions:
         self._role = role
         self._linger_ms = linger_ms
         self._lanes: dict[Partition, _Lane] = {}
-        self._pumps: dict[Partition, asyncio.Task[None]] = {}
         self._committed = self._aborted = self._renewed = 0
 
     # -- lanes -------------------------------------------------------------------------------
@@ -150,10 +150,9 @@ class Transactions:
                         "records since the one before", sorted(leaving), exc)  # fmt: skip
         for partition in leaving:
             lane = self._lanes.pop(partition)
-            pump = self._pumps.pop(partition, None)
-            if pump is not None:
-                pump.cancel()
-                await asyncio.gather(pump, return_exceptions=True)
+            if lane.pump is not None:
+                lane.pump.cancel()
+                await asyncio.gather(lane.pump, return_exceptions=True)
             await stop_client(lane.producer)
         if fenced is not None:
             raise fenced
@@ -161,9 +160,6 @@ class Transactions:
 
     async def close_all(self) -> dict[Partition, int]:
         return await self.close(list(self._lanes))
-
-    def owns(self, partition: Partition) -> bool:
-        return partition in self._lanes
 
     # -- outputs -----------------------------------------------------------------------------
 
@@ -182,9 +178,8 @@ class Transactions:
         if not ready:
             return
         lane.queue.extend((offset, list(lane.finished.pop(offset))) for offset in ready)
-        pump = self._pumps.get(partition)
-        if pump is None or pump.done():
-            self._pumps[partition] = asyncio.create_task(self._pump(lane), name="txn-send")
+        if lane.pump is None or lane.pump.done():
+            lane.pump = asyncio.create_task(self._pump(lane), name="txn-send")
 
     async def _pump(self, lane: _Lane) -> None:
         """Send the queued outputs into the lane's transaction (begun on the first); what goes
@@ -356,16 +351,11 @@ class Transactions:
         )
 
     async def _producer(self, partition: Partition) -> AIOKafkaProducer:
-        producer = AIOKafkaProducer(
-            **self._kafka.client_options(self._role),
-            acks="all",
-            linger_ms=self._linger_ms,
-            max_request_size=MAX_REQUEST_BYTES,
-            enable_idempotence=True,
-            transactional_id=transactional_id(self._group_id, partition),
-        )
         try:
-            return await start_client(producer)
+            return await start_transactional_producer(
+                self._kafka, role=self._role, linger_ms=self._linger_ms,
+                transactional_id=transactional_id(self._group_id, partition),
+            )  # fmt: skip
         except _DENIED as exc:
             named = transactional_id(self._group_id, partition)
             raise BrokerDenied(
