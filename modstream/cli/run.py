@@ -109,6 +109,13 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
         help="exactly once: seconds between a partition's transaction commits; results wait "
         "for it (default: %(default)s)",
     )  # fmt: skip
+    group.add_argument(
+        "--transaction-timeout", type=positive_float, metavar="S",
+        default=STREAM.transaction_timeout_s,
+        help="exactly once: the broker aborts a transaction open this long and fences its "
+        "producer, which then stops (Kafka's transaction.timeout.ms, at most the broker's "
+        "transaction.max.timeout.ms; default: %(default)g)",
+    )  # fmt: skip
 
 
 def add_source_options(parser: argparse.ArgumentParser) -> None:
@@ -268,6 +275,7 @@ def pipeline_settings(
             max_in_flight=args.max_in_flight,
             delivery=delivery,
             transaction_interval_s=args.transaction_interval,
+            transaction_timeout_s=args.transaction_timeout,
         ),
         metrics_port=args.metrics_port or None,
         metrics_host=args.metrics_host,

@@ -21,6 +21,7 @@ import asyncio
 import contextvars
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import (
@@ -95,11 +96,13 @@ async def _ask_for_idempotence(kafka: KafkaSettings, role: str, linger_ms: int) 
 
 
 async def start_transactional_producer(
-    kafka: KafkaSettings, *, role: str, linger_ms: int, transactional_id: str
+    kafka: KafkaSettings, *, role: str, linger_ms: int, transactional_id: str, timeout_ms: int
 ) -> AIOKafkaProducer:
-    """A started producer for transactions under ``transactional_id`` (idempotent, acks=all);
-    its start fences an older producer of the same id. aiokafka's errors propagate."""
-    return await _start(kafka, role, linger_ms, idempotent=True, transactional_id=transactional_id)
+    """A started producer for transactions under ``transactional_id`` (idempotent, acks=all)
+    whose transactions the coordinator aborts after ``timeout_ms``; its start fences an older
+    producer of the same id. aiokafka's errors propagate."""
+    return await _start(kafka, role, linger_ms, idempotent=True,
+                        transactional=(transactional_id, timeout_ms))  # fmt: skip
 
 
 async def _start(
@@ -108,14 +111,17 @@ async def _start(
     linger_ms: int,
     *,
     idempotent: bool,
-    transactional_id: str | None = None,
+    transactional: tuple[str, int] | None = None,
 ) -> AIOKafkaProducer:
+    options: dict[str, Any] = {}
+    if transactional is not None:
+        options["transactional_id"], options["transaction_timeout_ms"] = transactional
     producer = AIOKafkaProducer(
         **kafka.client_options(role),
         acks="all",
         linger_ms=linger_ms,
         max_request_size=MAX_REQUEST_BYTES,
         enable_idempotence=idempotent,
-        transactional_id=transactional_id,
+        **options,
     )
     return await start_client(producer)

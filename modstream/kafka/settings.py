@@ -228,7 +228,8 @@ class GroupTimings:
     stalled event loop can reach it. ``commit_interval_s``: how often finished offsets commit.
     ``final_commit_s``: how long the commit on the way out waits for a broker that is away
     (aiokafka's commit waits for the group's coordinator for ever); what it could not commit is
-    replayed, as after a crash."""
+    replayed, as after a crash. ``transaction_timeout_s``: exactly once, how long a transaction
+    may stay open before the coordinator aborts it and fences its producer."""
 
     session_timeout_s: float = 10.0
     fetch_max_wait_s: float = 0.5
@@ -237,12 +238,14 @@ class GroupTimings:
     poll_s: float = 0.05
     commit_interval_s: float = 0.5
     final_commit_s: float = 5.0
+    transaction_timeout_s: float = 60.0
 
     def __post_init__(self) -> None:
         if min(self.session_timeout_s, self.poll_s, self.commit_interval_s,
-               self.final_commit_s) <= 0:  # fmt: skip
+               self.final_commit_s, self.transaction_timeout_s) <= 0:  # fmt: skip
             raise ValueError(
-                "session_timeout_s, poll_s, commit_interval_s and final_commit_s must be positive"
+                "session_timeout_s, poll_s, commit_interval_s, final_commit_s and "
+                "transaction_timeout_s must be positive"
             )
 
     def consumer_options(self) -> dict[str, Any]:

@@ -120,8 +120,9 @@ class GroupSink:
         self._transactions: Transactions | None = None
         if delivery is Delivery.EXACTLY_ONCE:
             self._transactions = Transactions(
-                kafka, group_id=consumer.group_id, role=consumer.role, linger_ms=linger_ms
-            )
+                kafka, group_id=consumer.group_id, role=consumer.role, linger_ms=linger_ms,
+                timeout_s=consumer.timings.transaction_timeout_s,
+            )  # fmt: skip
 
     async def __aenter__(self) -> Self:
         return self

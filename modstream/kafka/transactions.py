@@ -21,13 +21,16 @@ partition is finished, so a record finished ahead of a slow one waits in memory,
 transaction, and a slow image never holds a transaction open.
 
 Failures, typed at this boundary: a fenced producer, or one whose transaction the coordinator
-timed out (``transaction.timeout.ms``, 60 s) -> :class:`~modstream.errors.ProducerFenced`, which
-stops the process (the new owner answers the records); anything else (the broker away, the
-coordinator moving, a send timing out) -> the transaction is aborted, or its producer replaced
-(which aborts it), every output since the last commit goes back to be sent again, and the next
-commit tries again: nothing is lost and nothing is committed twice. A record the broker refuses for
-good inside a transaction (too large for its topic) aborts it too; the output's ``instead``
-answers it in the next one (the scoring stream's error record).
+timed out (``transaction.timeout.ms``, ``--transaction-timeout``, 60 s: the broker answers both
+with the same error, so a member cannot tell a stall that cost it its partitions from one that
+did not) -> :class:`~modstream.errors.ProducerFenced`, which stops the process (the records it
+had not committed are answered by the partition's next owner, or by this process restarted);
+anything else (the broker away, the coordinator moving, a send timing out) -> the transaction is
+aborted, or its producer replaced (which aborts it), every output since the last commit goes
+back to be sent again, and the next commit tries again: nothing is lost and nothing is
+committed twice. A record the broker refuses for good inside a transaction (too large for its
+topic) aborts it too; the output's ``instead`` answers it in the next one (the scoring stream's
+error record).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import (
@@ -116,9 +119,16 @@ class Transactions:
     """The transactional producers of the input partitions a member owns; see the module."""
 
     def __init__(
-        self, kafka: KafkaSettings, *, group_id: str, role: str, linger_ms: int = 2
+        self,
+        kafka: KafkaSettings,
+        *,
+        group_id: str,
+        role: str,
+        linger_ms: int = 2,
+        timeout_s: float = 60.0,
     ) -> None:
         self._kafka = kafka
+        self._timeout_ms = round(timeout_s * 1000)
         self._group_id = group_id
         self._role = role
         self._linger_ms = linger_ms
@@ -132,6 +142,7 @@ class Transactions:
         while the broker is away (the caller retries)."""
         if partition in self._lanes:
             return
+        _quiet_fenced_futures(asyncio.get_running_loop())
         self._lanes[partition] = _Lane(partition, await self._producer(partition))
 
     async def close(self, partitions: Iterable[Partition]) -> dict[Partition, int]:
@@ -355,6 +366,7 @@ class Transactions:
             return await start_transactional_producer(
                 self._kafka, role=self._role, linger_ms=self._linger_ms,
                 transactional_id=transactional_id(self._group_id, partition),
+                timeout_ms=self._timeout_ms,
             )  # fmt: skip
         except _DENIED as exc:
             named = transactional_id(self._group_id, partition)
@@ -390,3 +402,23 @@ def _fatal(producer: AIOKafkaProducer) -> bool:
     partition's owner may start one."""
     manager = getattr(producer, "_txn_manager", None)
     return manager is not None and manager.state is TransactionState.FATAL_ERROR
+
+
+def _quiet_fenced_futures(loop: asyncio.AbstractEventLoop) -> None:
+    """aiokafka leaves each fatal transaction error on a future that only a next transaction
+    would await, so the stop a fence causes ended in a traceback per lane ("Future exception was
+    never retrieved"); those alone are dropped, everything else goes to the loop's handler."""
+    previous = loop.get_exception_handler()
+    if getattr(previous, "_modstream_fenced", False):
+        return
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if isinstance(context.get("exception"), _FENCED) and "future" in context:
+            return
+        if previous is None:
+            loop.default_exception_handler(context)
+        else:
+            previous(loop, context)
+
+    handler._modstream_fenced = True  # type: ignore[attr-defined]
+    loop.set_exception_handler(handler)

@@ -1,6 +1,7 @@
 """Exactly once on Apache Kafka: a read_committed reader of the result topics sees every event's
 result once, through a broker SIGKILL and restart, a scorer kill -9 and restart, a second scorer
-joining and leaving, and a scorer stalled (SIGSTOP) until its partitions moved.
+joining and leaving, a scorer stalled (SIGSTOP) until its partitions moved, and one stalled until
+the coordinator timed its transaction out.
 
 Each test runs its own Apache Kafka node (it is killed), its own topics and group; a
 read_uncommitted reader of the same topics shows the aborted copies the faults left, so the
@@ -38,6 +39,8 @@ from .support import OutputReader, unique_group
 
 PARTITIONS = 4
 RATE = 15.0  # events a second
+# The coordinator looks for transactions past their timeout this often (Kafka's default: 10 s).
+BROKER = {"transaction.abort.timed.out.transaction.cleanup.interval.ms": "500"}
 
 
 def _scorer(
@@ -88,7 +91,10 @@ async def _stream(kafka_jars: str | None, root: Path, tag: str) -> AsyncIterator
         unavailable("KAFKA", "it needs java and mvn on PATH")
     prefix = f"{tag}-{uuid.uuid4().hex[:8]}"
     topics = Topics.with_prefix(prefix)
-    async with ApacheKafka(root / "kafka", kafka_jars) as kafka, ImageServer() as server:
+    async with (
+        ApacheKafka(root / "kafka", kafka_jars, config=BROKER) as kafka,
+        ImageServer() as server,
+    ):
         specs = [TopicSpec(name, PARTITIONS) for name in (topics.incoming, *topics.outputs())]
         await ensure_topics(KafkaSettings(bootstrap_servers=kafka.bootstrap_servers), specs)
         assert server.served is not None
@@ -275,13 +281,62 @@ async def test_a_stalled_scorer_whose_partitions_moved_is_fenced_and_commits_not
     assert set(counts) == set(sent) and len(sent) == events
 
 
+@pytest.mark.timeout(300)
+async def test_a_timed_out_transaction_stops_its_scorer_and_loses_nothing(
+    kafka_jars: str | None, tmp_path: Path, ov_cache_dir: Path
+) -> None:
+    """A scorer stopped with SIGSTOP for longer than its --transaction-timeout (2 s) while a
+    transaction holds results, but not long enough to lose its partitions (session timeout
+    30 s): the coordinator aborts the transaction and fences its producer; resumed, the scorer
+    stops with one line (producer_fenced, exit 1); restarted, it answers every event once."""
+    events = 120
+    async with _stream(kafka_jars, tmp_path, "timeout") as stream:
+        servers, topics = stream.servers, stream.topics
+        logs = [tmp_path / "stalled.log", tmp_path / "restarted.log"]
+        extra = ["--transaction-timeout", "2", "--session-timeout", "30"]
+        scorers = [_scorer(servers, stream.prefix, stream.group, ov_cache_dir, logs[0],
+                           interval=1.0, extra=extra)]  # fmt: skip
+        sent: list[str] = []
+        publishing = asyncio.create_task(
+            _publish_events(servers, topics.incoming, stream.urls, events, sent)
+        )
+        try:
+            await _until(lambda: len(sent) >= 30, "30 events sent", 90)
+            await _open_transaction(servers, topics, scorers[0], logs[0])
+            scorers[0].send_signal(signal.SIGSTOP)
+            await asyncio.sleep(5)  # the timeout, the coordinator's next look, and more
+            scorers[0].send_signal(signal.SIGCONT)
+            code = await asyncio.to_thread(scorers[0].wait, 60)
+            scorers.append(_scorer(servers, stream.prefix, stream.group, ov_cache_dir, logs[1],
+                                   extra=extra))  # fmt: skip
+            await publishing
+            counts = await _committed_ids(servers, topics, set(sent))
+            everything = await _uncommitted_count(servers, topics)
+            assert await terminate(scorers[1]) == 0, _tail(logs[1])
+        finally:
+            publishing.cancel()
+            for scorer in scorers:
+                with contextlib.suppress(ProcessLookupError):
+                    scorer.send_signal(signal.SIGCONT)
+                reap(scorer)
+    told = logs[0].read_text(errors="replace")
+    assert code == 1, _tail(logs[0])
+    (line,) = [line for line in told.splitlines() if line.startswith("modstream run: ")]
+    assert line.startswith("modstream run: producer_fenced: the transactions of "), line
+    print(f"\ntimed out: {sum(counts.values())} committed results, {everything} read uncommitted")
+    assert {event: n for event, n in counts.items() if n > 1} == {}
+    assert set(counts) == set(sent) and len(sent) == events
+    assert everything > sum(counts.values()), "no aborted copy: the stall hit no transaction"
+
+
 @pytest.mark.timeout(240)
 async def test_a_slow_image_holds_results_back_in_memory_never_a_transaction_open(
     kafka_jars: str | None, tmp_path: Path, ov_cache_dir: Path
 ) -> None:
-    """Every tenth image trickles in slower than --fetch-timeout (8 s): the results after it in
-    its partition wait for it in memory, so no transaction stays open while it waits (a batch
-    slower than transaction.timeout.ms cannot time a transaction out), and each event is answered
+    """Every tenth image trickles in slower than --fetch-timeout (8 s), itself longer than
+    --transaction-timeout (3 s): the results after it in its partition wait for it in memory,
+    so no transaction stays open while it waits (a batch slower than the transaction timeout
+    does not time a transaction out: the scorer is never fenced), and each event is answered
     once, the slow ones by fetch_timeout."""
     events = 60
     async with _stream(kafka_jars, tmp_path, "slow") as stream:
@@ -291,7 +346,7 @@ async def test_a_slow_image_holds_results_back_in_memory_never_a_transaction_ope
                 for n in range(events)]  # fmt: skip
         log = tmp_path / "scorer.log"
         scorer = _scorer(servers, stream.prefix, stream.group, ov_cache_dir, log,
-                         extra=["--fetch-timeout", "8"])  # fmt: skip
+                         extra=["--fetch-timeout", "8", "--transaction-timeout", "3"])  # fmt: skip
         sent: list[str] = []
         publishing = asyncio.create_task(
             _publish_events(servers, topics.incoming, urls, events, sent)

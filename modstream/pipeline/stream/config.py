@@ -44,11 +44,20 @@ class StreamConfig:
     # Exactly once: how often each input partition's transaction commits (its outputs wait for
     # it: the round trip grows by up to this much; each commit costs a few round trips).
     transaction_interval_s: float = 0.1
+    # Exactly once: how long the coordinator lets a transaction stay open before it aborts it
+    # and fences its producer (Kafka's transaction.timeout.ms). Transactions open only while
+    # finished results are sent, so only a stalled process reaches it.
+    transaction_timeout_s: float = 60.0
 
     def __post_init__(self) -> None:
         if self.transaction_interval_s <= 0:
             raise ValueError(
                 f"--transaction-interval must be above 0 s, got {self.transaction_interval_s}"
+            )
+        if self.transaction_timeout_s <= self.transaction_interval_s:
+            raise ValueError(
+                f"--transaction-timeout ({self.transaction_timeout_s:g} s) must be longer than "
+                f"--transaction-interval ({self.transaction_interval_s:g} s)"
             )
 
     def consumer(self) -> ConsumerSettings:
@@ -59,7 +68,10 @@ class StreamConfig:
         rejoin = self.timings.session_timeout_s + self.revoke_timeout_s
         timings = dataclasses.replace(self.timings, rebalance_timeout_s=rejoin)
         if self.delivery is Delivery.EXACTLY_ONCE:  # the commit is the transaction's
-            timings = dataclasses.replace(timings, commit_interval_s=self.transaction_interval_s)
+            timings = dataclasses.replace(
+                timings, commit_interval_s=self.transaction_interval_s,
+                transaction_timeout_s=self.transaction_timeout_s,
+            )  # fmt: skip
         return ConsumerSettings(
             topics=(self.topics.incoming,), group_id=self.group_id, role="scorer",
             timings=timings,
