@@ -2,8 +2,8 @@
 
 Each input becomes a bank line, ``PDQHEX INPUT``, so ``modstream hash DIR > bank.txt`` turns a
 collection into a bank (the id of each entry is the file it came from). The hash is the C++
-reference's on every pixel of the image, as other systems hash the files they exchange; the
-stream hashes its own decode and lands within a few bits of it (``docs/benchmarks.md``). An image
+reference's on every pixel of the image, as other systems hash the files they exchange, and the
+same hash the stream, ``score`` and ``serve`` publish for that file. An image
 whose hash quality is below ``--min-quality`` (50: featureless, its hash unstable) is written as a
 comment line, so the output stays a valid bank. Exit status: 0 when every input was hashed, 1 when
 one could not be, 2 on a usage error.
@@ -121,7 +121,7 @@ async def _hash_one(
             assert item.path is not None
             body = await asyncio.to_thread(read_limited, item.path, limits)
         hashed = await asyncio.to_thread(
-            hash_image, body, limits, reference=True, dihedral=args.rotations
+            hash_image, body, limits, dihedral=args.rotations
         )
     except ModstreamError as exc:
         if args.json:

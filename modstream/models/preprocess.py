@@ -36,7 +36,7 @@ from modstream.media import Kind, sniff
 from modstream.models.animation import Frame, decode_frames, frame_count
 from modstream.models.decode import DecodeLimits, check_size, load_pixels, open_image
 from modstream.models.jpeg_scans import coarse_progressive
-from modstream.models.pdq import PdqHash, PdqHashing, hash_pixels, hash_source
+from modstream.models.pdq import PdqHash, PdqHashing, hash_picture
 
 RESIZE = 256
 CROP = 224
@@ -81,17 +81,18 @@ def prepare(
 ) -> PreparedImage:
     """Decode ``data`` into the model's input crop; raises :class:`~modstream.errors.ImageError`.
 
-    ``hashing``: also compute the PDQ hash, from the same decoded pixels (:mod:`.pdq`), as
-    :func:`hash_image` does for the same ``mode``. Animations and videos give their sampled
-    frames' crops (:mod:`.animation`, :mod:`.video`).
+    ``hashing``: also compute the PDQ hash, as :func:`hash_image` does: from every pixel of
+    the full decode, so in fast mode a hashed JPEG is decoded whole (no DCT-domain downscaling)
+    and its crop made from that. Animations and videos give their sampled frames' crops
+    (:mod:`.animation`, :mod:`.video`).
     """
     if (medium := sniff(data[:16])) is not None and medium.kind is Kind.VIDEO:
         return _prepare_video(data, limits, hashing)
-    decoded = _decode_rgb(data, mode, limits)
+    decoded = _decode_rgb(data, mode, limits, whole=hashing is not PdqHashing.OFF)
     rgb = decoded.rgb
     pdq = None
     if hashing is not PdqHashing.OFF:
-        pdq = hash_pixels(hash_source(rgb), dihedral=hashing is PdqHashing.DIHEDRAL)
+        pdq = hash_picture(rgb, dihedral=hashing is PdqHashing.DIHEDRAL)
     if decoded.animated:
         # Every sampled frame takes the exact path: frames are decoded whole anyway.
         frames, total = decode_frames(decoded.source, limits.animation, model_crop)
@@ -123,8 +124,7 @@ def _prepare_video(data: bytes, limits: DecodeLimits, hashing: PdqHashing) -> Pr
     frames = tuple(Frame(model_crop(f.image), f.index, f.offset_s) for f in video.frames)
     pdq = None
     if hashing is not PdqHashing.OFF:  # the first frame's: what a thumbnail of it shows
-        first = hash_source(video.frames[0].image)
-        pdq = hash_pixels(first, dihedral=hashing is PdqHashing.DIHEDRAL)
+        pdq = hash_picture(video.frames[0].image, dihedral=hashing is PdqHashing.DIHEDRAL)
     return PreparedImage(
         pixels=frames[0].pixels, width=video.width, height=video.height,
         format=video.container.upper(), pdq=pdq, frames=frames,
@@ -146,22 +146,13 @@ class HashedImage:
     format: str
 
 
-def hash_image(
-    data: bytes,
-    limits: DecodeLimits,
-    *,
-    mode: Preprocessing = Preprocessing.FAST,
-    reference: bool = False,
-    dihedral: bool = False,
-) -> HashedImage:
-    """The PDQ hash of an image decoded as a first pass in ``mode`` decodes it (the hash
-    :func:`prepare` computes then), or, with ``reference``, from every pixel of the full image,
-    as the C++ reference hashes a file (for banks other systems will read)."""
-    decoded = _decode_rgb(data, Preprocessing.EXACT if reference else mode, limits)
-    pixels = np.asarray(decoded.rgb) if reference else hash_source(decoded.rgb)
+def hash_image(data: bytes, limits: DecodeLimits, *, dihedral: bool = False) -> HashedImage:
+    """The PDQ hash of an image from every pixel of its full decode, as the C++ reference
+    hashes a file (and as :func:`prepare` hashes it, in either mode)."""
+    decoded = _decode_rgb(data, Preprocessing.EXACT, limits)
     return HashedImage(
-        pdq=hash_pixels(pixels, dihedral=dihedral), width=decoded.width, height=decoded.height,
-        format=decoded.format,
+        pdq=hash_picture(decoded.rgb, dihedral=dihedral), width=decoded.width,
+        height=decoded.height, format=decoded.format,
     )  # fmt: skip
 
 
@@ -176,13 +167,16 @@ class _DecodedRgb:
     animated: bool
 
 
-def _decode_rgb(data: bytes, mode: Preprocessing, limits: DecodeLimits) -> _DecodedRgb:
-    """Decode to RGB; in fast mode JPEGs are DCT-downscaled to at least the model's resize."""
+def _decode_rgb(
+    data: bytes, mode: Preprocessing, limits: DecodeLimits, *, whole: bool = False
+) -> _DecodedRgb:
+    """Decode to RGB; in fast mode JPEGs are DCT-downscaled to at least the model's resize,
+    unless the picture is wanted ``whole`` (for its hash)."""
     image = open_image(data, limits)
     width, height = image.size
     source_format = image.format or "unknown"
     approximate = False
-    if mode is Preprocessing.FAST and source_format in _DRAFTED_FORMATS:
+    if mode is Preprocessing.FAST and source_format in _DRAFTED_FORMATS and not whole:
         coarse = coarse_progressive(data)
         if coarse is not None:
             image = open_image(coarse, limits)

@@ -139,7 +139,7 @@ async def running(
 ) -> AsyncIterator[Running]:
     images = _images()
     bank = tmp_path_factory.mktemp("banks") / "known.txt"
-    original = hash_image(images["original.jpg"], LIMITS, reference=True).pdq
+    original = hash_image(images["original.jpg"], LIMITS).pdq
     bank.write_text(f"# the sample photograph\n{original.hex}, case-1\n")
     topics = unique_topics("match")
     bank_topic = f"{topics.incoming.removesuffix('.incoming')}.banks"
@@ -199,7 +199,7 @@ async def test_a_bank_entry_added_to_the_topic_applies_to_the_next_images(
     next copy of it is matched with the topic's bank and id."""
     before = await running.moderate("flipped.jpg")
     assert before["flipped.jpg"].topic == running.topics.review
-    pdq = hash_image(_images()["flipped.jpg"], LIMITS, reference=True).pdq
+    pdq = hash_image(_images()["flipped.jpg"], LIMITS).pdq
     retry = BackoffPolicy(initial_s=0.25, max_s=1.0)
     async with Publisher(running.broker.kafka, role="test", linger_ms=0, retry=retry) as publisher:
         records = [bank_record("shared", pdq.bits, "tx-9", source="test")]

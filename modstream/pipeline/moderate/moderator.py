@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from modstream.errors import FetchError, ModstreamError
 from modstream.models.decode import DecodeLimits
 from modstream.models.pdq import PdqHash
-from modstream.models.preprocess import HashedImage, Preprocessing, hash_image
+from modstream.models.preprocess import HashedImage, hash_image
 from modstream.pipeline.match.banks import BankAction
 from modstream.pipeline.match.matcher import Match, Matcher
 from modstream.pipeline.metrics import PipelineMetrics
@@ -192,14 +192,12 @@ class Moderator:
         return self._counted(moderated)
 
     async def hash_bytes(self, body: bytes) -> Hashed:
-        """Hash an image (decoded as the scorer's first pass decodes it, so a score of the same
-        image carries the same hash) and look it up, without scoring it; on a thread, as every
-        decode."""
+        """Hash an image (from its full decode, as a score of it is hashed) and look it up,
+        without scoring it; on a thread, as every decode."""
         limits = self.scorer.config.limits
         dihedral = self.matcher is not None and self.matcher.rotations
         try:
-            mode = await self.scorer.hashing_pass()
-            hashed, digest = await asyncio.to_thread(_hashed, body, limits, mode, dihedral)
+            hashed, digest = await asyncio.to_thread(_hashed, body, limits, dihedral)
         except ModstreamError as exc:
             self._metrics.errors.labels(exc.kind).inc()
             raise
@@ -292,8 +290,6 @@ def _sha256(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
-def _hashed(
-    body: bytes, limits: DecodeLimits, mode: Preprocessing, dihedral: bool
-) -> tuple[HashedImage, str]:
+def _hashed(body: bytes, limits: DecodeLimits, dihedral: bool) -> tuple[HashedImage, str]:
     """The PDQ hash and the sha256 of an upload, in one trip to a worker thread."""
-    return hash_image(body, limits, mode=mode, dihedral=dihedral), _sha256(body)
+    return hash_image(body, limits, dihedral=dihedral), _sha256(body)

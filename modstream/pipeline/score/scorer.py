@@ -334,15 +334,6 @@ class Scorer:
             infer_s=sum(o.infer_s for o in outcomes),
         ), summary
 
-    async def hashing_pass(self) -> Preprocessing:
-        """How an image is decoded first when the plan is fixed (screen or exact, decided once
-        for the process): what ``POST /v1/hash`` decodes, so its hash is the one a score of the
-        same image carries. With per-image routing (``--screening adaptive``), the screen's."""
-        first = self._plan.first_pass
-        if first is FirstPass.UNDECIDED:
-            first = (await self._answered_plan()).first_pass
-        return Preprocessing.EXACT if first is FirstPass.EXACT else Preprocessing.FAST
-
     async def _first_pass(self) -> Preprocessing:
         """How this image is decoded first: the screen's approximate crop, or the exact one."""
         first = self._plan.first_pass
