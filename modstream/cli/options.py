@@ -17,6 +17,7 @@ from modstream.kafka.logs import limit_repeats
 from modstream.pipeline.moderate.policy import DEFAULT_POLICY, PRESETS, Policy
 
 if TYPE_CHECKING:
+    from modstream.models.pdq import PdqHashing
     from modstream.pipeline.fetch.config import FetchConfig
     from modstream.pipeline.match.banks import BankSettings
     from modstream.pipeline.score.scorer import ScorerConfig
@@ -209,9 +210,14 @@ def add_scorer_options(parser: argparse.ArgumentParser) -> None:
         help="largest decoded image accepted",
     )  # fmt: skip
     group.add_argument(
-        "--no-pdq",
-        action="store_true",
-        help="do not compute PDQ hashes (results carry pdq: null; no hash bank can match)",
+        "--pdq", choices=["auto", "on", "off"], default="auto",
+        help="PDQ hashes (from every pixel, as the reference computes them: a hashed JPEG is "
+        "decoded whole): auto, when a hash bank is loaded or followed; on, every result carries "
+        "its pdq (for review --bank-decisions, or your own exports); off, results carry pdq: "
+        "null and no bank can match (default: auto)",
+    )  # fmt: skip
+    group.add_argument(
+        "--no-pdq", dest="pdq", action="store_const", const="off", help="the same as --pdq off"
     )
     group.add_argument(
         "--max-frames", type=positive_int, default=config.limits.video.max_frames,
@@ -250,7 +256,6 @@ def scorer_config(args: argparse.Namespace, policy: Policy | None = None) -> Sco
     from modstream.models.animation import AnimationLimits
     from modstream.models.decode import DecodeLimits, VideoLimits
     from modstream.models.device_spec import DeviceSpec, default_cache_dir
-    from modstream.models.pdq import PdqHashing
     from modstream.models.preprocess import Preprocessing
     from modstream.pipeline.score.batcher import BatchPolicy
     from modstream.pipeline.score.scorer import ScorerConfig
@@ -276,12 +281,25 @@ def scorer_config(args: argparse.Namespace, policy: Policy | None = None) -> Sco
         if policy is None
         else policy.confirmation_floor(args.confirm_at),
         screening=args.screening,
-        pdq=PdqHashing.OFF if args.no_pdq else PdqHashing.PLAIN,
+        pdq=pdq_hashing(args),
         decision_thresholds=policy.thresholds
         if policy is not None and args.confirm == "decisions"
         else (),
         **({"decode_workers": args.decode_workers} if args.decode_workers else {}),
     )
+
+
+def pdq_hashing(args: argparse.Namespace) -> PdqHashing:
+    """``--pdq``: auto hashes where a bank is loaded (``--hash-bank``, ``--hash-banks``) or
+    followed (``--bank-topic``), so a process without banks spends nothing on hashing."""
+    from modstream.models.pdq import PdqHashing
+
+    wanted = getattr(args, "pdq", "auto")
+    if wanted == "auto":
+        banks = (getattr(args, "hash_bank", None) or getattr(args, "hash_banks", None)
+                 or getattr(args, "bank_topic", None) is not None)  # fmt: skip
+        wanted = "on" if banks else "off"
+    return PdqHashing.PLAIN if wanted == "on" else PdqHashing.OFF
 
 
 def add_cache_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, what: str) -> None:

@@ -142,4 +142,4 @@ async def test_no_pdq_leaves_the_hash_out_and_refuses_banks(
     bank.write_text(f"{PUBLISHED}\n")
     refused = await modstream("score", "--no-progress", "--no-pdq", "--hash-bank", f"k={bank}",
                               BRIDGE)  # fmt: skip
-    assert refused.returncode == 1 and "cannot be used with --no-pdq" in refused.stderr
+    assert refused.returncode == 1 and "cannot be used with --pdq off" in refused.stderr

@@ -69,7 +69,7 @@ async def open_moderator(
         scorer_config = settings.scorer
         if settings.banks or settings.live_banks:
             if scorer_config.pdq is PdqHashing.OFF:
-                raise ConfigError("hash banks match PDQ hashes: they cannot be used with --no-pdq")
+                raise ConfigError("hash banks match PDQ hashes: they cannot be used with --pdq off")
             matcher = Matcher(settings.banks)
             states = await load_bank_files(matcher)
             if matcher.rotations and scorer_config.pdq is PdqHashing.PLAIN:
