@@ -120,9 +120,7 @@ async def _hash_one(
         else:
             assert item.path is not None
             body = await asyncio.to_thread(read_limited, item.path, limits)
-        hashed = await asyncio.to_thread(
-            hash_image, body, limits, dihedral=args.rotations
-        )
+        hashed = await asyncio.to_thread(hash_image, body, limits, dihedral=args.rotations)
     except ModstreamError as exc:
         if args.json:
             return orjson.dumps({"input": item.label, "error": exc.to_dict()}).decode(), False

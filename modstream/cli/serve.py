@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from modstream.cli.kafka_options import add_kafka_options, kafka_settings
 from modstream.cli.options import (
     add_allow_cidr,
     add_bank_options,
@@ -18,8 +21,11 @@ from modstream.cli.options import (
     scorer_config,
 )
 from modstream.cli.runner import run_command, signalled
+from modstream.errors import ConfigError
 
 if TYPE_CHECKING:
+    from modstream.kafka.settings import KafkaSettings
+    from modstream.pipeline.moderate.moderator import Moderator
     from modstream.pipeline.score.scorer import ScorerConfig
     from modstream.serve.app import ServeConfig
     from modstream.serve.server import ServerSettings
@@ -43,6 +49,13 @@ def add_parser(subparsers: Any) -> None:
     add_cache_options(parser, "results")
     add_scorer_options(parser)
     add_bank_options(parser)
+    parser.add_argument(
+        "--bank-topic", nargs="?", const="images.banks", default=None, metavar="TOPIC",
+        help="also match against the shared banks of this compacted topic (default "
+        "images.banks) on the cluster of --bootstrap-servers, read to its end before the "
+        "first request is answered and followed, as run --bank-topic does",
+    )  # fmt: skip
+    add_kafka_options(parser, without="needed with --bank-topic only")
     parser.set_defaults(handler=run)
 
 
@@ -68,25 +81,49 @@ def run(args: argparse.Namespace) -> int:
     return run_command("serve", lambda: _settings(args), _serve)
 
 
-def _settings(args: argparse.Namespace) -> ServerSettings:
+@dataclass(frozen=True, slots=True)
+class _Serving:
+    server: ServerSettings
+    kafka: KafkaSettings | None  # with bank_topic: the cluster whose bank topic is followed
+    bank_topic: str | None
+
+
+def _settings(args: argparse.Namespace) -> _Serving:
     from modstream.pipeline.moderate.cache import CacheConfig
     from modstream.pipeline.moderate.step import ModerationSettings
     from modstream.serve.server import ApiListen, ServerSettings
 
+    kafka = kafka_settings(args)
+    if args.bank_topic is not None and kafka is None:
+        raise ConfigError("--bank-topic needs --bootstrap-servers: serve starts no broker")
     policy = policy_from(args)
     scorer = scorer_config(args, policy)
-    return ServerSettings(
+    server = ServerSettings(
         listen=ApiListen(host=args.host, port=args.port,
                          config=api_config(args.api_key_file, scorer)),
         moderation=ModerationSettings(
             scorer=scorer, policy=policy, fetch=fetch_config(args, scorer),
             cache=CacheConfig(max_entries=args.cache_entries, ttl_s=args.cache_ttl),
             banks=bank_settings(args), bank_reload_s=args.bank_reload,
+            live_banks=args.bank_topic is not None,
         ),
     )  # fmt: skip
+    return _Serving(server, kafka, args.bank_topic)
 
 
-async def _serve(settings: ServerSettings) -> None:
+async def _serve(serving: _Serving) -> None:
     from modstream.serve.server import serve
 
-    await serve(settings, signalled())  # SIGTERM and SIGINT stop the server gracefully
+    alongside = None
+    if serving.bank_topic is not None:
+        from modstream.pipeline.stream.banks import following_banks
+
+        kafka, topic = serving.kafka, serving.bank_topic
+        assert kafka is not None
+
+        def alongside(moderator: Moderator) -> contextlib.AbstractAsyncContextManager[object]:
+            assert moderator.matcher is not None  # live_banks
+            return following_banks(kafka, topic, moderator.matcher)
+
+    # SIGTERM and SIGINT stop the server gracefully.
+    await serve(serving.server, signalled(), alongside=alongside)

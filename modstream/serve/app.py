@@ -8,6 +8,8 @@
                             pipeline's process, the broker answers (503 with the reason otherwise)
     GET  /metrics           Prometheus
     GET  /openapi.json      every route and error
+    GET|POST /m/lookup, GET /m/raw_lookup, GET|POST /h/hash
+                            Meta HMA's known-content lookups, with its shapes (:mod:`.hma`)
 
 Every request goes through the same :class:`~modstream.pipeline.moderate.moderator.Moderator` as the
 stream, so concurrent requests share the scorer's batcher and batch together, URLs go through
@@ -30,6 +32,7 @@ from aiohttp import BodyPartReader, web
 from modstream.errors import BadRequest, BodyTooLarge, ModstreamError, Unauthorized
 from modstream.pipeline.metrics import PipelineMetrics
 from modstream.pipeline.moderate.moderator import Moderated, Moderator, result_fields
+from modstream.serve import hma
 from modstream.serve.openapi import openapi_document
 from modstream.web.responses import (
     Handler,
@@ -47,6 +50,7 @@ __all__ = ["Readiness", "ServeConfig", "build_app"]
 Readiness = Callable[[], Awaitable[str | None]]
 _OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
 _CHUNK = 64 * 1024
+_HMA_PATHS = ("/m/", "/h/")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -74,6 +78,11 @@ def build_app(
     app.router.add_get("/readyz", api.readyz)
     app.router.add_get("/metrics", api.metrics)
     app.router.add_get("/openapi.json", api.openapi)
+    app.router.add_get("/m/lookup", api.hma_lookup)
+    app.router.add_post("/m/lookup", api.hma_lookup)
+    app.router.add_get("/m/raw_lookup", api.hma_raw_lookup)
+    app.router.add_get("/h/hash", api.hma_hash)
+    app.router.add_post("/h/hash", api.hma_hash)
     return app
 
 
@@ -98,6 +107,9 @@ class _Api:
         try:
             return await handler(request)
         except ModstreamError as exc:
+            if request.path.startswith(_HMA_PATHS):  # HMA's error shape, for HMA's clients
+                return json_response({"message": str(exc), "kind": exc.kind},
+                                     error_response(exc).status)  # fmt: skip
             return error_response(exc)
         except web.HTTPRequestEntityTooLarge:
             return error_response(BodyTooLarge(self._too_large()))
@@ -159,6 +171,72 @@ class _Api:
 
     async def openapi(self, _request: web.Request) -> web.Response:
         return json_response(openapi_document(self._config.max_body_bytes, bool(self._keys)))
+
+    # -- HMA's routes (hma.py) -------------------------------------------------------------------
+
+    async def hma_lookup(self, request: web.Request) -> web.Response:
+        query = request.query
+        banks = hma.parse_banks(query.get("banks"))
+        signal_type = query.get("signal_type")
+        if request.method == "GET" and not query.get("url"):
+            signal = query.get("signal")
+            if not signal or not signal_type:
+                raise BadRequest("Either url or both signal and signal_type are required")
+            bits = hma.parse_signal(signal_type, signal)
+            return json_response(hma.by_bank(self._within(bits, banks)))
+        if signal_type is not None:
+            hma.check_signal_type(signal_type)
+        hma.check_types(query.get("types"))
+        hashed = await self._moderator.hash_bytes(await self._hma_media(request))
+        found = hma.by_bank(self._within(hashed.pdq.bits, banks, quality=hashed.pdq.quality))
+        return json_response(found if signal_type is not None else {"pdq": found})
+
+    async def hma_raw_lookup(self, request: web.Request) -> web.Response:
+        query = request.query
+        signal, signal_type = query.get("signal"), query.get("signal_type")
+        if not signal or not signal_type:
+            raise BadRequest("signal and signal_type are required")
+        bits = hma.parse_signal(signal_type, signal)
+        include = hma.true_or_false(query.get("include_distance"), "include_distance")
+        matches = self._within(bits, hma.parse_banks(query.get("banks")))
+        return json_response(hma.raw_matches(matches, include_distance=include))
+
+    async def hma_hash(self, request: web.Request) -> web.Response:
+        hma.check_types(request.query.get("types"))
+        hashed = await self._moderator.hash_bytes(await self._hma_media(request))
+        return json_response({"pdq": hashed.pdq.hex})
+
+    def _within(
+        self, bits: bytes, banks: frozenset[str] | None, *, quality: int | None = None
+    ) -> hma.Matches:
+        matcher = self._moderator.matcher
+        return {} if matcher is None else matcher.within(bits, banks=banks, quality=quality)
+
+    async def _hma_media(self, request: web.Request) -> bytes:
+        """The image of an HMA hashing request: ``?url=`` (fetched by the guarded fetcher), or
+        the one file of a multipart body, in a field named by its content type."""
+        url = request.query.get("url")
+        if url:
+            content_type = request.query.get("content_type")
+            if content_type is not None:
+                hma.check_content_type(content_type)
+            return await self._moderator.fetch(url)
+        if request.method == "GET":
+            raise BadRequest("url is required")
+        if not request.content_type.startswith("multipart/"):
+            raise BadRequest("Missing multipart/form-data file upload")
+        reader = await request.multipart()
+        body: bytes | None = None
+        async for part in reader:
+            if not isinstance(part, BodyPartReader) or part.filename is None:
+                continue  # a plain form field, not a file
+            if body is not None:
+                raise BadRequest("Only one file allowed per request")
+            hma.check_content_type(part.name or "")
+            body = await self._read_part(part)
+        if body is None:
+            raise BadRequest("Missing multipart/form-data file upload")
+        return body
 
     # -- reading requests ----------------------------------------------------------------------
 

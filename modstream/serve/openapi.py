@@ -216,6 +216,28 @@ def openapi_document(max_body_bytes: int, keys_required: bool) -> dict[str, Any]
                 }
             },
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": plain}},
+            "/m/lookup": {
+                "get": _hma(
+                    "Meta HMA's lookup: ?signal_type=pdq&signal=HEX, or ?url=URL; "
+                    "{BANK: [{bank_content_id, distance}]}"
+                ),
+                "post": _hma(
+                    "Meta HMA's lookup of one uploaded file (multipart field photo) or "
+                    "?url=URL: {pdq: {BANK: [{bank_content_id, distance}]}}"
+                ),
+            },
+            "/m/raw_lookup": {
+                "get": _hma(
+                    "Meta HMA's raw lookup: ?signal_type=pdq&signal=HEX"
+                    "[&include_distance=true]: {matches: [...]}"
+                )
+            },
+            "/h/hash": {
+                "get": _hma("Meta HMA's hasher: ?url=URL: {pdq: HEX}"),
+                "post": _hma(
+                    "Meta HMA's hasher: one uploaded file (multipart field photo): {pdq: HEX}"
+                ),
+            },
         },
         "components": {"schemas": {"Result": _RESULT, "Error": _ERROR}},
     }
@@ -226,3 +248,17 @@ def openapi_document(max_body_bytes: int, keys_required: bool) -> dict[str, Any]
         }
         document["security"] = [{"bearer": []}, {"key": []}]
     return document
+
+
+def _hma(summary: str) -> dict[str, Any]:
+    """An HMA-compatible route (modstream/serve/hma.py): HMA's shapes, its {message} errors."""
+    return {
+        "summary": summary,
+        "responses": {
+            "200": {"description": "HMA's response shape"},
+            "400": {"description": "{message, kind}: a bad signal_type, signal or upload"},
+            "401": {"description": "{message, kind}: an API key is required"},
+            "413": {"description": "{message, kind}: the upload is too large"},
+            "422": {"description": "{message, kind}: the image cannot be hashed"},
+        },
+    }

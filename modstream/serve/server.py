@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from modstream.pipeline.fetch.config import FetchConfig
@@ -19,7 +19,7 @@ from modstream.pipeline.moderate.step import ModerationSettings, open_moderator
 from modstream.serve.app import Readiness, ServeConfig, build_app
 from modstream.web.site import bound_site
 
-__all__ = ["ApiListen", "ServerSettings", "api_site", "serve"]
+__all__ = ["Alongside", "ApiListen", "ServerSettings", "api_site", "serve"]
 
 log = logging.getLogger("modstream.serve")
 
@@ -42,16 +42,27 @@ class ServerSettings:
     )
 
 
+# Something the server runs beside its moderator, entered before the port is bound: the command
+# that follows a bank topic (the server itself knows no broker) passes it.
+Alongside = Callable[[Moderator], contextlib.AbstractAsyncContextManager[object]]
+
+
 async def serve(
     settings: ServerSettings,
     stop: asyncio.Event,
     bound: asyncio.Future[int] | None = None,
+    *,
+    alongside: Alongside | None = None,
 ) -> None:
-    """Serve until ``stop`` is set; ``bound`` gets the port once listening (useful with port 0)."""
+    """Serve until ``stop`` is set; ``bound`` gets the port once listening (useful with port 0);
+    ``alongside``: entered with the moderator before the port is bound, left after."""
     metrics = PipelineMetrics()
-    async with open_moderator(
-        settings.moderation, metrics=metrics, wait_compiled=False
-    ) as moderator:
+    async with contextlib.AsyncExitStack() as stack:
+        moderator = await stack.enter_async_context(
+            open_moderator(settings.moderation, metrics=metrics, wait_compiled=False)
+        )
+        if alongside is not None:
+            await stack.enter_async_context(alongside(moderator))
         scorer = moderator.scorer
 
         async def readiness() -> str | None:

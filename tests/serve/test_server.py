@@ -294,6 +294,7 @@ async def test_the_openapi_document_names_every_route_and_error_kind(api: Api) -
         document = orjson.loads(await got.read())
     assert set(document["paths"]) == {
         "/v1/score", "/v1/hash", "/v1/hash/{sha256}", "/healthz", "/readyz", "/metrics",
+        "/m/lookup", "/m/raw_lookup", "/h/hash",
     }  # fmt: skip
     responses = document["paths"]["/v1/score"]["post"]["responses"]
     documented = {

@@ -129,6 +129,26 @@ class Matcher:
             self._matches[best.bank] += 1
         return best
 
+    def within(
+        self, bits: bytes, *, banks: frozenset[str] | None = None, quality: int | None = None
+    ) -> dict[str, list[tuple[str, int]]]:
+        """Every entry within its bank's distance of ``bits``, by bank, nearest first: ``(id,
+        distance)`` (HMA's lookup). ``quality``: the hash's, gated by each bank's
+        ``min_quality`` (None: a bare hash, not gated). ``banks``: only these."""
+        query = np.frombuffer(bits, dtype=np.uint8)
+        found: dict[str, list[tuple[str, int]]] = {}
+        for (name, _), bank in self._parts.items():
+            settings = self._settings[name]
+            if (banks is not None and name not in banks) or not len(bank.entries):
+                continue
+            if quality is not None and quality < settings.min_quality:
+                continue
+            rows, distances = bank.index.search(query, settings.distance)
+            ids = bank.entries.ids
+            hits = found.setdefault(name, [])
+            hits.extend((ids[int(r)], int(d)) for r, d in zip(rows, distances, strict=True))
+        return {name: sorted(hits, key=lambda hit: hit[1]) for name, hits in found.items() if hits}
+
     def statistics(self) -> MatcherStatistics:
         sizes = {name: self.size(name) for name in self._settings}
         return MatcherStatistics(

@@ -68,6 +68,7 @@ class Hashed:
 
     fields: dict[str, Any]
     match: Match | None
+    pdq: PdqHash
 
 
 def decide(policy: Policy, nsfw: float, match: Match | None) -> Decision:
@@ -206,7 +207,20 @@ class Moderator:
             "sha256": digest, "width": hashed.width, "height": hashed.height,
             **hash_fields(hashed.pdq, match),
         }  # fmt: skip
-        return Hashed(fields=fields, match=match)
+        return Hashed(fields=fields, match=match, pdq=hashed.pdq)
+
+    async def fetch(self, url: str) -> bytes:
+        """The body at ``url``, through the guarded fetcher (for hashing: no score is made)."""
+        if self._fetcher is None:
+            raise RuntimeError("this moderator was built without a fetcher")
+        try:
+            fetched = await self._fetcher.fetch(url)
+        except FetchError as exc:
+            self._metrics.fetch_attempts.labels("failed").observe(exc.attempts)
+            self._metrics.errors.labels(exc.kind).inc()
+            raise
+        self._metrics.fetch_attempts.labels("fetched").observe(fetched.attempts)
+        return fetched.body
 
     def known(self, sha256: str) -> Moderated | None:
         """The cached outcome for content with this sha256 (lower-case hex), if any."""
