@@ -4,7 +4,8 @@ What it measures: the wall time of complete processes, start-up (imports, model 
 cache load) included, scoring every image in one folder:
 
 * A, ``modstream score --json --no-progress DIR`` in one or more variants: ``fast`` (the defaults,
-  DCT-domain JPEG downscaling), ``exact`` (``--decode exact``, the reference preprocessing),
+  DCT-domain JPEG downscaling, no hashing without a bank), ``pdq-on`` (every image hashed as
+  the reference hashes it, as with a bank loaded), ``exact`` (``--decode exact``, the reference preprocessing),
   ``screen-always`` (a screen for every image, confirmed from 0.05 up), ``screen-adaptive``
   (each image routed to the screen or the exact path, whichever is measured cheaper),
   ``latency`` (``--performance-hint LATENCY``), ``bs16`` (``--batch-size 16``) and ``latency-bs16``
@@ -66,6 +67,7 @@ VARIANTS: dict[str, list[str]] = {
     "bs16": ["--batch-size", "16"],
     "latency-bs16": ["--performance-hint", "LATENCY", "--batch-size", "16"],
     "no-pdq": ["--no-pdq"],
+    "pdq-on": ["--pdq", "on"],  # every image hashed (the defaults hash only with a bank)
 }
 PEER = "peer"
 

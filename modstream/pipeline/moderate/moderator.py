@@ -40,7 +40,7 @@ from modstream.pipeline.score.results import ScoreResult
 from modstream.pipeline.score.scorer import Scorer
 
 if TYPE_CHECKING:  # aiohttp is imported only where URLs are fetched
-    from modstream.pipeline.fetch.fetcher import Fetcher
+    from modstream.pipeline.fetch.fetcher import Fetched, Fetcher
 
 __all__ = ["Hashed", "Moderated", "Moderator", "ModeratorStatistics", "decide", "result_fields"]
 
@@ -158,14 +158,7 @@ class Moderator:
             if known is not None:
                 self._metrics.cache_hits.labels("url").inc()
                 return self._counted(self._decided(known, cached=True, fetch_s=0.0))
-            if self._fetcher is None:
-                raise RuntimeError("this moderator was built without a fetcher")
-            try:
-                fetched = await self._fetcher.fetch(url)
-            except FetchError as exc:
-                self._metrics.fetch_attempts.labels("failed").observe(exc.attempts)
-                raise
-            self._metrics.fetch_attempts.labels("fetched").observe(fetched.attempts)
+            fetched = await self._fetched(url)
             self._metrics.stage.labels("fetch").observe(fetched.fetch_s)
             moderated = await self._moderate_body(fetched.body, deadline, fetch_s=fetched.fetch_s)
             moderated = dataclasses.replace(moderated, fetch_attempts=fetched.attempts)
@@ -211,16 +204,22 @@ class Moderator:
 
     async def fetch(self, url: str) -> bytes:
         """The body at ``url``, through the guarded fetcher (for hashing: no score is made)."""
+        try:
+            return (await self._fetched(url)).body
+        except ModstreamError as exc:
+            self._metrics.errors.labels(exc.kind).inc()
+            raise
+
+    async def _fetched(self, url: str) -> Fetched:
         if self._fetcher is None:
             raise RuntimeError("this moderator was built without a fetcher")
         try:
             fetched = await self._fetcher.fetch(url)
         except FetchError as exc:
             self._metrics.fetch_attempts.labels("failed").observe(exc.attempts)
-            self._metrics.errors.labels(exc.kind).inc()
             raise
         self._metrics.fetch_attempts.labels("fetched").observe(fetched.attempts)
-        return fetched.body
+        return fetched
 
     def known(self, sha256: str) -> Moderated | None:
         """The cached outcome for content with this sha256 (lower-case hex), if any."""
