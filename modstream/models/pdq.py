@@ -136,20 +136,23 @@ def _axis(size: int) -> _Axis:
     high = np.minimum(size - 1, index + half - 1)  # inclusive
     count = (high - low + 1).astype(np.float64)
     samples = ((np.arange(_GRID) + 0.5) * size / _GRID).astype(np.int64)
-    weights, starts, stops = [], [], []
-    for sample in samples:
-        # The first pass's row for the sample: 1/count over its window; the second pass spreads
-        # each of those pixels' shares over that pixel's own window.
-        inner = np.arange(low[sample], high[sample] + 1)
-        share = 1.0 / (count[sample] * count[inner])
-        start, stop = int(low[inner[0]]), int(high[inner[-1]]) + 1
-        steps = np.zeros(stop - start + 1)
-        np.add.at(steps, low[inner] - start, share)
-        np.add.at(steps, high[inner] + 1 - start, -share)
-        weights.append(np.cumsum(steps)[:-1].astype(np.float32))
-        starts.append(start)
-        stops.append(stop)
-    return _Axis(tuple(weights), tuple(starts), tuple(stops))
+    # The first pass's row for a sample is 1/count over its window; the second spreads each of
+    # those pixels' shares over that pixel's own window. All 64 rows at once, padded: (row,
+    # band pixel, first-pass pixel).
+    offsets = np.arange(window)
+    inner = low[samples][:, None] + offsets[None, :]  # (64, window)
+    valid = inner <= high[samples][:, None]
+    inner = np.minimum(inner, size - 1)
+    share = np.where(valid, 1.0 / (count[samples][:, None] * count[inner]), 0.0)
+    starts = low[low[samples]]
+    stops = high[high[samples]] + 1
+    band = starts[:, None] + np.arange(int((stops - starts).max()))[None, :]  # (64, B)
+    covered = (low[inner][:, None, :] <= band[:, :, None]) & (
+        band[:, :, None] <= high[inner][:, None, :]
+    )
+    dense = (covered * share[:, None, :]).sum(axis=2)
+    weights = tuple(dense[r, : stops[r] - starts[r]].astype(np.float32) for r in range(_GRID))
+    return _Axis(weights, tuple(int(v) for v in starts), tuple(int(v) for v in stops))
 
 
 def _reduce_rows(luma: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
