@@ -4,6 +4,7 @@
     modstream bank remove NAME PDQHEX       remove it (a tombstone: compaction forgets it)
     modstream bank import NAME FILE         add every line of a bank file (FILE - : stdin)
     modstream bank export [NAME]            print the banks as bank-file lines (NAME PDQHEX ID)
+    modstream bank release NAME PDQHEX      release an entry from flood quarantine, for good
 
 Every scorer started with ``--bank-topic`` applies a change within about a second. Exit status:
 0 done, 1 the cluster could not be reached, 2 on a usage error (a malformed hash or bank file).
@@ -22,6 +23,7 @@ from modstream.pipeline.stream.topics import Topics
 
 if TYPE_CHECKING:
     from modstream.kafka.settings import KafkaSettings
+    from modstream.pipeline.match.records import BankTopicState
 
 
 def add_parser(subparsers: Any) -> None:
@@ -43,7 +45,12 @@ def add_parser(subparsers: Any) -> None:
     load.add_argument("file", metavar="FILE")
     export = actions.add_parser("export", help="print the banks' entries")
     export.add_argument("name", nargs="?", default=None)
-    for action in (add, remove, load, export):
+    release = actions.add_parser(
+        "release", help="release an entry from flood quarantine (it is not quarantined again)"
+    )
+    release.add_argument("name")
+    release.add_argument("pdq", metavar="PDQHEX")
+    for action in (add, remove, load, export, release):
         action.add_argument(
             "--bank-topic", default=Topics().banks, metavar="TOPIC",
             help="the compacted topic the scorers follow (default images.banks)",
@@ -65,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
         if args.action == "export":
             await _export(kafka, args.bank_topic, args.name)
             return
+        if args.action == "release":
+            records = [await _release(kafka, args.bank_topic, args.name, args.pdq)]
         sent = await _send(kafka, args.bank_topic, records)
         print(f"modstream bank: {sent} change{'' if sent == 1 else 's'} sent to "
               f"{args.bank_topic}", file=sys.stderr)  # fmt: skip
@@ -86,6 +95,12 @@ def _records(args: argparse.Namespace) -> list[tuple[bytes, bytes | None]]:
         if args.action == "remove":
             return [removal_record(args.name, bits)]
         return [bank_record(args.name, bits, args.id, source="modstream bank add")]
+    if args.action == "release":  # the entry's id is read from the topic, in main
+        try:
+            parse_hex(args.pdq)
+        except ValueError as exc:
+            raise InvalidBank(f"{args.pdq[:80]!r}: {exc}") from None
+        return []
     if args.action == "import":
         source = "modstream bank import"
         if args.file == "-":
@@ -113,7 +128,8 @@ async def _send(kafka: KafkaSettings, topic: str, records: list[tuple[bytes, byt
         return await publisher.send_all(topic, records, max_attempts=5)
 
 
-async def _export(kafka: KafkaSettings, topic: str, name: str | None) -> None:
+async def _state(kafka: KafkaSettings, topic: str) -> BankTopicState:
+    """The bank topic read to its end."""
     from modstream.kafka.access import check_access
     from modstream.kafka.changes import changes
     from modstream.pipeline.match.records import BankTopicState
@@ -122,6 +138,28 @@ async def _export(kafka: KafkaSettings, topic: str, name: str | None) -> None:
     state = BankTopicState()
     async with changes(kafka, topic, role="bank") as reader:
         state.apply(await reader.to_end())
+    return state
+
+
+async def _release(kafka: KafkaSettings, topic: str, bank: str, pdq: str) -> tuple[bytes, bytes]:
+    """The entry's record again, marked released (what every scorer following the topic
+    reads); an entry the topic does not hold is a usage error."""
+    from modstream.errors import InvalidBank
+    from modstream.models.pdq import parse_hex
+    from modstream.pipeline.match.records import bank_record
+
+    try:
+        bits = parse_hex(pdq)
+    except ValueError as exc:
+        raise InvalidBank(f"{pdq[:80]!r}: {exc}") from None
+    entries = dict((await _state(kafka, topic)).items(bank))
+    if bits not in entries:
+        raise InvalidBank(f"bank {bank} on {topic} has no entry {bits.hex()}")
+    return bank_record(bank, bits, entries[bits], "modstream bank release", released=True)
+
+
+async def _export(kafka: KafkaSettings, topic: str, name: str | None) -> None:
+    state = await _state(kafka, topic)
     for bank in [name] if name is not None else state.names():
         for bits, entry_id in state.items(bank):
             print(f"{bank} {bits.hex()} {entry_id}")

@@ -14,12 +14,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modstream.kafka.logs import limit_repeats
+from modstream.pipeline.match.flood import DEFAULT_LIMIT as DEFAULT_FLOOD_LIMIT
+from modstream.pipeline.match.flood import DEFAULT_WINDOW_S as DEFAULT_FLOOD_WINDOW_S
 from modstream.pipeline.moderate.policy import DEFAULT_POLICY, PRESETS, Policy
 
 if TYPE_CHECKING:
     from modstream.models.pdq import PdqHashing
     from modstream.pipeline.fetch.config import FetchConfig
     from modstream.pipeline.match.banks import BankSettings
+    from modstream.pipeline.match.flood import FloodSettings
     from modstream.pipeline.score.scorer import ScorerConfig
 
 # Every command's exit status: done, failed (one line on stderr says why), a usage error.
@@ -334,6 +337,22 @@ def add_bank_options(parser: argparse.ArgumentParser) -> None:
         "--bank-reload", type=positive_float, default=2.0, metavar="S",
         help="seconds between checks of the bank files for changes (default 2)",
     )  # fmt: skip
+    group.add_argument(
+        "--flood-limit", type=int, default=DEFAULT_FLOOD_LIMIT, metavar="N",
+        help="flood quarantine: a bank entry matching more than N distinct images (by sha256) "
+        "within --flood-window is quarantined, its further matches go to review marked "
+        "quarantined until modstream bank release (default %(default)s; 0: off)",
+    )  # fmt: skip
+    group.add_argument(
+        "--flood-window", type=positive_float, default=DEFAULT_FLOOD_WINDOW_S, metavar="S",
+        help="flood quarantine's sliding window, in seconds (default %(default)g)",
+    )  # fmt: skip
+
+
+def flood_settings(args: argparse.Namespace) -> FloodSettings:
+    from modstream.pipeline.match.flood import FloodSettings
+
+    return FloodSettings(limit=args.flood_limit, window_s=args.flood_window)
 
 
 def bank_settings(args: argparse.Namespace) -> tuple[BankSettings, ...]:

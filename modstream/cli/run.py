@@ -22,6 +22,7 @@ from modstream.cli.options import (
     bank_settings,
     configure_logging,
     fetch_config,
+    flood_settings,
     policy_from,
     positive_float,
     positive_int,
@@ -268,6 +269,7 @@ def pipeline_settings(
             banks=bank_settings(args),
             live_banks=args.bank_topic is not None,
             bank_reload_s=args.bank_reload,
+            flood=flood_settings(args),
         ),
         stream=StreamConfig(
             topics=Topics.with_prefix(args.topic_prefix),

@@ -23,6 +23,7 @@ from modstream.cli.options import (
     add_scorer_options,
     bank_settings,
     fetch_config,
+    flood_settings,
     policy_from,
     positive_float,
     scorer_config,
@@ -74,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         scorer = scorer_config(args, policy)
         fetch = fetch_config(args, scorer)
         banks = bank_settings(args)
+        flood = flood_settings(args)
     except (ConfigError, ValueError) as exc:
         print(f"modstream score: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -92,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
         fetch=fetch if any(item.url is not None for item in inputs) else None,
         cache=CacheConfig(max_entries=0),  # a batch job reports every input: nothing is cached
         banks=banks,
+        flood=flood,
     )
     writer = _Writer(sys.stdout, as_json=args.json)
     with tqdm(

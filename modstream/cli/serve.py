@@ -17,6 +17,7 @@ from modstream.cli.options import (
     bank_settings,
     configure_logging,
     fetch_config,
+    flood_settings,
     policy_from,
     scorer_config,
 )
@@ -105,7 +106,7 @@ def _settings(args: argparse.Namespace) -> _Serving:
             scorer=scorer, policy=policy, fetch=fetch_config(args, scorer),
             cache=CacheConfig(max_entries=args.cache_entries, ttl_s=args.cache_ttl),
             banks=bank_settings(args), bank_reload_s=args.bank_reload,
-            live_banks=args.bank_topic is not None,
+            live_banks=args.bank_topic is not None, flood=flood_settings(args),
         ),
     )  # fmt: skip
     return _Serving(server, kafka, args.bank_topic)

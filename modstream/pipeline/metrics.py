@@ -84,6 +84,11 @@ class PipelineMetrics:
             "modstream_hash_matches_total", "Images matched in a hash bank, by bank.", ["bank"],
             registry=r,
         )  # fmt: skip
+        self.bank_quarantined = Counter(
+            "modstream_bank_quarantined_total",
+            "Bank entries quarantined for matching a flood of distinct images, by bank.",
+            ["bank"], registry=r,
+        )  # fmt: skip
         self.hash_lookup = Histogram(
             "modstream_hash_lookup_seconds", "Time to look one image hash up in every bank.",
             buckets=LOOKUP_BUCKETS, registry=r,

@@ -41,6 +41,7 @@ class Match:
     quality: int  # the image hash's quality
     action: BankAction
     variant: str | None = None  # which rotation or mirror of the image matched; None: as it is
+    quarantined: bool = False  # the entry matched a flood of images: held for review (flood.py)
 
     def fields(self) -> dict[str, Any]:
         fields: dict[str, Any] = {
@@ -49,6 +50,8 @@ class Match:
         }  # fmt: skip
         if self.variant is not None:
             fields["variant"] = self.variant
+        if self.quarantined:
+            fields["quarantined"] = True
         return fields
 
 
@@ -79,6 +82,8 @@ class Matcher:
         self._parts: dict[tuple[str, BankPart], LoadedBank] = {}
         self._lookups = 0
         self._matches: Counter[str] = Counter()
+        # (bank, id) of the entries the bank topic says were released from flood quarantine.
+        self.released: frozenset[tuple[str, str]] = frozenset()
 
     @property
     def banks(self) -> tuple[BankSettings, ...]:

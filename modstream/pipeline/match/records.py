@@ -43,19 +43,23 @@ class BankRecord:
     bank: str
     bits: bytes
     id: str | None
+    released: bool = False  # released from flood quarantine (modstream bank release)
 
 
 def bank_key(bank: str, bits: bytes) -> bytes:
     return f"{bank}:{bits.hex()}".encode()
 
 
-def bank_record(bank: str, bits: bytes, entry_id: str, source: str) -> tuple[bytes, bytes]:
-    """(key, value) adding ``bits`` to ``bank`` with ``entry_id``; ``source`` says who added it."""
+def bank_record(
+    bank: str, bits: bytes, entry_id: str, source: str, *, released: bool = False
+) -> tuple[bytes, bytes]:
+    """(key, value) adding ``bits`` to ``bank`` with ``entry_id``; ``source`` says who added it;
+    ``released``: the entry is released from flood quarantine for good (``released_at``)."""
     BankSettings(name=bank)  # the name is checked as a bank file's would be
-    value = {
-        "bank": bank, "pdq": bits.hex(), "id": entry_id, "source": source,
-        "added_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds"),
-    }  # fmt: skip
+    now = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
+    value = {"bank": bank, "pdq": bits.hex(), "id": entry_id, "source": source, "added_at": now}
+    if released:
+        value["released_at"] = now
     return bank_key(bank, bits), orjson.dumps(value)
 
 
@@ -79,7 +83,8 @@ def parse_bank_record(key: bytes, value: bytes | None) -> BankRecord:
     entry_id = fields.get("id") if isinstance(fields, dict) else None
     if not isinstance(entry_id, str) or not entry_id:
         raise InvalidBank(f"bank record {text[:100]!r}: no 'id' string in the value")
-    return BankRecord(bank=name, bits=bits, id=entry_id)
+    released = isinstance(fields.get("released_at"), str)
+    return BankRecord(bank=name, bits=bits, id=entry_id, released=released)
 
 
 class BankTopicState:
@@ -87,6 +92,7 @@ class BankTopicState:
 
     def __init__(self) -> None:
         self._banks: dict[str, dict[bytes, str]] = {}
+        self._released: set[tuple[bytes, str]] = set()  # (key, id) of released entries
         self.malformed = 0
 
     def apply(self, records: Iterable[Change]) -> set[str]:
@@ -100,6 +106,12 @@ class BankTopicState:
                 log.error("ERROR: skipped a record of the bank topic: %s", exc)
                 continue
             entries = self._banks.setdefault(record.bank, {})
+            key = bank_key(record.bank, record.bits)
+            before = {(k, i) for k, i in self._released if k == key}
+            after = {(key, record.id)} if record.released and record.id is not None else set()
+            if before != after:  # released, or added again un-released: the bank is reinstalled
+                self._released = (self._released - before) | after
+                changed.add(record.bank)
             if record.id is None:
                 if entries.pop(record.bits, None) is not None:
                     changed.add(record.bank)
@@ -107,6 +119,11 @@ class BankTopicState:
                 entries[record.bits] = record.id
                 changed.add(record.bank)
         return changed
+
+    def released(self) -> frozenset[tuple[str, str]]:
+        """(bank, id) of the entries released from flood quarantine."""
+        return frozenset((key.decode().rpartition(":")[0], entry_id)
+                         for key, entry_id in self._released)  # fmt: skip
 
     def entries(self, bank: str) -> BankEntries:
         return BankEntries.of(self._banks.get(bank, {}))

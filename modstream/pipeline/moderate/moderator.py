@@ -31,6 +31,7 @@ from modstream.models.decode import DecodeLimits
 from modstream.models.pdq import PdqHash
 from modstream.models.preprocess import HashedImage, hash_image
 from modstream.pipeline.match.banks import BankAction
+from modstream.pipeline.match.flood import Flood, FloodGuard, FloodSettings
 from modstream.pipeline.match.matcher import Match, Matcher
 from modstream.pipeline.metrics import PipelineMetrics
 from modstream.pipeline.moderate.brandsafety import Risk, tier_fields
@@ -72,9 +73,10 @@ class Hashed:
 
 
 def decide(policy: Policy, nsfw: float, match: Match | None) -> Decision:
-    """The decision for a score and what the hash banks said of the image."""
+    """The decision for a score and what the hash banks said of the image: a quarantined entry's
+    match goes to people, whatever the score."""
     if match is not None and match.action is BankAction.MATCH:
-        return Decision.MATCHED
+        return Decision.REVIEW if match.quarantined else Decision.MATCHED
     decision = policy.decide(nsfw)
     if match is not None and decision is Decision.REVIEW:
         return Decision.SAFE
@@ -141,10 +143,12 @@ class Moderator:
         cache: CacheConfig | None = None,
         metrics: PipelineMetrics | None = None,
         matcher: Matcher | None = None,
+        flood: FloodSettings | None = None,
     ) -> None:
         self.scorer = scorer
         self.policy = policy
         self.matcher = matcher
+        self._flood = FloodGuard(flood or FloodSettings())
         self._fetcher = fetcher
         self._metrics = metrics or PipelineMetrics()
         self._by_url: TTLCache[ScoreResult] = TTLCache(cache or CacheConfig())
@@ -195,7 +199,7 @@ class Moderator:
         except ModstreamError as exc:
             self._metrics.errors.labels(exc.kind).inc()
             raise
-        match = self._match(hashed.pdq)
+        match = self._match(hashed.pdq, digest)
         fields = {
             "sha256": digest, "width": hashed.width, "height": hashed.height,
             **hash_fields(hashed.pdq, match),
@@ -279,7 +283,7 @@ class Moderator:
         fetch_s: float | None = None,
         read_s: float | None = None,
     ) -> Moderated:
-        match = self._match(result.pdq)
+        match = self._match(result.pdq, result.sha256)
         decision = decide(self.policy, result.nsfw, match)
         return Moderated(
             result=result, decision=decision, policy=self.policy.name,
@@ -287,16 +291,40 @@ class Moderator:
             fetch_s=fetch_s, read_s=read_s, match=match,
         )  # fmt: skip
 
-    def _match(self, pdq: PdqHash | None) -> Match | None:
+    def _match(self, pdq: PdqHash | None, sha256: str) -> Match | None:
         if self.matcher is None or pdq is None:
             return None
         started = time.perf_counter()
         match = self.matcher.lookup(pdq)
         self._metrics.hash_lookup.observe(time.perf_counter() - started)
         self._metrics.hash_lookups.inc()
-        if match is not None:
-            self._metrics.hash_matches.labels(match.bank).inc()
+        if match is None:
+            return None
+        self._metrics.hash_matches.labels(match.bank).inc()
+        if match.action is BankAction.MATCH:
+            match = self._flood_checked(match, sha256)
         return match
+
+    def _flood_checked(self, match: Match, sha256: str) -> Match:
+        """The match, marked quarantined when its entry matches a flood of images (flood.py)."""
+        assert self.matcher is not None
+        entry = (match.bank, match.id)
+        if entry in self.matcher.released:
+            for bank, entry_id in self._flood.release([entry]):
+                log.warning("hash bank %s entry %s released from flood quarantine", bank, entry_id)
+        flood = self._flood.observe(entry, sha256, time.monotonic())
+        if flood is Flood.STARTED:
+            settings = self._flood.settings
+            self._metrics.bank_quarantined.labels(match.bank).inc()
+            log.warning(
+                "WARNING: hash bank %s entry %s matched more than %d distinct images in %g s: "
+                "quarantined, its matches go to review until it is released (modstream bank "
+                "release %s PDQHEX)", match.bank, match.id, settings.limit, settings.window_s,
+                match.bank,
+            )  # fmt: skip
+        if flood is Flood.CLEAR:
+            return match
+        return dataclasses.replace(match, quarantined=True)
 
 
 def _sha256(body: bytes) -> str:

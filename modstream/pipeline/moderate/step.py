@@ -25,6 +25,7 @@ from modstream.models.pdq import PdqHashing
 from modstream.pipeline.fetch.config import FetchConfig
 from modstream.pipeline.match.banks import BankSettings
 from modstream.pipeline.match.files import BankFileWatch, load_bank_files
+from modstream.pipeline.match.flood import FloodSettings
 from modstream.pipeline.match.matcher import Matcher
 from modstream.pipeline.metrics import PipelineMetrics
 from modstream.pipeline.moderate.cache import CacheConfig
@@ -49,6 +50,7 @@ class ModerationSettings:
     banks: tuple[BankSettings, ...] = ()
     live_banks: bool = False
     bank_reload_s: float = 2.0
+    flood: FloodSettings = field(default_factory=FloodSettings)
 
 
 @contextlib.asynccontextmanager
@@ -93,7 +95,7 @@ async def open_moderator(
                 metrics.banks.track(lambda: matcher.statistics().sizes)
         yield Moderator(
             scorer, settings.policy, fetcher=fetcher, cache=settings.cache, metrics=metrics,
-            matcher=matcher,
+            matcher=matcher, flood=settings.flood,
         )  # fmt: skip
 
 

@@ -35,6 +35,7 @@ async def _install(state: BankTopicState, banks: set[str], matcher: Matcher) -> 
         loaded = await asyncio.to_thread(LoadedBank.build, state.entries(bank))
         matcher.install(bank, BankPart.TOPIC, loaded)
         log.info("hash bank %s: %s from the bank topic", bank, loaded.entries.describe())
+    matcher.released = state.released()
 
 
 @contextlib.asynccontextmanager

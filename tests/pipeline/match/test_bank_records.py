@@ -60,3 +60,23 @@ def test_a_malformed_record_is_named_and_skipped(key: bytes, value: bytes, probl
     state = BankTopicState()
     changed = state.apply([(key, value), bank_record("k", B, "good", "t")])
     assert changed == {"k"} and state.malformed == 1 and state.items("k") == [(B, "good")]
+
+
+def test_a_release_marks_the_entry_and_changes_its_bank() -> None:
+    """``modstream bank release`` re-sends the entry with ``released_at``: the state lists it
+    released (and says its bank changed, so followers reinstall it); the entry added again
+    without the mark, or removed, is released no more."""
+    state = BankTopicState()
+    state.apply([bank_record("k", A, "template", "t"), bank_record("k", B, "other", "t")])
+    assert state.released() == frozenset()
+    key, value = bank_record("k", A, "template", "modstream bank release", released=True)
+    assert "released_at" in orjson.loads(value)
+    assert parse_bank_record(key, value).released
+    assert state.apply([(key, value)]) == {"k"}
+    assert state.released() == {("k", "template")}
+    assert state.apply([(key, value)]) == set()  # released twice: nothing new
+    assert state.items("k") == [(A, "template"), (B, "other")]
+    assert state.apply([bank_record("k", A, "template", "t")]) == {"k"}
+    assert state.released() == frozenset()
+    state.apply([(key, value), removal_record("k", A)])
+    assert state.released() == frozenset()
