@@ -5,7 +5,8 @@ cache load) included, scoring every image in one folder:
 
 * A, ``modstream score --json --no-progress DIR`` in one or more variants: ``fast`` (the defaults,
   DCT-domain JPEG downscaling, no hashing without a bank), ``pdq-on`` (every image hashed as
-  the reference hashes it, as with a bank loaded), ``exact`` (``--decode exact``, the reference preprocessing),
+  the reference hashes it, as with a bank loaded), ``exact`` (``--decode exact``, the
+  reference preprocessing),
   ``screen-always`` (a screen for every image, confirmed from 0.05 up), ``screen-adaptive``
   (each image routed to the screen or the exact path, whichever is measured cheaper),
   ``latency`` (``--performance-hint LATENCY``), ``bs16`` (``--batch-size 16``) and ``latency-bs16``

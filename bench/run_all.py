@@ -53,7 +53,7 @@ def main() -> int:
         run("HTTP API vs peer server, mixed", str(BENCH / "serve_bench.py"), str(mixed),
             "--rounds", "1", "--limit", "60"),
         run("hash bank lookups (10 k, 1 M, 10 M hashes)", str(BENCH / "hash_bench.py")),
-        run("PDQ from the scorer's decode, mixed", str(BENCH / "pdq_from_decode.py"), str(mixed)),
+        run("PDQ against the reference, mixed", str(BENCH / "pdq_from_decode.py"), str(mixed)),
         run("video: a 30 s clip, and stills beside videos", str(BENCH / "video_bench.py")),
     ]  # fmt: skip
     if shutil.which("java") and shutil.which("mvn"):  # the verdict topic on Apache Kafka
