@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import orjson
 from aiohttp import BodyPartReader, web
 
+from modstream.digests import is_sha256_hex
 from modstream.errors import BadRequest, BodyTooLarge, ModstreamError, Unauthorized
 from modstream.pipeline.metrics import PipelineMetrics
 from modstream.pipeline.moderate.moderator import Moderated, Moderator, result_fields
@@ -151,7 +152,7 @@ class _Api:
 
     async def by_hash(self, request: web.Request) -> web.Response:
         digest = request.match_info["sha256"].lower()
-        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        if not is_sha256_hex(digest):
             raise BadRequest("the hash must be 64 hexadecimal characters (a sha256)")
         known = self._moderator.known(digest)
         if known is None:

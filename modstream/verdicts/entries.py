@@ -24,6 +24,7 @@ from typing import Any, TypeGuard
 
 import orjson
 
+from modstream.digests import is_sha256_hex
 from modstream.pipeline.moderate.brandsafety import BrandSafety, Risk, worst
 from modstream.pipeline.moderate.decisions import Decision
 
@@ -136,7 +137,7 @@ def _post(record: dict[str, Any]) -> str | None:
 
 def _sha256(record: dict[str, Any]) -> str | None:
     sha = record.get("sha256")
-    return sha.lower() if isinstance(sha, str) and len(sha) == 64 else None
+    return sha.lower() if is_sha256_hex(sha) else None
 
 
 def _time(record: dict[str, Any], name: str) -> float:

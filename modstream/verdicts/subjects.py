@@ -8,16 +8,15 @@ Anything else is an :class:`~modstream.errors.InvalidSubject` (400) naming the f
 from __future__ import annotations
 
 import enum
-import re
 from dataclasses import dataclass
 from typing import Any
 
+from modstream.digests import is_sha256_hex
 from modstream.errors import InvalidSubject
 
 __all__ = ["MAX_SUBJECT_BYTES", "Subject", "SubjectKind", "subject_from"]
 
 MAX_SUBJECT_BYTES = 2048
-_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 class SubjectKind(enum.StrEnum):
@@ -56,7 +55,7 @@ class Subject:
                 f"the {kind} is {size} bytes, over the limit of {MAX_SUBJECT_BYTES}"
             )
         if subject_kind is SubjectKind.SHA256:
-            if not _SHA256.fullmatch(value):
+            if not is_sha256_hex(value):
                 raise InvalidSubject("a sha256 is 64 hexadecimal digits")
             value = value.lower()
         return cls(subject_kind, value)
