@@ -105,12 +105,15 @@ class _Api:
 
     @web.middleware
     async def errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        response = await self._answered(request, handler)
+        if request.path.startswith(_HMA_PATHS) and response.status >= 400:
+            return _hma_error(response)  # HMA's error shape, for HMA's clients
+        return response
+
+    async def _answered(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
             return await handler(request)
         except ModstreamError as exc:
-            if request.path.startswith(_HMA_PATHS):  # HMA's error shape, for HMA's clients
-                return json_response({"message": str(exc), "kind": exc.kind},
-                                     error_response(exc).status)  # fmt: skip
             return error_response(exc)
         except web.HTTPRequestEntityTooLarge:
             return error_response(BodyTooLarge(self._too_large()))
@@ -284,6 +287,19 @@ class _Api:
             if len(body) > limit:
                 raise BodyTooLarge(self._too_large())
         return bytes(body)
+
+
+def _hma_error(response: web.StreamResponse) -> web.StreamResponse:
+    """``{"error": {kind, message}}`` as HMA answers errors: ``{"message"}`` (and the kind)."""
+    if not isinstance(response, web.Response) or not isinstance(response.body, bytes):
+        return response
+    error = orjson.loads(response.body).get("error")
+    if not isinstance(error, dict):
+        return response
+    headers = {name: response.headers[name] for name in ("Allow", "Retry-After", "WWW-Authenticate")
+               if name in response.headers}  # fmt: skip
+    return json_response({"message": error["message"], "kind": error["kind"]}, response.status,
+                         headers or None)  # fmt: skip
 
 
 def _presented_key(request: web.Request) -> bytes:

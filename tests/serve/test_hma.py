@@ -243,3 +243,18 @@ async def test_the_examples_are_what_the_bank_holds() -> None:
     published = parse_hex(PUBLISHED)
     near = [n for n, hex_ in enumerate(EXAMPLES) if distance(parse_hex(hex_), published) <= 31]
     assert near == list(range(12))
+
+
+async def test_aiohttps_own_errors_on_hma_routes_are_in_hmas_shape_too(hma: Hma) -> None:
+    """A method a route does not take, an unknown /m/ route: HMA's {message} (and kind), the
+    Allow header kept."""
+    async with aiohttp.ClientSession() as session:
+        async with session.put(f"{hma.url}/m/lookup") as got:
+            body = orjson.loads(await got.read())
+            assert got.status == 405 and set(got.headers["Allow"].split(",")) >= {"GET", "POST"}
+        async with session.get(f"{hma.url}/m/nothing") as missing:
+            absent = orjson.loads(await missing.read())
+            assert missing.status == 404
+    assert body["kind"] == "method_not_allowed" and "PUT /m/lookup" in body["message"]
+    assert set(body) == {"message", "kind"} and set(absent) == {"message", "kind"}
+    assert absent["kind"] == "not_found"
