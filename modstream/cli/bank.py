@@ -73,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
             await _export(kafka, args.bank_topic, args.name)
             return
         if args.action == "release":
-            records = [await _release(kafka, args.bank_topic, args.name, args.pdq)]
+            bits = _hash_argument(args.pdq)
+            records = [await _release(kafka, args.bank_topic, args.name, bits)]
         sent = await _send(kafka, args.bank_topic, records)
         print(f"modstream bank: {sent} change{'' if sent == 1 else 's'} sent to "
               f"{args.bank_topic}", file=sys.stderr)  # fmt: skip
@@ -81,26 +82,28 @@ def run(args: argparse.Namespace) -> int:
     return run_command("bank", setup, main)
 
 
-def _records(args: argparse.Namespace) -> list[tuple[bytes, bytes | None]]:
+def _hash_argument(text: str) -> bytes:
+    """A PDQHEX argument; a malformed one is a usage error naming it."""
     from modstream.errors import InvalidBank
     from modstream.models.pdq import parse_hex
+
+    try:
+        return parse_hex(text)
+    except ValueError as exc:
+        raise InvalidBank(f"{text[:80]!r}: {exc}") from None
+
+
+def _records(args: argparse.Namespace) -> list[tuple[bytes, bytes | None]]:
     from modstream.pipeline.match.banks import parse_bank, read_bank
     from modstream.pipeline.match.records import bank_record, removal_record
 
-    if args.action in ("add", "remove"):
-        try:
-            bits = parse_hex(args.pdq)
-        except ValueError as exc:
-            raise InvalidBank(f"{args.pdq[:80]!r}: {exc}") from None
+    if args.action in ("add", "remove", "release"):
+        bits = _hash_argument(args.pdq)  # checked before the cluster is asked anything
+        if args.action == "release":  # the entry's id is read from the topic, in main
+            return []
         if args.action == "remove":
             return [removal_record(args.name, bits)]
         return [bank_record(args.name, bits, args.id, source="modstream bank add")]
-    if args.action == "release":  # the entry's id is read from the topic, in main
-        try:
-            parse_hex(args.pdq)
-        except ValueError as exc:
-            raise InvalidBank(f"{args.pdq[:80]!r}: {exc}") from None
-        return []
     if args.action == "import":
         source = "modstream bank import"
         if args.file == "-":
@@ -141,17 +144,12 @@ async def _state(kafka: KafkaSettings, topic: str) -> BankTopicState:
     return state
 
 
-async def _release(kafka: KafkaSettings, topic: str, bank: str, pdq: str) -> tuple[bytes, bytes]:
+async def _release(kafka: KafkaSettings, topic: str, bank: str, bits: bytes) -> tuple[bytes, bytes]:
     """The entry's record again, marked released (what every scorer following the topic
-    reads); an entry the topic does not hold is a usage error."""
+    reads); an entry the topic does not hold is refused, naming it."""
     from modstream.errors import InvalidBank
-    from modstream.models.pdq import parse_hex
     from modstream.pipeline.match.records import bank_record
 
-    try:
-        bits = parse_hex(pdq)
-    except ValueError as exc:
-        raise InvalidBank(f"{pdq[:80]!r}: {exc}") from None
     entries = dict((await _state(kafka, topic)).items(bank))
     if bits not in entries:
         raise InvalidBank(f"bank {bank} on {topic} has no entry {bits.hex()}")

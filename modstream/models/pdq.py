@@ -98,7 +98,8 @@ def hash_luma(luma: npt.NDArray[np.float32], *, dihedral: bool = False) -> PdqHa
     height, width = luma.shape
     if min(height, width) < MIN_SIDE:
         zeros = bytes(HASH_BYTES)
-        return PdqHash(bits=zeros, quality=0, variants=(zeros,) * 7 if dihedral else ())
+        variants = (zeros,) * len(VARIANTS) if dihedral else ()
+        return PdqHash(bits=zeros, quality=0, variants=variants)
     grid = _along(_reduce_rows(luma), width)  # 64 x 64
     coefficients = _DCT @ grid @ _DCT.T  # 16 x 16
     variants = tuple(_bits(c) for c in _dihedral(coefficients)) if dihedral else ()

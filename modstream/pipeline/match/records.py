@@ -92,7 +92,7 @@ class BankTopicState:
 
     def __init__(self) -> None:
         self._banks: dict[str, dict[bytes, str]] = {}
-        self._released: set[tuple[bytes, str]] = set()  # (key, id) of released entries
+        self._released: dict[tuple[str, bytes], str] = {}  # (bank, hash) -> id, released
         self.malformed = 0
 
     def apply(self, records: Iterable[Change]) -> set[str]:
@@ -106,12 +106,14 @@ class BankTopicState:
                 log.error("ERROR: skipped a record of the bank topic: %s", exc)
                 continue
             entries = self._banks.setdefault(record.bank, {})
-            key = bank_key(record.bank, record.bits)
-            before = {(k, i) for k, i in self._released if k == key}
-            after = {(key, record.id)} if record.released and record.id is not None else set()
-            if before != after:  # released, or added again un-released: the bank is reinstalled
-                self._released = (self._released - before) | after
-                changed.add(record.bank)
+            where = (record.bank, record.bits)
+            released = record.id if record.released else None
+            if self._released.get(where) != released:  # released, or added again un-released
+                if released is None:
+                    del self._released[where]
+                else:
+                    self._released[where] = released
+                changed.add(record.bank)  # the bank is reinstalled with the news
             if record.id is None:
                 if entries.pop(record.bits, None) is not None:
                     changed.add(record.bank)
@@ -122,8 +124,7 @@ class BankTopicState:
 
     def released(self) -> frozenset[tuple[str, str]]:
         """(bank, id) of the entries released from flood quarantine."""
-        return frozenset((key.decode().rpartition(":")[0], entry_id)
-                         for key, entry_id in self._released)  # fmt: skip
+        return frozenset((bank, entry_id) for (bank, _bits), entry_id in self._released.items())
 
     def entries(self, bank: str) -> BankEntries:
         return BankEntries.of(self._banks.get(bank, {}))
