@@ -146,11 +146,13 @@ async def _committed_ids(servers: str, topics: Topics, expected: set[str]) -> Co
 
 
 async def _open_transaction(
-    servers: str, topics: Topics, scorer: subprocess.Popen[bytes], log: Path
+    servers: str, topics: Topics, scorer: subprocess.Popen[bytes], log: Path, *, stop: bool = False
 ) -> None:
     """Return the moment a transaction with results in it is open: a result partition's last
     stable offset (what read_committed may read) is below its high watermark read just before
-    (aborted records are stable, so only an open transaction holds it back)."""
+    (aborted records are stable, so only an open transaction holds it back). ``stop``: SIGSTOP
+    the scorer then, and look again once it is stopped (the transaction may commit in the moment
+    before the signal lands: then it is resumed and the watch goes on)."""
     readers = {
         isolation: AIOKafkaConsumer(bootstrap_servers=servers, isolation_level=isolation)
         for isolation in ("read_uncommitted", "read_committed")
@@ -167,7 +169,15 @@ async def _open_transaction(
             high = await readers["read_uncommitted"].end_offsets(partitions)
             stable = await readers["read_committed"].end_offsets(partitions)
             if any(stable[tp] < high[tp] for tp in partitions):
-                return
+                if not stop:
+                    return
+                scorer.send_signal(signal.SIGSTOP)
+                await asyncio.sleep(0.05)  # the signal lands
+                high = await readers["read_uncommitted"].end_offsets(partitions)
+                stable = await readers["read_committed"].end_offsets(partitions)
+                if any(stable[tp] < high[tp] for tp in partitions):
+                    return
+                scorer.send_signal(signal.SIGCONT)
             await asyncio.sleep(0.01)
     finally:
         for reader in readers.values():
@@ -302,8 +312,7 @@ async def test_a_timed_out_transaction_stops_its_scorer_and_loses_nothing(
         )
         try:
             await _until(lambda: len(sent) >= 30, "30 events sent", 90)
-            await _open_transaction(servers, topics, scorers[0], logs[0])
-            scorers[0].send_signal(signal.SIGSTOP)
+            await _open_transaction(servers, topics, scorers[0], logs[0], stop=True)
             await asyncio.sleep(5)  # the timeout, the coordinator's next look, and more
             scorers[0].send_signal(signal.SIGCONT)
             code = await asyncio.to_thread(scorers[0].wait, 60)

@@ -122,7 +122,9 @@ async def _post(
 
 def _reference_scores(images: Path, cache_dir: Path) -> dict[str, dict[str, Any]]:
     done = subprocess.run(
-        [sys.executable, "-m", "modstream", "score", "--json", "--no-progress",
+        # --pdq on: the test's server hashes every image (the scorer's default), and a hashed
+        # JPEG is decoded whole in fast mode too, so its screen crop is made from that decode.
+        [sys.executable, "-m", "modstream", "score", "--json", "--no-progress", "--pdq", "on",
          "--cache-dir", str(cache_dir), str(images)],
         capture_output=True, timeout=300, check=True,
     )  # fmt: skip
@@ -156,6 +158,7 @@ async def test_concurrent_requests_batch_and_match_modstream_score(
         assert body["nsfw"] == pytest.approx(expected["nsfw"], abs=1e-4), path.name
         assert body["decision"] == expected["decision"], path.name
         assert body["sha256"] == expected["sha256"]
+        assert body["pdq"] == expected["pdq"] and body["pdq"] is not None, path.name
         assert set(body) == set(expected) - {"input"}, "serve and score carry the same fields"
     assert _mean_batch_size(metrics) > 1.0
 
